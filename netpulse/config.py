@@ -1,0 +1,117 @@
+"""The one settings object, read from ``NETPULSE_*`` variables and an optional env file.
+
+Only composition roots (the CLI, ``dashboard.app``, ``workers.broker``) call :func:`get_settings`;
+library code takes the values it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from netpulse.errors import ConfigError
+
+ENV_PREFIX = "NETPULSE_"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded stack keeps its data: ``$XDG_DATA_HOME/netpulse`` or ``~/.local/share/netpulse``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "netpulse"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=os.environ.get("NETPULSE_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    env: Literal["production", "development", "testing"] = "production"
+    # Production: PostgreSQL/TimescaleDB and Redis. Empty means "embedded" (only `netpulse demo`).
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    secret_key: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Storage
+    metrics_retention_days: int = Field(default=90, ge=1)
+    partitions_ahead_days: int = Field(default=3, ge=1, le=60)
+
+    # Probing defaults (per device settings override them)
+    probe_interval_s: int = Field(default=60, ge=1, le=86400)
+    probe_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    probe_count: int = Field(default=3, ge=1, le=100)
+    probe_batch_size: int = Field(default=250, ge=1, le=5000)
+    probe_privileged: bool = True
+
+    # Workers and web
+    worker_threads: int = Field(default=4, ge=1, le=64)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8050, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must be a postgresql:// URL, e.g. postgresql://user:pass@host:5432/netpulse")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL, e.g. redis://localhost:6379/0")
+        return v
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "NETPULSE_DATABASE_URL is not set: point it at PostgreSQL/TimescaleDB "
+                "(e.g. postgresql://netpulse@localhost:5432/netpulse), or run `netpulse demo` for the embedded stack"
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise ConfigError("NETPULSE_REDIS_URL is not set: point it at Redis (e.g. redis://localhost:6379/0)")
+        return self.redis_url
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key or len(self.secret_key) < 16:
+            raise ConfigError(
+                "NETPULSE_SECRET_KEY is not set or shorter than 16 characters: it signs login tokens; "
+                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return self.secret_key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's report into one line that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        raw = err.get("input")
+        raise ConfigError(
+            f"{ENV_PREFIX}{field.upper()}={raw!r} is invalid: {err['msg']}",
+            details={"variable": f"{ENV_PREFIX}{field.upper()}"},
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
