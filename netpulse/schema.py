@@ -1,0 +1,204 @@
+"""ORM models for the inventory and users. ``sql/`` is the schema of record; these mirror it.
+
+Metrics are not mapped: they are written with COPY (ingest.loader) and read as frames.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean, Column, ForeignKey, Integer, MetaData, SmallInteger, String, Table, Text, text,
+)
+from sqlalchemy.dialects.postgresql import INET, TIMESTAMP, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
+    "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags",
+]
+
+NAMING = {
+    "ix": "%(table_name)s_%(column_0_name)s_idx",
+    "uq": "%(table_name)s_%(column_0_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+TZ = TIMESTAMP(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+    API_USER = "api_user"
+
+
+class DeviceType(StrEnum):
+    ROUTER = "router"
+    SWITCH = "switch"
+    FIREWALL = "firewall"
+    SERVER = "server"
+    ACCESS_POINT = "access_point"
+    LOAD_BALANCER = "load_balancer"
+    WIRELESS_CONTROLLER = "wireless_controller"
+    STORAGE = "storage"
+    OTHER = "other"
+
+
+class DeviceStatus(StrEnum):
+    """Lifecycle status, NetBox's seven values."""
+
+    OFFLINE = "offline"
+    ACTIVE = "active"
+    PLANNED = "planned"
+    STAGED = "staged"
+    FAILED = "failed"
+    INVENTORY = "inventory"
+    DECOMMISSIONING = "decommissioning"
+
+
+class OperStatus(StrEnum):
+    """What the probes last saw."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
+    name: Mapped[str] = mapped_column(String(255))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), server_default="viewer")
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    is_superuser: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    last_login_at: Mapped[datetime | None] = mapped_column(TZ)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+    organization: Mapped[Organization] = relationship()
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(100))
+    time_zone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    description: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class DeviceGroup(Base):
+    __tablename__ = "device_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str] = mapped_column(String(6), server_default="9e9e9e")
+
+
+class SnmpCredential(Base):
+    __tablename__ = "snmp_credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(2))
+    community: Mapped[str | None] = mapped_column(String(255))
+    username: Mapped[str | None] = mapped_column(String(255))
+    auth_protocol: Mapped[str | None] = mapped_column(String(10))
+    auth_password: Mapped[str | None] = mapped_column(String(255))
+    priv_protocol: Mapped[str | None] = mapped_column(String(10))
+    priv_password: Mapped[str | None] = mapped_column(String(255))
+
+
+device_tags = Table(
+    "device_tags", Base.metadata,
+    Column("device_id", ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    device_type: Mapped[str] = mapped_column(String(50))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("device_groups.id", ondelete="SET NULL"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    oper_status: Mapped[str] = mapped_column(String(10), server_default="unknown")
+    last_seen: Mapped[datetime | None] = mapped_column(TZ)
+    last_checked: Mapped[datetime | None] = mapped_column(TZ)
+    oper_status_since: Mapped[datetime | None] = mapped_column(TZ)
+    probe_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    probe_interval_s: Mapped[int | None] = mapped_column(Integer)
+    probe_timeout_s: Mapped[float | None] = mapped_column()
+    probe_count: Mapped[int | None] = mapped_column(SmallInteger)
+    snmp_version: Mapped[str | None] = mapped_column(String(2))
+    snmp_port: Mapped[int] = mapped_column(Integer, server_default=text("161"))
+    snmp_community: Mapped[str | None] = mapped_column(String(255))
+    snmp_credential_id: Mapped[int | None] = mapped_column(ForeignKey("snmp_credentials.id", ondelete="SET NULL"))
+    simulated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"), onupdate=text("now()"))
+
+    site: Mapped[Site | None] = relationship()
+    group: Mapped[DeviceGroup | None] = relationship()
+    parent: Mapped[Device | None] = relationship(remote_side=[id])
+    tags: Mapped[list[Tag]] = relationship(secondary=device_tags)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    alert_type: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), server_default="firing")
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    occurrences: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    acknowledged: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(TZ)
+    resolved: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    resolved_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_seen: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))

@@ -1,0 +1,98 @@
+"""Fixtures against the machine's real PostgreSQL and Redis (never mocked).
+
+Each test session (each xdist worker) gets its own database, migrated once with the real
+migrations and dropped at the end. A missing service skips locally and fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ADMIN_URL = os.environ.get("NETPULSE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("NETPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TENANT_TABLES = ("alerts", "device_tags", "devices", "snmp_credentials", "tags", "device_groups", "sites",
+                 "users", "organizations")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if CI:
+        raise RuntimeError(f"{what} is required in CI: {exc}") from exc
+    pytest.skip(f"{what} not reachable: {exc}")
+
+
+def _url_for(dbname: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def create_database(prefix: str = "netpulse_test") -> tuple[str, str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{prefix}_{worker}_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _unavailable("PostgreSQL", exc)
+    return name, _url_for(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_db_url() -> Iterator[str]:
+    """A brand-new database with nothing in it, dropped after the test."""
+    name, url = create_database("netpulse_empty")
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def db_url() -> Iterator[str]:
+    """A migrated database (plain-PostgreSQL storage) shared by one test session."""
+    from netpulse.migrations import migrate
+
+    name, url = create_database()
+    try:
+        migrate(url, requested="postgres")
+        yield url
+    finally:
+        drop_database(name)
+
+
+def truncate_all(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("TRUNCATE metrics, metrics_1m, metrics_1h, metrics_1d, " + ", ".join(TENANT_TABLES)
+                  + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the session database; every table is emptied after the test."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+    truncate_all(db_url)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        _unavailable("Redis", exc)
+    yield REDIS_URL
+    client.flushdb()
+    client.close()

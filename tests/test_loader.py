@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pytest
+
+from ingest.loader import Loader
+from ingest.rows import MetricRows, to_micros
+from netpulse.metrics import MetricKind
+from tests.factories import grid_rows, make_devices, make_org, utc
+
+START = utc(2026, 11, 20, 23, 30)  # the batch crosses midnight: two daily partitions, two 1d buckets
+
+
+def _counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("metrics", "metrics_1m", "metrics_1h", "metrics_1d")}
+
+
+def _rollup(conn: psycopg.Connection, table: str) -> list[tuple]:
+    return conn.execute(
+        f"SELECT bucket, device_id, metric_id, ifindex, count, round(sum::numeric, 6), min, max, "
+        f"round(avg::numeric, 6) FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
+
+
+def _expected(conn: psycopg.Connection, bucket_sql: str) -> list[tuple]:
+    return conn.execute(
+        f"SELECT {bucket_sql} AS b, device_id, metric_id, ifindex, count(*), round(sum(value)::numeric, 6), "
+        f"min(value), max(value), round(avg(value)::numeric, 6) FROM metrics GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+
+
+def assert_rollups_match_raw(conn: psycopg.Connection) -> None:
+    assert _rollup(conn, "metrics_1m") == _expected(conn, "date_trunc('minute', time)")
+    assert _rollup(conn, "metrics_1h") == _expected(conn, "date_trunc('hour', time)")
+    assert _rollup(conn, "metrics_1d") == _expected(conn, "date_trunc('day', time, 'UTC')")
+
+
+def test_rollups_equal_sql_aggregate_over_raw(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 5)
+    loader = Loader()
+    rows = grid_rows(devices, START, n_times=200, step_s=20)  # 66 minutes, 20 s apart
+    result = loader.load(db, rows)
+    assert result.inserted == len(rows) == 5 * 2 * 200
+    assert _counts(db)["metrics"] == len(rows)
+    assert_rollups_match_raw(db)
+    # Two days in the 1d rollup, 2 hours, 67 minute buckets per series.
+    assert db.execute("SELECT count(DISTINCT bucket) FROM metrics_1d").fetchone()[0] == 2
+    parts = {r[0] for r in db.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'metrics'::regclass").fetchall()}
+    assert {"metrics_p20261120", "metrics_p20261121"} <= parts
+
+
+def test_same_batch_twice_changes_nothing(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 3)
+    loader = Loader()
+    rows = grid_rows(devices, START, n_times=90)
+    first = loader.load(db, rows)
+    counts, r1m, r1d = _counts(db), _rollup(db, "metrics_1m"), _rollup(db, "metrics_1d")
+    again = Loader().load(db, rows)  # a retry from another worker process
+    assert first.inserted == len(rows)
+    assert again.inserted == 0 and again.duplicates == len(rows)
+    assert _counts(db) == counts
+    assert _rollup(db, "metrics_1m") == r1m
+    assert _rollup(db, "metrics_1d") == r1d
+
+
+def test_overlapping_batches_count_each_row_once(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 4)
+    loader = Loader()
+    rows = grid_rows(devices, START, n_times=120)
+    half = len(rows) // 2
+    order = np.random.default_rng(7).permutation(len(rows))
+    shuffled = MetricRows(*(getattr(rows, f)[order] for f in ("time_us", "device_id", "metric_id", "ifindex",
+                                                              "value")))
+    loader.load(db, shuffled.slice(0, half + 100))
+    second = loader.load(db, shuffled.slice(half - 100, len(rows)))
+    assert second.inserted == len(rows) - half - 100
+    assert _counts(db)["metrics"] == len(rows)
+    assert_rollups_match_raw(db)
+
+
+def test_duplicates_inside_one_batch_are_stored_once(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 2)
+    rows = grid_rows(devices, START, n_times=10)
+    doubled = MetricRows.concat([rows, rows])
+    result = Loader().load(db, doubled)
+    assert result.inserted == len(rows)
+    assert_rollups_match_raw(db)
+
+
+def test_non_finite_values_are_rejected_not_stored(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 1)
+    t = utc(2026, 11, 20, 12)
+    rows = MetricRows.from_tuples([
+        (t, devices[0], MetricKind.CPU_PCT, 0, 10.0),
+        (t + timedelta(seconds=60), devices[0], MetricKind.CPU_PCT, 0, float("nan")),
+        (t + timedelta(seconds=120), devices[0], MetricKind.CPU_PCT, 0, float("inf")),
+    ])
+    result = Loader().load(db, rows)
+    assert (result.received, result.inserted, result.rejected) == (3, 1, 2)
+    assert_rollups_match_raw(db)
+
+
+def test_device_status_and_last_seen_follow_the_latest_probe(db: psycopg.Connection) -> None:
+    up, degraded, down = make_devices(db, make_org(db), 3)
+    t1 = utc(2026, 11, 20, 12)
+    t2 = t1 + timedelta(minutes=1)
+    A, L = MetricKind.AVAILABLE, MetricKind.ICMP_LOSS_PCT
+    loader = Loader()
+    loader.load(db, MetricRows.from_tuples([
+        (t1, up, A, 0, 1), (t1, up, L, 0, 0), (t2, up, A, 0, 1), (t2, up, L, 0, 0),
+        (t1, degraded, A, 0, 1), (t2, degraded, A, 0, 1), (t2, degraded, L, 0, 33.3),
+        (t1, down, A, 0, 1), (t2, down, A, 0, 0), (t2, down, L, 0, 100),
+    ]))
+    rows = dict((r[0], r[1:]) for r in db.execute(
+        "SELECT id, oper_status, last_seen, last_checked, oper_status_since FROM devices").fetchall())
+    assert rows[up] == ("up", t2, t2, t2)
+    assert rows[degraded] == ("degraded", t2, t2, t2)
+    assert rows[down] == ("down", t1, t2, t2)
+    # A late batch from before never moves a device back in time.
+    loader.load(db, MetricRows.from_tuples([(t1 - timedelta(minutes=5), down, A, 0, 1)]))
+    assert db.execute("SELECT oper_status, last_checked FROM devices WHERE id = %s", (down,)).fetchone() == (
+        "down", t2)
+
+
+def test_loader_works_inside_a_callers_transaction(db_url: str, db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 2)
+    rows = grid_rows(devices, START, n_times=5)
+    with psycopg.connect(db_url) as conn:  # not autocommit: the load joins the open transaction
+        Loader().load(conn, rows)
+        Loader().load(conn, rows)
+        conn.rollback()
+    assert _counts(db)["metrics"] == 0
+
+
+@pytest.mark.parametrize("n", [1, 5000])
+def test_micro_timestamps_survive_round_trip(db: psycopg.Connection, n: int) -> None:
+    devices = make_devices(db, make_org(db), 1)
+    base = datetime(2026, 11, 20, 8, 0, 0, 123456, tzinfo=UTC)
+    rows = MetricRows.from_tuples([(base + timedelta(seconds=i), devices[0], 1, 0, float(i)) for i in range(n)])
+    Loader().load(db, rows)
+    got = db.execute("SELECT time, value FROM metrics ORDER BY time LIMIT 1").fetchone()
+    assert got == (base, 0.0)
+    assert to_micros(base) == rows.time_us[0]
