@@ -1,0 +1,3 @@
+from netpulse.cli import main
+
+main()

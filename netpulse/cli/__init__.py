@@ -1,0 +1,40 @@
+"""The ``netpulse`` command: the composition root. Commands import the layers they wire lazily."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from netpulse.errors import NetPulseError
+
+
+class NetPulseGroup(click.Group):
+    """Turns NetPulse errors into one clear line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except NetPulseError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=NetPulseGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netpulse")
+def main() -> None:
+    """NetPulse: network monitoring and time-series analytics for NOC teams.
+
+    Production reads NETPULSE_DATABASE_URL and NETPULSE_REDIS_URL; `netpulse demo` needs neither.
+    """
+
+
+def _register() -> None:
+    from netpulse.cli import demo, devices, ops
+
+    for module in (ops, devices, demo):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
