@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ingest.rollup import RollupDelta
 from ingest.rows import MetricRows
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -41,3 +42,48 @@ def encode(rows: MetricRows) -> bytes:
     buf["len_v"] = 8
     buf["v"] = rows.value
     return HEADER + buf.tobytes() + TRAILER
+
+
+ROLLUP_COLUMNS = ("level", "bucket", "device_id", "metric_id", "ifindex", "count", "sum", "min", "max")
+_ROLLUP_TUPLE = np.dtype([
+    ("nfields", ">i2"),
+    ("len_l", ">i4"), ("l", ">i2"),
+    ("len_b", ">i4"), ("b", ">i8"),
+    ("len_d", ">i4"), ("d", ">i4"),
+    ("len_m", ">i4"), ("m", ">i2"),
+    ("len_i", ">i4"), ("i", ">i4"),
+    ("len_c", ">i4"), ("c", ">i8"),
+    ("len_s", ">i4"), ("s", ">f8"),
+    ("len_lo", ">i4"), ("lo", ">f8"),
+    ("len_hi", ">i4"), ("hi", ">f8"),
+])
+
+
+_ROLLUP_TUPLE_NO_LEVEL = np.dtype([(n, _ROLLUP_TUPLE.fields[n][0]) for n in _ROLLUP_TUPLE.names
+                                   if n not in ("len_l", "l")])
+
+
+def encode_rollups(deltas: list[tuple[int, RollupDelta]], *, with_level: bool = True) -> bytes:
+    """Binary COPY payload of (level, delta) pairs for columns ``ROLLUP_COLUMNS`` (without the
+    leading ``level`` column when ``with_level`` is false: straight into a rollup table)."""
+    parts = [HEADER]
+    for level, delta in deltas:
+        buf = np.empty(len(delta), dtype=_ROLLUP_TUPLE if with_level else _ROLLUP_TUPLE_NO_LEVEL)
+        buf["nfields"] = 9 if with_level else 8
+        for name, width in (("len_b", 8), ("len_d", 4), ("len_m", 2), ("len_i", 4),
+                            ("len_c", 8), ("len_s", 8), ("len_lo", 8), ("len_hi", 8)):
+            buf[name] = width
+        if with_level:
+            buf["len_l"] = 2
+            buf["l"] = level
+        buf["b"] = delta.bucket_us - PG_EPOCH_OFFSET_US
+        buf["d"] = delta.device_id
+        buf["m"] = delta.metric_id
+        buf["i"] = delta.ifindex
+        buf["c"] = delta.count
+        buf["s"] = delta.sum
+        buf["lo"] = delta.min
+        buf["hi"] = delta.max
+        parts.append(buf.tobytes())
+    parts.append(TRAILER)
+    return b"".join(parts)

@@ -1,10 +1,16 @@
 """The bulk loader: metric rows into the raw table, idempotently, with rollups and device status.
 
-One transaction per batch: binary COPY into a session temp table, then one statement that inserts
-the new rows into ``metrics`` (``ON CONFLICT DO NOTHING``, so a retried or overlapping batch adds
-nothing twice), folds exactly the rows it inserted into the rollup tables (plain variant; TimescaleDB
-maintains its continuous aggregates itself) and moves each device's status and last_seen forward.
-Either all of it commits or none of it does.
+One transaction per batch, all or nothing:
+
+1. Fast path: binary COPY straight into ``metrics`` inside a savepoint. A batch that repeats rows
+   already stored (a retried message, an overlapping batch) hits the primary key and the savepoint
+   undoes the COPY; the slow path then copies the batch into a temp table and inserts only the new
+   rows with ``INSERT ... ON CONFLICT DO NOTHING``, so nothing is stored twice.
+2. Rollups (plain-PostgreSQL variant): the rows actually inserted are folded into ``metrics_1m``,
+   ``metrics_1h`` and ``metrics_1d`` as mergeable aggregates (count, sum, min, max; avg derived).
+   On the fast path they are pre-aggregated in numpy, so each level gets one row per series and
+   bucket. TimescaleDB maintains its continuous aggregates itself.
+3. Device status and last_seen move forward from the batch's availability samples.
 """
 
 from __future__ import annotations
@@ -18,80 +24,114 @@ import structlog
 from psycopg import errors as pg_errors
 
 from ingest import copy_binary
-from ingest.rows import MetricRows
+from ingest.rollup import LEVELS, aggregate
+from ingest.rows import MetricRows, from_micros
 from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
 from netpulse.storage import ensure_partitions
 
 log = structlog.get_logger("netpulse.ingest.loader")
 
+_COLS = "(time, device_id, metric_id, ifindex, value)"
+_COPY_RAW = f"COPY metrics {_COLS} FROM STDIN (FORMAT BINARY)"
 _STAGE_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS netpulse_stage ("
     " time timestamptz NOT NULL, device_id integer NOT NULL, metric_id smallint NOT NULL,"
     " ifindex integer NOT NULL, value double precision NOT NULL) ON COMMIT DELETE ROWS"
 )
-_COPY = "COPY netpulse_stage (time, device_id, metric_id, ifindex, value) FROM STDIN (FORMAT BINARY)"
+_COPY_STAGE = f"COPY netpulse_stage {_COLS} FROM STDIN (FORMAT BINARY)"
+_ROLLUP_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS netpulse_stage_rollup ("
+    " level smallint NOT NULL, bucket timestamptz NOT NULL, device_id integer NOT NULL,"
+    " metric_id smallint NOT NULL, ifindex integer NOT NULL, count bigint NOT NULL,"
+    " sum double precision NOT NULL, min double precision NOT NULL, max double precision NOT NULL)"
+    " ON COMMIT DELETE ROWS"
+)
+_COPY_ROLLUP_STAGE = (f"COPY netpulse_stage_rollup ({', '.join(copy_binary.ROLLUP_COLUMNS)}) "
+                      "FROM STDIN (FORMAT BINARY)")
 
-_INSERT_RAW = """
-ins AS (
-    INSERT INTO metrics (time, device_id, metric_id, ifindex, value)
-    SELECT time, device_id, metric_id, ifindex, value FROM netpulse_stage
-    ON CONFLICT DO NOTHING
-    RETURNING time, device_id, metric_id, ifindex, value
-)"""
-
-# Mergeable aggregates: a bucket that already holds rows from an earlier batch absorbs the new ones.
-_ROLLUP = """
-{name} AS (
+# Merge a delta into a bucket that may already hold rows from earlier batches. Sorted by key so
+# concurrent loaders take row locks in the same order.
+_MERGE = """
+{cte} AS (
     INSERT INTO {table} AS r (bucket, device_id, metric_id, ifindex, count, sum, min, max)
-    SELECT {bucket} AS b, device_id, metric_id, ifindex, count(*), sum(value), min(value), max(value)
-    FROM ins GROUP BY b, device_id, metric_id, ifindex
-    ORDER BY device_id, metric_id, ifindex, b
+    SELECT bucket, device_id, metric_id, ifindex, count, sum, min, max FROM ({source}) s
+    ORDER BY device_id, metric_id, ifindex, bucket
     ON CONFLICT (device_id, metric_id, ifindex, bucket) DO UPDATE SET
         count = r.count + EXCLUDED.count, sum = r.sum + EXCLUDED.sum,
         min = LEAST(r.min, EXCLUDED.min), max = GREATEST(r.max, EXCLUDED.max)
-    RETURNING 1
 )"""
-_ROLLUPS = (
-    ("r1m", "metrics_1m", "date_trunc('minute', time)"),
-    ("r1h", "metrics_1h", "date_trunc('hour', time)"),
-    ("r1d", "metrics_1d", "date_trunc('day', time, 'UTC')"),
-)
-
-# Status from the latest availability sample per device (degraded when that probe lost packets);
-# last_seen is the latest answered probe. A late batch never moves a device back in time.
-_STATUS = f"""
-probe AS (
-    SELECT device_id, max(time) AS time, max(time) FILTER (WHERE value > 0) AS seen
-    FROM netpulse_stage WHERE metric_id = {int(MetricKind.AVAILABLE)} AND ifindex = 0
-    GROUP BY device_id
-), verdict AS (
-    SELECT DISTINCT ON (p.device_id) p.device_id, p.time, p.seen,
-           CASE WHEN a.value <= 0 THEN 'down' WHEN coalesce(l.value, 0) > 0 THEN 'degraded' ELSE 'up' END AS st
-    FROM probe p
-    JOIN netpulse_stage a ON a.device_id = p.device_id AND a.time = p.time
-         AND a.metric_id = {int(MetricKind.AVAILABLE)} AND a.ifindex = 0
-    LEFT JOIN netpulse_stage l ON l.device_id = p.device_id AND l.time = p.time
-         AND l.metric_id = {int(MetricKind.ICMP_LOSS_PCT)} AND l.ifindex = 0
-    ORDER BY p.device_id
-), upd AS (
-    UPDATE devices d SET
-        oper_status = v.st,
-        oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.time END,
-        last_checked = v.time,
-        last_seen = GREATEST(d.last_seen, v.seen)
-    FROM verdict v
-    WHERE d.id = v.device_id AND (d.last_checked IS NULL OR d.last_checked <= v.time)
-    RETURNING 1
-)"""
+_SQL_BUCKETS = {"metrics_1m": "date_trunc('minute', time)", "metrics_1h": "date_trunc('hour', time)",
+                "metrics_1d": "date_trunc('day', time, 'UTC')"}
 
 
-def build_load_statement(variant: Variant) -> str:
-    ctes = [_INSERT_RAW]
+def _merge_from_stage_rollup(levels: tuple[int, ...]) -> str:
+    ctes = [_MERGE.format(cte=f"m{n}", table=LEVELS[n][0], source=(
+        "SELECT bucket, device_id, metric_id, ifindex, count, sum, min, max "
+        f"FROM netpulse_stage_rollup WHERE level = {n}")) for n in levels]
+    return "WITH " + ",".join(ctes) + "\nSELECT 1"
+
+
+def _insert_from_stage(variant: Variant) -> str:
+    """Slow path: insert the staged rows that are new, and (plain variant) fold exactly those."""
+    ctes = [f"""
+ins AS (
+    INSERT INTO metrics {_COLS} SELECT time, device_id, metric_id, ifindex, value FROM netpulse_stage
+    ON CONFLICT DO NOTHING RETURNING time, device_id, metric_id, ifindex, value
+)"""]
     if variant == "postgres":
-        ctes += [_ROLLUP.format(name=n, table=t, bucket=b) for n, t, b in _ROLLUPS]
-    ctes.append(_STATUS)
-    return "WITH " + ",".join(ctes) + "\nSELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
+        ctes += [_MERGE.format(cte=f"m{n}", table=table, source=(
+            f"SELECT {_SQL_BUCKETS[table]} AS bucket, device_id, metric_id, ifindex, count(*) AS count, "
+            "sum(value) AS sum, min(value) AS min, max(value) AS max FROM ins GROUP BY 1, 2, 3, 4"))
+            for n, (table, _) in enumerate(LEVELS)]
+    return "WITH " + ",".join(ctes) + "\nSELECT count(*) FROM ins"
+
+
+_UPDATE_STATUS = """
+UPDATE devices d SET
+    oper_status = v.st,
+    oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.time END,
+    last_checked = v.time,
+    last_seen = GREATEST(d.last_seen, v.seen)
+FROM unnest(%s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[]) AS v(device_id, time, seen, st)
+WHERE d.id = v.device_id AND (d.last_checked IS NULL OR d.last_checked <= v.time)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVerdicts:
+    """Per device: the latest probe time, the latest answered probe time, and the status then."""
+
+    device_id: list[int]
+    time: list[datetime]
+    seen: list[datetime | None]
+    status: list[str]
+
+
+def device_verdicts(rows: MetricRows) -> DeviceVerdicts:
+    """Status from each device's latest availability sample: down when it did not answer, degraded
+    when it answered but lost packets, up otherwise."""
+    sel = (rows.metric_id == int(MetricKind.AVAILABLE)) & (rows.ifindex == 0)
+    dev, t, v = rows.device_id[sel], rows.time_us[sel], rows.value[sel]
+    if len(dev) == 0:
+        return DeviceVerdicts([], [], [], [])
+    order = np.lexsort((t, dev))
+    dev, t, v = dev[order], t[order], v[order]
+    last = np.flatnonzero(np.append(dev[1:] != dev[:-1], True))
+    seen_t = np.where(v > 0, t, np.iinfo(np.int64).min)
+    first = np.append(0, last[:-1] + 1)
+    seen_max = np.maximum.reduceat(seen_t, first)
+    lsel = (rows.metric_id == int(MetricKind.ICMP_LOSS_PCT)) & (rows.ifindex == 0)
+    loss = dict(zip(zip(rows.device_id[lsel].tolist(), rows.time_us[lsel].tolist(), strict=True),
+                    rows.value[lsel].tolist(), strict=True))
+    out = DeviceVerdicts([], [], [], [])
+    for k, idx in enumerate(last.tolist()):
+        d, tm, val = int(dev[idx]), int(t[idx]), float(v[idx])
+        out.device_id.append(d)
+        out.time.append(from_micros(tm))
+        out.seen.append(from_micros(int(seen_max[k])) if seen_max[k] != np.iinfo(np.int64).min else None)
+        out.status.append("down" if val <= 0 else "degraded" if loss.get((d, tm), 0.0) > 0 else "up")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +147,16 @@ class LoadResult:
 
 
 class Loader:
-    """Loads batches over connections it is handed; keeps the variant and known partitions cached.
+    """Loads batches over connections it is handed; caches the variant and the known partitions.
 
-    One Loader per process is enough; it holds no connection itself.
+    One Loader per process is enough; it holds no connection. Give it autocommit connections (each
+    load is then its own transaction) or call it inside your transaction (it uses a savepoint).
     """
 
     MAX_ATTEMPTS = 3  # deadlocks between concurrent loaders are retried whole
 
     def __init__(self, variant: Variant | None = None):
         self._variant = variant
-        self._statement: str | None = None
         self._known_days: set[date] = set()
 
     def variant(self, conn: psycopg.Connection) -> Variant:
@@ -125,7 +165,7 @@ class Loader:
         return self._variant
 
     def load(self, conn: psycopg.Connection, rows: MetricRows) -> LoadResult:
-        """Store one batch. Safe to call again with the same rows (nothing is added twice)."""
+        """Store one batch. Safe to call again with the same rows: nothing is added twice."""
         received = len(rows)
         finite = np.isfinite(rows.value)
         if not finite.all():
@@ -135,37 +175,83 @@ class Loader:
         if len(rows) == 0:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
-        if self._statement is None:
-            self._statement = build_load_statement(variant)
         payload = copy_binary.encode(rows)
+        verdicts = device_verdicts(rows)
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
             if variant == "postgres":
                 self._ensure_partitions(conn, rows)
             try:
                 with conn.transaction():
-                    conn.execute(_STAGE_DDL)
-                    # Empty already after a commit; this guards loads nested in a caller's transaction.
-                    conn.execute("DELETE FROM netpulse_stage")
-                    with conn.cursor() as cur:
-                        with cur.copy(_COPY) as copy:
-                            copy.write(payload)
-                        row = cur.execute(self._statement.encode()).fetchone()
-                assert row is not None
-                return LoadResult(received, int(row[0]), rejected, int(row[1]))
+                    inserted = self._copy_direct(conn, rows, payload, variant)
+                    if inserted is None:
+                        inserted = self._insert_new_only(conn, payload, variant)
+                    updated = self._update_status(conn, verdicts)
+                return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
                     raise
                 log.warning("netpulse.ingest.load_deadlock_retry", attempt=attempt, rows=len(rows))
             except pg_errors.CheckViolation as exc:
-                # "no partition of relation ... found for row": maintenance dropped or never made one.
+                # "no partition of relation ... found for row": maintenance dropped one we knew.
                 if "no partition" not in str(exc) or attempt == self.MAX_ATTEMPTS:
                     raise
                 self._known_days.clear()
         raise AssertionError("unreachable")
 
+    def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
+                     variant: Variant) -> int | None:
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(_COPY_RAW) as copy:
+                    copy.write(payload)
+        except pg_errors.UniqueViolation:
+            return None
+        if variant == "postgres":
+            self._fold_deltas(conn, rows)
+        return len(rows)
+
+    @staticmethod
+    def _fold_deltas(conn: psycopg.Connection, rows: MetricRows) -> None:
+        """Fold a fully inserted batch into the rollups. A level whose buckets are all new takes a
+        plain COPY (about twice as fast as an upsert); one that meets existing buckets is merged."""
+        to_merge = []
+        for n, (table, width) in enumerate(LEVELS):
+            delta = aggregate(rows, width)
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    with cur.copy(f"COPY {table} (bucket, device_id, metric_id, ifindex, count, sum, min, max) "
+                                  "FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.write(copy_binary.encode_rollups([(n, delta)], with_level=False))
+            except pg_errors.UniqueViolation:
+                to_merge.append((n, delta))
+        if not to_merge:
+            return
+        conn.execute(_ROLLUP_STAGE_DDL)
+        conn.execute("DELETE FROM netpulse_stage_rollup")
+        with conn.cursor() as cur:
+            with cur.copy(_COPY_ROLLUP_STAGE) as copy:
+                copy.write(copy_binary.encode_rollups(to_merge))
+            cur.execute(_merge_from_stage_rollup(tuple(n for n, _ in to_merge)).encode())
+
+    def _insert_new_only(self, conn: psycopg.Connection, payload: bytes, variant: Variant) -> int:
+        conn.execute(_STAGE_DDL)
+        conn.execute("DELETE FROM netpulse_stage")  # empty after a commit; guards a caller's transaction
+        with conn.cursor() as cur:
+            with cur.copy(_COPY_STAGE) as copy:
+                copy.write(payload)
+            row = cur.execute(_insert_from_stage(variant).encode()).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @staticmethod
+    def _update_status(conn: psycopg.Connection, v: DeviceVerdicts) -> int:
+        if not v.device_id:
+            return 0
+        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time, v.seen, v.status))
+        return cur.rowcount
+
     def _ensure_partitions(self, conn: psycopg.Connection, rows: MetricRows) -> None:
-        days = {date(1970, 1, 1) + timedelta(days=int(d))
-                for d in np.unique(rows.time_us // 86_400_000_000)}
+        days = {date(1970, 1, 1) + timedelta(days=int(d)) for d in np.unique(rows.time_us // 86_400_000_000)}
         missing = days - self._known_days
         if not missing:
             return

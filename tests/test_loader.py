@@ -146,3 +146,17 @@ def test_micro_timestamps_survive_round_trip(db: psycopg.Connection, n: int) -> 
     got = db.execute("SELECT time, value FROM metrics ORDER BY time LIMIT 1").fetchone()
     assert got == (base, 0.0)
     assert to_micros(base) == rows.time_us[0]
+
+
+def test_consecutive_ticks_merge_into_shared_buckets(db: psycopg.Connection) -> None:
+    """Live operation: each tick is its own batch, so every batch meets buckets earlier ones opened."""
+    devices = make_devices(db, make_org(db), 6)
+    rows = grid_rows(devices, START, n_times=12, step_s=15)
+    order = np.argsort(rows.time_us, kind="stable")
+    by_time = MetricRows(*(getattr(rows, f)[order] for f in ("time_us", "device_id", "metric_id", "ifindex",
+                                                             "value")))
+    loader = Loader()
+    per_tick = len(devices) * 2
+    results = [loader.load(db, by_time.slice(i, i + per_tick)) for i in range(0, len(rows), per_tick)]
+    assert sum(r.inserted for r in results) == len(rows)
+    assert_rollups_match_raw(db)
