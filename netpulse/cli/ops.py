@@ -23,3 +23,104 @@ def migrate(storage: str) -> None:
 
 
 COMMANDS = [migrate]
+
+
+def _runtime_and_broker():  # type: ignore[no-untyped-def]
+    from workers import broker as broker_mod
+    from workers import runtime
+
+    settings = get_settings()
+    rt = runtime.configure(runtime.Runtime(settings.require_database_url(),
+                                           icmp_privileged=settings.probe_privileged,
+                                           retention_days=settings.metrics_retention_days,
+                                           partitions_ahead_days=settings.partitions_ahead_days))
+    broker = broker_mod.install(broker_mod.make_broker(url=settings.require_redis_url()))
+    return settings, rt, broker
+
+
+def _wait_for_signal() -> None:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+@click.command()
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads [default: NETPULSE_WORKER_THREADS].")
+def worker(threads: int | None) -> None:
+    """Run a worker process: probes, loads, maintenance. Scale by running more of them."""
+    from dramatiq import Worker
+
+    settings, _, broker = _runtime_and_broker()
+    w = Worker(broker, worker_threads=threads or settings.worker_threads)
+    w.start()
+    click.echo(f"worker running with {threads or settings.worker_threads} threads; Ctrl-C to stop")
+    try:
+        _wait_for_signal()
+    finally:
+        w.stop()
+
+
+@click.command()
+def scheduler() -> None:
+    """Run the scheduler: enqueues probe batches every interval (run exactly one)."""
+    import signal
+    import threading
+
+    from workers.actors import maintain_storage, probe_batch
+    from workers.scheduler import Scheduler
+
+    settings, rt, _ = _runtime_and_broker()
+    sched = Scheduler(rt.engine, send_probe=lambda d, t: probe_batch.send(d, t),
+                      send_maintenance=maintain_storage.send, interval_s=settings.probe_interval_s,
+                      batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
+                      probe_timeout_s=settings.probe_timeout_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"scheduler ticking every {settings.probe_interval_s} s; Ctrl-C to stop")
+    sched.run(stop)
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address [default: NETPULSE_HTTP_HOST].")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [default: NETPULSE_HTTP_PORT].")
+@click.option("--get", "get_path", default=None, metavar="PATH",
+              help="Make one in-process request (e.g. /healthz), print the answer and exit non-zero unless 200.")
+def serve(host: str | None, port: int | None, get_path: str | None) -> None:
+    """Serve the dashboard and the REST API."""
+    from dashboard.app import create_app
+
+    settings = get_settings()
+    settings.require_database_url()
+    settings.require_secret_key()
+    app = create_app(settings)
+    if get_path:
+        resp = app.test_client().get(get_path)
+        click.echo(resp.get_data(as_text=True))
+        raise SystemExit(0 if resp.status_code == 200 else 1)
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app, host=host or settings.http_host, port=port or settings.http_port, threads=8)
+
+
+@click.command()
+def maintain() -> None:
+    """Create metric partitions ahead and drop expired ones now (the worker also does it hourly)."""
+    from datetime import UTC, datetime
+
+    from netpulse.db import connect
+    from netpulse.storage import maintain as run
+
+    settings = get_settings()
+    with connect(settings.require_database_url(), autocommit=True) as conn:
+        report = run(conn, datetime.now(UTC), ahead_days=settings.partitions_ahead_days,
+                     raw_retention_days=settings.metrics_retention_days)
+    click.echo(f"created {len(report.created)} partition(s), dropped {len(report.dropped)}")
+
+
+COMMANDS = [migrate, worker, scheduler, serve, maintain]

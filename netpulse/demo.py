@@ -1,0 +1,219 @@
+"""``netpulse demo``: the whole product on the embedded stack, with a simulated network.
+
+A composition root (like the CLI): it wires storage, ingest, workers and the dashboard together.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from netpulse.schema import Device, DeviceGroup, Organization, Site, Tag
+
+DEMO_ORG = "demo"
+DEMO_EMAIL = "admin@netpulse.local"
+LOCALHOST_NAME = "localhost"
+
+
+@dataclass
+class DemoOptions:
+    data_dir: Path
+    port: int = 8050
+    host: str = "127.0.0.1"
+    devices: int = 200
+    sites: int = 3
+    history_days: float = 7.0
+    backfill_step_s: int = 300
+    interval_s: int = 10
+    seed: int = 42
+    worker_threads: int = 4
+
+
+def ensure_org_and_admin(session: Session, password: str) -> Organization:
+    from netpulse.users import create_organization, create_user
+
+    org = session.scalar(select(Organization).where(Organization.slug == DEMO_ORG))
+    if org is None:
+        org = create_organization(session, "Demo Networks", DEMO_ORG)
+        create_user(session, org.id, DEMO_EMAIL, password, role="admin", full_name="Demo Admin")
+    return org
+
+
+def seed_fleet(session: Session, org: Organization, fleet: object) -> dict[str, int]:
+    """Create the simulated devices (and their sites, groups, tags) once; returns name -> id."""
+    from ingest.simulator import Fleet
+
+    assert isinstance(fleet, Fleet)
+    existing = dict(session.execute(select(Device.name, Device.id).where(Device.organization_id == org.id)).all())
+    missing = [d for d in fleet.devices if d.name not in existing]
+    if missing:
+        sites: dict[str, Site] = {s.name: s for s in session.scalars(select(Site).where(Site.organization_id == org.id))}
+        groups: dict[str, DeviceGroup] = {g.name: g for g in session.scalars(
+            select(DeviceGroup).where(DeviceGroup.organization_id == org.id))}
+        tags: dict[str, Tag] = {t.name: t for t in session.scalars(select(Tag).where(Tag.organization_id == org.id))}
+        by_index: dict[int, Device] = {}
+        for d in fleet.devices:
+            if d.site not in sites:
+                sites[d.site] = Site(organization_id=org.id, name=d.site, slug=d.site_slug)
+                session.add(sites[d.site])
+            if d.group not in groups:
+                groups[d.group] = DeviceGroup(organization_id=org.id, name=d.group, slug=d.group.lower())
+                session.add(groups[d.group])
+            for t in d.tags:
+                if t not in tags:
+                    tags[t] = Tag(organization_id=org.id, name=t, slug=t.lower().replace(" ", "-"))
+                    session.add(tags[t])
+        session.flush()
+        for d in missing:
+            dev = Device(organization_id=org.id, name=d.name, address=d.address, ip_address=d.address,
+                         device_type=d.device_type, site_id=sites[d.site].id, group_id=groups[d.group].id,
+                         simulated=True, description="simulated device",
+                         tags=[tags[t] for t in d.tags])
+            session.add(dev)
+            by_index[d.index] = dev
+        session.flush()
+        for d in missing:
+            if d.parent_index is not None:
+                parent = by_index.get(d.parent_index)
+                by_index[d.index].parent_id = parent.id if parent else existing.get(fleet.devices[d.parent_index].name)
+        session.flush()
+    if LOCALHOST_NAME not in existing:
+        session.add(Device(organization_id=org.id, name=LOCALHOST_NAME, address="127.0.0.1",
+                           ip_address="127.0.0.1", device_type="server", description="this machine, probed for real"))
+        session.flush()
+    return dict(session.execute(select(Device.name, Device.id).where(Device.organization_id == org.id)).all())
+
+
+def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datetime, end: datetime,
+             step_s: int, progress: Callable[[int], None] | None = None) -> int:
+    """Load simulated history for [start, end) directly through the loader; returns rows stored."""
+    from ingest.loader import Loader
+    from ingest.rows import to_micros
+    from ingest.simulator import Fleet
+    from netpulse.db import connect
+
+    assert isinstance(fleet, Fleet)
+    device_ids = np.array([ids[d.name] for d in fleet.devices], np.int32)
+    t0 = to_micros(start) // (step_s * 1_000_000) * step_s * 1_000_000
+    times = np.arange(t0, to_micros(end), step_s * 1_000_000, dtype=np.int64)
+    per_batch = max(1, 200_000 // max(1, len(fleet.devices) * 12))  # ~200k rows per transaction
+    loader = Loader()
+    stored = 0
+    with connect(database_url, autocommit=True) as conn:
+        for i in range(0, len(times), per_batch):
+            chunk = times[i:i + per_batch]
+            rows = fleet.sample(chunk, device_ids=device_ids)
+            stored += loader.load(conn, rows).inserted
+            if progress:
+                progress(len(chunk))
+    return stored
+
+
+def run_demo(opts: DemoOptions) -> None:
+    from dashboard.app import create_app
+    from ingest.icmp import icmp_permitted
+    from ingest.simulator import Fleet
+    from netpulse.config import load_settings
+    from netpulse.db import make_engine, make_sessionmaker
+    from netpulse.embedded import EmbeddedStack
+    from netpulse.migrations import migrate
+    from workers import broker as broker_mod
+    from workers import runtime
+    from workers.scheduler import Scheduler
+
+    t_start = time.monotonic()
+    click.echo(f"NetPulse demo: data in {opts.data_dir}")
+    stack = EmbeddedStack.start(opts.data_dir)
+    stop = threading.Event()
+    stoppers: list[Callable[[], None]] = []
+    try:
+        click.echo(f"  embedded PostgreSQL and Redis up ({time.monotonic() - t_start:.1f} s)")
+        variant, applied = migrate(stack.database_url, requested="postgres")
+        click.echo(f"  schema: {len(applied)} migration(s) applied, storage variant {variant}")
+        password = stack.secret("demo-password")
+        engine = make_engine(stack.database_url)
+        fleet = Fleet(n_devices=opts.devices, n_sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s)
+        with make_sessionmaker(engine)() as session, session.begin():
+            org = ensure_org_and_admin(session, password)
+            ids = seed_fleet(session, org, fleet)
+        click.echo(f"  inventory: {len(ids)} devices ({len(fleet.devices)} simulated in {opts.sites} sites "
+                   "+ this machine)")
+
+        now = datetime.now(UTC)
+        with engine.connect() as c:
+            last = c.execute(text("SELECT max(last_checked) FROM devices WHERE simulated")).scalar()
+        start = max(last, now - timedelta(days=opts.history_days)) if last else now - timedelta(days=opts.history_days)
+        if now - start > timedelta(seconds=opts.backfill_step_s):
+            from tqdm import tqdm
+
+            n_steps = int((now - start).total_seconds() // opts.backfill_step_s)
+            with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
+                stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
+            click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")
+
+        privileged = icmp_permitted(True)
+        icmp_ok = privileged or icmp_permitted(False)
+        if not icmp_ok:
+            click.echo("  ICMP is not permitted for this user (not root, no net.ipv4.ping_group_range): "
+                       f"probing localhost over TCP port {opts.port} instead")
+        rt = runtime.configure(runtime.Runtime(
+            stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
+            tcp_fallback_port=opts.port))
+        broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
+        from dramatiq import Worker
+
+        from workers.actors import maintain_storage, probe_batch
+
+        worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
+        worker.start()
+        stoppers.append(lambda: worker.stop(timeout=5000))
+        maintain_storage.send()
+
+        scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
+                              send_maintenance=maintain_storage.send, interval_s=opts.interval_s)
+        sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
+        sched_thread.start()
+
+        settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
+                                 env="development")
+        app = create_app(settings, engine=engine)
+        from werkzeug.serving import make_server
+
+        server = make_server(opts.host, opts.port, app, threaded=True)
+        http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        http_thread.start()
+        stoppers.append(server.shutdown)
+
+        click.echo("")
+        click.echo(f"  Dashboard: http://{opts.host}:{opts.port}/")
+        click.echo(f"  Login:     {DEMO_EMAIL} / {password}")
+        click.echo(f"  Probing every {opts.interval_s} s; started in {time.monotonic() - t_start:.1f} s. "
+                   "Press Ctrl-C to stop.")
+
+        def _on_signal(signum: int, frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        while not stop.wait(1.0):
+            pass
+        click.echo("\nstopping...")
+    finally:
+        stop.set()
+        for fn in reversed(stoppers):
+            try:
+                fn()
+            except Exception as exc:  # keep stopping the rest
+                click.echo(f"  while stopping: {exc}", err=True)
+        stack.stop()
+        click.echo("stopped")

@@ -1,0 +1,1 @@
+"""Dramatiq broker, actors (thin wrappers over the library) and the scheduler."""

