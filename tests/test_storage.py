@@ -32,10 +32,11 @@ def test_maintenance_creates_ahead_and_drops_only_expired_partitions(db: psycopg
     assert not any(name.startswith("metrics_p") and name < "metrics_p20260828" for name in after)
     for ahead in ("metrics_p20261127", "metrics_p20261128", "metrics_p20261129"):
         assert ahead in after
-    # The rows of kept days are untouched; the minute rollups keep their own, longer retention here.
+    # The rows of kept days are untouched.
     assert db.execute("SELECT count(*) FROM metrics WHERE time < %s", (NOW - timedelta(days=80),)
                       ).fetchone()[0] == 2 * (2 * 2 * 3)  # the 90- and 89-day-old loads
-    assert "metrics_1m_p20260823" not in report.dropped  # 1m retention is max(raw, 90) days
+    assert "metrics_1m_p20260823" in report.dropped  # minute rollups: 90 days too
+    assert "metrics_1h_p202608" in existing_partitions(db, "metrics_1h")  # hourly rollups: two years
     assert maintain(db, NOW, ahead_days=3, raw_retention_days=90).dropped == []  # idempotent
 
 
