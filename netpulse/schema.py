@@ -10,7 +10,16 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    Boolean, Column, ForeignKey, Integer, MetaData, SmallInteger, String, Table, Text, text,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import INET, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship

@@ -8,7 +8,13 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
-    AgeLimit, Callbacks, Middleware, Pipelines, Retries, ShutdownNotifications, TimeLimit,
+    AgeLimit,
+    Callbacks,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
 )
 
 log = structlog.get_logger("netpulse.workers")

@@ -27,6 +27,9 @@ def main() -> None:
 
     Production reads NETPULSE_DATABASE_URL and NETPULSE_REDIS_URL; `netpulse demo` needs neither.
     """
+    from netpulse.logs import configure
+
+    configure("warning")
 
 
 def _register() -> None:

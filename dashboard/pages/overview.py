@@ -1,0 +1,133 @@
+"""Overview: fleet status counts, device total, freshness of the data and live latency by site.
+
+Everything on the page is refreshed by one ``dcc.Interval`` (every 5 s). Callbacks take the
+organization from the signed-in user's token and read through ``analytics.fleet``; no SQL here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+from flask import current_app
+from sqlalchemy import Engine
+
+from analytics.fleet import fleet_summary, latency_series
+from dashboard import ids
+from dashboard.auth import current_org_id
+from dashboard.charts import latency_figure
+from netpulse.db import raw_connection
+
+dash.register_page(__name__, path="/", title="Overview · NetPulse", name="Overview", order=0)
+
+REFRESH_MS = 5_000
+LATENCY_WINDOW = timedelta(minutes=60)
+STALE_AFTER = timedelta(minutes=5)  # "last data" turns amber when nothing arrived for this long
+
+# (status key, label, accent): the accent names the CSS modifier and matches NetBox-like conventions.
+STATUS_CARDS = (
+    ("up", "Up", "up"),
+    ("degraded", "Degraded", "degraded"),
+    ("down", "Down", "down"),
+    ("unknown", "Unknown", "unknown"),
+)
+PLACEHOLDER = "–"
+
+
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["netpulse.engine"]
+    return engine
+
+
+def _kpi(label: str, value_id: str, sub_id: str, accent: str, sub: str = "") -> dbc.Col:
+    return dbc.Col(
+        html.Div(
+            [
+                html.Div(label, className="np-kpi-label"),
+                html.Div(PLACEHOLDER, id=value_id, className="np-kpi-value"),
+                html.Div(sub, id=sub_id, className="np-kpi-sub"),
+            ],
+            className=f"np-kpi np-kpi-{accent}",
+        ),
+        xs=6, md=4, xl=2,
+    )
+
+
+def layout(**_query: Any) -> html.Div:
+    status_cards = [_kpi(label, ids.STATUS_COUNT[key], ids.STATUS_SHARE[key], accent)
+                    for key, label, accent in STATUS_CARDS]
+    return html.Div(
+        [
+            dcc.Interval(id=ids.REFRESH_INTERVAL, interval=REFRESH_MS, n_intervals=0),
+            html.Div(
+                [
+                    html.H1("Fleet overview", className="np-page-title"),
+                    html.Div(["Auto-refresh every 5 s · updated ", html.Span(PLACEHOLDER, id=ids.UPDATED_AT)],
+                             className="np-page-meta"),
+                ],
+                className="np-page-header",
+            ),
+            dbc.Row(
+                [_kpi("Devices", ids.TOTAL_DEVICES, ids.TOTAL_DEVICES_SUB, "total", "in inventory"), *status_cards,
+                 _kpi("Last data", ids.LAST_DATA, ids.LAST_DATA_AGO, "fresh")],
+                className="g-3 mb-3",
+            ),
+            html.Div(
+                dcc.Graph(
+                    id=ids.LATENCY_GRAPH,
+                    config={"displaylogo": False, "responsive": True,
+                            "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]},
+                    style={"height": "440px"},
+                ),
+                className="np-panel",
+            ),
+        ]
+    )
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} d ago"
+
+
+@dash.callback(
+    [Output(ids.STATUS_COUNT[k], "children") for k in ids.STATUS_KEYS]
+    + [Output(ids.STATUS_SHARE[k], "children") for k in ids.STATUS_KEYS]
+    + [Output(ids.TOTAL_DEVICES, "children"), Output(ids.LAST_DATA, "children"),
+       Output(ids.LAST_DATA_AGO, "children"), Output(ids.LAST_DATA, "className"),
+       Output(ids.UPDATED_AT, "children")],
+    Input(ids.REFRESH_INTERVAL, "n_intervals"),
+)
+def refresh_summary(_n: int) -> list[str]:
+    with raw_connection(_engine()) as conn:
+        summary = fleet_summary(conn, current_org_id())
+    now = datetime.now(UTC)
+    total = summary.total_devices
+    counts = [f"{summary.status_counts[k]:,}" for k in ids.STATUS_KEYS]
+    shares = [f"{100 * summary.status_counts[k] / total:.0f} % of fleet" if total else ""
+              for k in ids.STATUS_KEYS]
+    last = summary.last_metric_at
+    if last is None:
+        last_text, ago, css = "No data", "nothing received yet", "np-kpi-value np-stale"
+    else:
+        last_text, ago = last.astimezone(UTC).strftime("%H:%M:%S UTC"), _ago(now - last)
+        css = "np-kpi-value np-stale" if now - last > STALE_AFTER else "np-kpi-value"
+    return [*counts, *shares, f"{total:,}", last_text, ago, css, now.strftime("%H:%M:%S UTC")]
+
+
+@dash.callback(Output(ids.LATENCY_GRAPH, "figure"), Input(ids.REFRESH_INTERVAL, "n_intervals"))
+def refresh_latency(_n: int) -> Any:
+    end = datetime.now(UTC)
+    start = end - LATENCY_WINDOW
+    with raw_connection(_engine()) as conn:
+        frame = latency_series(conn, current_org_id(), start, end)
+    return latency_figure(frame, start, end, title="ICMP round-trip time by site · last 60 minutes")

@@ -1,0 +1,1 @@
+"""PDF and CSV report builders and their schedules."""
