@@ -57,7 +57,8 @@ def seed_fleet(session: Session, org: Organization, fleet: object) -> dict[str, 
     existing = dict(session.execute(select(Device.name, Device.id).where(Device.organization_id == org.id)).all())
     missing = [d for d in fleet.devices if d.name not in existing]
     if missing:
-        sites: dict[str, Site] = {s.name: s for s in session.scalars(select(Site).where(Site.organization_id == org.id))}
+        sites: dict[str, Site] = {
+            s.name: s for s in session.scalars(select(Site).where(Site.organization_id == org.id))}
         groups: dict[str, DeviceGroup] = {g.name: g for g in session.scalars(
             select(DeviceGroup).where(DeviceGroup.organization_id == org.id))}
         tags: dict[str, Tag] = {t.name: t for t in session.scalars(select(Tag).where(Tag.organization_id == org.id))}

@@ -50,7 +50,8 @@ def _wait_for_signal() -> None:
 
 
 @click.command()
-@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads [default: NETPULSE_WORKER_THREADS].")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Worker threads [default: NETPULSE_WORKER_THREADS].")
 def worker(threads: int | None) -> None:
     """Run a worker process: probes, loads, maintenance. Scale by running more of them."""
     from dramatiq import Worker
