@@ -183,10 +183,12 @@ def get_fleet_summary() -> Response:
 
 # --- errors ----------------------------------------------------------------------------------------
 
-@bp.errorhandler(NetPulseError)
-def _netpulse_error(exc: NetPulseError) -> Response:
+def _netpulse_error(exc: NetPulseError) -> Response | tuple[str, int]:
+    """Under /api/ (any route there, not only this blueprint's) an envelope with the error's status."""
     if exc.status >= 500:
-        log.error("netpulse.dashboard.api_error", code=exc.code, message=exc.message, path=request.path)
+        log.error("netpulse.dashboard.error", code=exc.code, message=exc.message, path=request.path)
+    if not request.path.startswith(API_PREFIX):
+        return exc.message, exc.status
     return envelope.failure(exc.code, exc.message, exc.status, exc.details)
 
 
@@ -216,4 +218,5 @@ def init_api(app: Flask) -> None:
     app.register_blueprint(bp)
     # Dash serves its index for every unmatched GET path; under /api/ that must be a 404 envelope.
     app.add_url_rule(f"{API_PREFIX}<path:path>", "api_unknown_route", _unknown_route, methods=["GET"])
+    app.register_error_handler(NetPulseError, _netpulse_error)
     app.register_error_handler(HTTPException, _http_error)

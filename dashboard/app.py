@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     server = Flask("dashboard", static_folder=None)
     server.config.update(SECRET_KEY=settings.require_secret_key(), MAX_CONTENT_LENGTH=1 << 20)
+    server.json.sort_keys = False  # type: ignore[attr-defined]  # envelopes read success, data, meta in order
     server.extensions["netpulse.settings"] = settings
     server.extensions["netpulse.engine"] = engine
     server.extensions["netpulse.sessionmaker"] = make_sessionmaker(engine)
@@ -79,12 +80,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     dash_app = dash.Dash(
         "dashboard",
-        server=server,
+        server=server,  # type: ignore[arg-type]  # Dash's annotation omits Flask instances
         use_pages=True,
         pages_folder="pages",
         assets_folder=str(PACKAGE_DIR / "assets"),
         title="NetPulse",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None: no "Updating..." flicker in the tab title
         serve_locally=True,
         # Dash's callback POSTs carry the JWT cookie, so they must echo its CSRF value (double submit).
         csrf_token_name=auth.CSRF_COOKIE,
@@ -147,7 +148,7 @@ def healthz() -> tuple[Response, int]:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         body = {"status": "unhealthy", "checks": {"database": {"status": "error", "error": reason}}}
         code = 503
     else:

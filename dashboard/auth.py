@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, render_template_string, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -155,12 +155,16 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _redirect(location: str, code: int = 302) -> Response:
+    return Response(status=code, headers={"Location": location})
+
+
 def _reject(exc: Exception) -> Response:
     """A browser page request goes to the login form; an XHR (Dash callback, asset) gets a 401 envelope."""
     expired = isinstance(exc, ExpiredSignatureError)
     if request.method == "GET" and not request.path.startswith("/_dash-"):
         target = request.full_path.rstrip("?") if request.query_string else request.path
-        response = redirect(f"/login?next={quote(target, safe='/')}", code=302)
+        response = _redirect(f"/login?next={quote(target, safe='/')}", code=302)
     elif expired:
         response = failure("TOKEN_EXPIRED", "The session has expired: sign in again", 401)
     else:
@@ -274,7 +278,7 @@ def login_form() -> Response:
     next_path = _safe_next(request.args.get("next"))
     try:
         if verify_jwt_in_request(optional=True):
-            return redirect(next_path)  # already signed in
+            return _redirect(next_path)  # already signed in
     except (JWTExtendedException, PyJWTError):
         pass  # a stale cookie: show the form
     return _login_page(next_path=next_path)
@@ -296,7 +300,7 @@ def login_submit() -> Response:
         token = issue_access_token(user) if user is not None else None
     if token is None:
         return _login_page(error="Invalid email or password.", email=email, next_path=next_path, status=401)
-    response = redirect(next_path, code=303)
+    response = _redirect(next_path, code=303)
     set_access_cookies(response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
@@ -304,6 +308,6 @@ def login_submit() -> Response:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response:
-    response = redirect("/login", code=303)
+    response = _redirect("/login", code=303)
     unset_jwt_cookies(response)
     return response

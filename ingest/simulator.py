@@ -39,7 +39,9 @@ from netpulse.metrics import MetricKind
 
 __all__ = [
     "COUNTER_ORIGIN",
+    "MAX_DEVICES",
     "METRICS",
+    "SITES",
     "Fleet",
     "Incident",
     "IncidentKind",
@@ -326,6 +328,9 @@ class Fleet:
     """A seeded simulated network of ``n_devices`` devices over ``n_sites`` sites.
 
     Parameters:
+      n_devices: 1..131070 (each gets an address in 198.18.0.0/15), divided evenly over the sites.
+      seed: decides every parameter, value and incident.
+      interval_s: the polling interval: interface rates at ``t`` cover (t - interval_s, t].
       incidents_per_device_day: expected random incidents per device and day (~2 % by default).
       scripted_every_h: one scripted incident every this many hours, cycling outage, latency spike,
         packet loss, link saturation and a distribution-switch outage; 0 turns them off.
@@ -418,7 +423,7 @@ class Fleet:
         return _key(np.arange(self.n_devices) + 1, _SALT_DEV) ^ self._seed_key
 
     def _build_parameters(self) -> None:
-        n, role = self.n_devices, self._role
+        role = self._role
         hd = _mix(self._dev_keys_raw())
         self._dev_key = hd
 
@@ -455,7 +460,6 @@ class Fleet:
         # (which can dip below its starting value) never takes them below zero.
         floor = 2 * sum(_WIGGLE_K)
         self._counter0 = tuple(r * (_DAY_S * u(40 + d) + floor) for d, r in enumerate(self._rate))
-        assert len(self._rtt) == n
 
     # -- topology helpers ----------------------------------------------------------------------------
     def descendants(self, index: int) -> list[int]:
@@ -788,7 +792,8 @@ class Fleet:
         """(ifHCInOctets, ifHCOutOctets) per time x device, from COUNTER_ORIGIN on.
 
         ``8 * (C(t) - C(t - interval_s)) / interval_s`` equals the IF_IN/OUT_BPS that ``sample`` emits
-        at ``t``. Counters keep counting through outages (nobody polls them then).
+        at ``t``. Counters keep counting through outages (nobody polls them then). The cost grows with
+        the time since COUNTER_ORIGIN (every past saturation counts): meant for a few devices at a time.
         """
         t = np.ascontiguousarray(times_us, dtype=np.int64).ravel()
         idx = self._indices(device_indices)

@@ -157,7 +157,9 @@ def run_demo(opts: DemoOptions) -> None:
         if now - start > timedelta(seconds=opts.backfill_step_s):
             from tqdm import tqdm
 
-            n_steps = int((now - start).total_seconds() // opts.backfill_step_s)
+            step_us = opts.backfill_step_s * 1_000_000
+            first_us = int(start.timestamp() * 1e6) // step_us * step_us
+            n_steps = -(-(int(now.timestamp() * 1e6) - first_us) // step_us)
             with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
                 stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
             click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")

@@ -852,7 +852,7 @@ def import_devices_csv(session: Session, org_id: uuid.UUID, path_or_text: str | 
     db_addresses: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(sorted(first_name)):
         db_names.update(session.execute(select(Device.name, Device.id).where(
-            Device.organization_id == org_id, Device.name.in_(chunk))).tuples())
+            Device.organization_id == org_id, Device.name.in_(chunk))).all())
     for chunk in _chunks(sorted(first_address)):
         for dev_id, dev_name, dev_address in session.execute(
                 select(Device.id, Device.name, Device.address).where(
@@ -873,7 +873,7 @@ def import_devices_csv(session: Session, org_id: uuid.UUID, path_or_text: str | 
     db_parents: dict[str, int] = {}
     for chunk in _chunks(sorted(parents - set(first_name))):
         db_parents.update(session.execute(select(Device.name, Device.id).where(
-            Device.organization_id == org_id, Device.name.in_(chunk))).tuples())
+            Device.organization_id == org_id, Device.name.in_(chunk))).all())
     for row in rows:
         parent = row.values.get("parent")
         if parent is None:

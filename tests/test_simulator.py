@@ -263,7 +263,9 @@ def test_rates_are_octet_counter_deltas(fleet: Fleet, week: list[Incident]) -> N
 
 # -- incidents ------------------------------------------------------------------------------------
 
-def test_every_kind_of_incident_in_any_24h_window(fleet: Fleet) -> None:
+@pytest.mark.parametrize("seed", [42, 7, 2026])
+def test_every_kind_of_incident_in_any_24h_window(seed: int) -> None:
+    fleet = Fleet(200, seed=seed)  # 42 is the default; the scripted cycle makes it hold for any seed
     for h in range(0, 7 * 24, 1):
         start = T0 + timedelta(hours=h, minutes=17)
         kinds = {i.kind for i in fleet.incidents(start, start + timedelta(days=1))}

@@ -1,0 +1,74 @@
+"""The embedded demo as a user runs it: a subprocess on a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except OSError:
+        return 0
+
+
+def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("pgserver")
+    data_dir = tmp_path / "demo"
+    port = _free_port()
+    exe = Path(sys.executable).parent / "netpulse"
+    proc = subprocess.Popen(
+        [str(exe), "demo", "--data-dir", str(data_dir), "--port", str(port), "--devices", "12",
+         "--history-days", "0.1", "--interval", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while _get(f"http://127.0.0.1:{port}/healthz") != 200:
+            assert proc.poll() is None, f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            assert time.monotonic() < deadline, "demo did not answer on /healthz within 120 s"
+            time.sleep(0.5)
+        assert _get(f"http://127.0.0.1:{port}/login") == 200
+
+        url = f"postgresql://postgres@/netpulse?host={data_dir / 'pgdata'}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            history = conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
+            assert history > 0
+            first = conn.execute("SELECT max(time) FROM metrics").fetchone()[0]
+            deadline = time.monotonic() + 30
+            while conn.execute("SELECT max(time) FROM metrics").fetchone()[0] <= first:
+                assert time.monotonic() < deadline, "no new rows arrived within 30 s"
+                time.sleep(0.5)
+            # The real localhost device is probed too.
+            real = conn.execute("SELECT count(*) FROM metrics m JOIN devices d ON d.id = m.device_id "
+                                "WHERE d.name = 'localhost'").fetchone()[0]
+            deadline = time.monotonic() + 15
+            while real == 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                real = conn.execute("SELECT count(*) FROM metrics m JOIN devices d ON d.id = m.device_id "
+                                    "WHERE d.name = 'localhost'").fetchone()[0]
+            assert real > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Login:" in out and "stopped" in out
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL was left running"
