@@ -843,8 +843,9 @@ def import_devices_csv(session: Session, org_id: uuid.UUID, path_or_text: str | 
         if address is not None:
             if address in first_address:
                 earlier = first_address[address]
+                owner = repr(earlier.values["name"]) if earlier.values.get("name") else "the device"
                 errors.append((row.line, f"{label('address')}: {address!r} is already the address of "
-                                         f"{earlier.values.get('name')!r} on line {earlier.line}; "
+                                         f"{owner} on line {earlier.line}; "
                                          f"each device needs its own address"))
             else:
                 first_address[address] = row

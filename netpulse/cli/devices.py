@@ -187,7 +187,8 @@ def list_command(org_slug: str | None, oper_status: str | None, site: str | None
 @click.option("--snmp-community", envvar="NETPULSE_SNMP_COMMUNITY",
               help="SNMP v2c community (or set NETPULSE_SNMP_COMMUNITY).")
 @click.option("--snmp-credential", help="Name of a stored SNMP credential profile (needed for v3).")
-@click.option("--snmp-port", type=click.IntRange(1, 65535), default=161, show_default=True)
+@click.option("--snmp-port", type=click.IntRange(1, 65535), default=161, show_default=True,
+              help="UDP port of the SNMP agent.")
 @click.option("--probe-interval", "probe_interval_s", type=click.IntRange(1, 86400),
               help="Seconds between probes; the global default when left out.")
 @org_option
