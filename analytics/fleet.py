@@ -20,8 +20,8 @@ from psycopg import sql
 
 from netpulse.metrics import MetricKind
 
-__all__ = ["ROLLUPS", "UNASSIGNED_SITE", "LATENCY_SCHEMA", "FleetSummary", "rollup_for", "bucket_floor",
-           "latency_series", "recent_rows", "fleet_summary"]
+__all__ = ["ROLLUPS", "UNASSIGNED_SITE", "LATENCY_SCHEMA", "ATTENTION_SCHEMA", "FleetSummary", "rollup_for",
+           "bucket_floor", "latency_series", "recent_rows", "fleet_summary", "devices_needing_attention"]
 
 # (relation, bucket width, longest range it serves). Past the last one, the daily rollup.
 ROLLUPS: tuple[tuple[str, timedelta, timedelta], ...] = (
@@ -33,6 +33,9 @@ _WIDTH = {name: width for name, width, _ in ROLLUPS} | {_DAILY[0]: _DAILY[1]}
 
 UNASSIGNED_SITE = "Unassigned"  # devices without a site are charted under this name
 STATUS_KEYS = ("unknown", "up", "degraded", "down")
+ATTENTION_SCHEMA = pl.Schema({"device_id": pl.Int32(), "name": pl.String(), "site": pl.String(),
+                               "oper_status": pl.String(), "since": pl.Datetime("us", "UTC"),
+                               "last_seen": pl.Datetime("us", "UTC")})
 LATENCY_SCHEMA = pl.Schema({"bucket": pl.Datetime("us", "UTC"), "site": pl.String(), "rtt_ms": pl.Float64()})
 
 Conn = psycopg.Connection[Any]
@@ -157,3 +160,22 @@ def fleet_summary(conn: Conn, org_id: uuid.UUID | str, *,
         ).fetchone()
         last = found[0] if found else None
     return FleetSummary(status_counts=counts, total_devices=total, last_metric_at=last)
+
+
+def devices_needing_attention(conn: Conn, org_id: uuid.UUID | str, *, limit: int = 10) -> pl.DataFrame:
+    """Devices that are down, then degraded; within each, the longest in that state first.
+
+    Columns: ``device_id``, ``name``, ``site`` (``UNASSIGNED_SITE`` when none), ``oper_status``, ``since``
+    (when the status began, UTC) and ``last_seen`` (last answered probe, UTC). At most ``limit`` rows.
+    """
+    with conn.cursor() as cur:
+        rows = cur.execute(
+            "SELECT d.id, d.name, coalesce(s.name, %(unassigned)s), d.oper_status, d.oper_status_since,"
+            " d.last_seen"
+            " FROM devices d LEFT JOIN sites s ON s.id = d.site_id"
+            " WHERE d.organization_id = %(org)s AND d.oper_status IN ('down', 'degraded')"
+            " ORDER BY d.oper_status = 'degraded', d.oper_status_since NULLS LAST, d.name"
+            " LIMIT %(limit)s",
+            {"unassigned": UNASSIGNED_SITE, "org": org_id, "limit": limit},
+        ).fetchall()
+    return pl.DataFrame(rows, schema=ATTENTION_SCHEMA, orient="row")

@@ -33,7 +33,7 @@ from flask_jwt_extended import (
     unset_jwt_cookies,
     verify_jwt_in_request,
 )
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended.exceptions import JWTDecodeError, JWTExtendedException
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -169,8 +169,8 @@ def _reject(exc: Exception) -> Response:
         response = failure("TOKEN_EXPIRED", "The session has expired: sign in again", 401)
     else:
         response = failure("AUTHENTICATION_REQUIRED", f"Authentication required: {exc}", 401)
-    if request.cookies.get(ACCESS_COOKIE):
-        unset_jwt_cookies(response)  # a stale or tampered cookie would only fail again
+    if isinstance(exc, PyJWTError | JWTDecodeError) and request.cookies.get(ACCESS_COOKIE):
+        unset_jwt_cookies(response)  # an expired or tampered cookie would only fail again
     return response
 
 
@@ -299,7 +299,8 @@ def login_submit() -> Response:
         user = authenticate(session, email, password)
         token = issue_access_token(user) if user is not None else None
     if token is None:
-        return _login_page(error="Invalid email or password.", email=email, next_path=next_path, status=401)
+        # 200 like any re-rendered form (a 401 would need a WWW-Authenticate challenge).
+        return _login_page(error="Invalid email or password.", email=email, next_path=next_path)
     response = _redirect(next_path, code=303)
     set_access_cookies(response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")

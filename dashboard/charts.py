@@ -25,6 +25,7 @@ TEMPLATE = go.layout.Template(
         title={"x": 0, "xanchor": "left", "font": {"size": 15, "color": "#e6edf3"}},
         margin={"l": 64, "r": 24, "t": 72, "b": 52},
         hovermode="x unified",
+        modebar={"bgcolor": "rgba(0,0,0,0)", "color": MUTED, "activecolor": TEXT},
         hoverlabel={"bgcolor": "#161b22", "bordercolor": "#30363d", "font": {"family": FONT, "color": TEXT}},
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
                 "font": {"size": 11, "color": MUTED}, "bgcolor": "rgba(0,0,0,0)", "title": {"text": ""}},

@@ -11,17 +11,18 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import polars as pl
 from dash import Input, Output, dcc, html
 from flask import current_app
 from sqlalchemy import Engine
 
-from analytics.fleet import fleet_summary, latency_series
+from analytics.fleet import devices_needing_attention, fleet_summary, latency_series
 from dashboard import ids
 from dashboard.auth import current_org_id
 from dashboard.charts import latency_figure
 from netpulse.db import raw_connection
 
-dash.register_page(__name__, path="/", title="Overview · NetPulse", name="Overview", order=0)
+dash.register_page(__name__, path="/", title="Overview", name="Overview", order=0)
 
 REFRESH_MS = 5_000
 LATENCY_WINDOW = timedelta(minutes=60)
@@ -35,6 +36,8 @@ STATUS_CARDS = (
     ("unknown", "Unknown", "unknown"),
 )
 PLACEHOLDER = "–"
+ATTENTION_ROWS = 8
+CHART_HEIGHT_PX = 470
 
 
 def _engine() -> Engine:
@@ -75,28 +78,55 @@ def layout(**_query: Any) -> html.Div:
                  _kpi("Last data", ids.LAST_DATA, ids.LAST_DATA_AGO, "fresh")],
                 className="g-3 mb-3",
             ),
-            html.Div(
-                dcc.Graph(
-                    id=ids.LATENCY_GRAPH,
-                    config={"displaylogo": False, "responsive": True,
-                            "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]},
-                    style={"height": "440px"},
-                ),
-                className="np-panel",
+            dbc.Row(
+                [
+                    dbc.Col(
+                        html.Div(
+                            dcc.Graph(
+                                id=ids.LATENCY_GRAPH,
+                                config={"displaylogo": False, "responsive": True,
+                                        "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]},
+                                style={"height": f"{CHART_HEIGHT_PX}px"},
+                            ),
+                            className="np-panel",
+                        ),
+                        lg=8,
+                    ),
+                    dbc.Col(
+                        html.Div(
+                            [
+                                html.Div(
+                                    [html.Span("Needs attention", className="np-panel-title"),
+                                     html.Span(PLACEHOLDER, id=ids.ATTENTION_COUNT, className="np-count")],
+                                    className="np-panel-head",
+                                ),
+                                html.Div(id=ids.ATTENTION_LIST, className="np-attention"),
+                            ],
+                            className="np-panel np-panel-list",
+                            style={"height": f"{CHART_HEIGHT_PX + 14}px"},
+                        ),
+                        lg=4,
+                    ),
+                ],
+                className="g-3",
             ),
         ]
     )
 
 
-def _ago(delta: timedelta) -> str:
+def _duration(delta: timedelta) -> str:
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 60:
-        return f"{seconds} s ago"
+        return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60} min ago"
+        return f"{seconds // 60} min"
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
-    return f"{seconds // 86400} d ago"
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def _ago(delta: timedelta) -> str:
+    return f"{_duration(delta)} ago"
 
 
 @dash.callback(
@@ -131,3 +161,35 @@ def refresh_latency(_n: int) -> Any:
     with raw_connection(_engine()) as conn:
         frame = latency_series(conn, current_org_id(), start, end)
     return latency_figure(frame, start, end, title="ICMP round-trip time by site · last 60 minutes")
+
+
+def _attention_row(row: dict[str, Any], now: datetime) -> html.Tr:
+    status = str(row["oper_status"])
+    since = row["since"]
+    return html.Tr(
+        [
+            html.Td(html.Span([html.Span(className="np-dot"), status.capitalize()],
+                              className=f"np-status np-status-{status}")),
+            html.Td([html.Div(row["name"], className="np-device"), html.Div(row["site"], className="np-site")]),
+            html.Td(f"for {_duration(now - since)}" if since is not None else "", className="np-since"),
+        ]
+    )
+
+
+@dash.callback(
+    Output(ids.ATTENTION_LIST, "children"), Output(ids.ATTENTION_COUNT, "children"),
+    Input(ids.REFRESH_INTERVAL, "n_intervals"),
+)
+def refresh_attention(_n: int) -> tuple[Any, str]:
+    with raw_connection(_engine()) as conn:
+        frame: pl.DataFrame = devices_needing_attention(conn, current_org_id(), limit=ATTENTION_ROWS + 1)
+    if frame.is_empty():
+        return html.Div([html.Span("✓", className="np-ok-mark"), "All monitored devices are up"],
+                        className="np-empty"), "0"
+    now = datetime.now(UTC)
+    rows = [_attention_row(r, now) for r in frame.head(ATTENTION_ROWS).iter_rows(named=True)]
+    more = frame.height > ATTENTION_ROWS
+    body: list[Any] = [html.Table(html.Tbody(rows), className="np-table")]
+    if more:
+        body.append(html.Div(f"Showing the first {ATTENTION_ROWS}", className="np-more"))
+    return body, f"{ATTENTION_ROWS}+" if more else str(frame.height)
