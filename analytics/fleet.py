@@ -18,6 +18,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
+from netpulse.inventory import status_counts
 from netpulse.metrics import MetricKind
 
 __all__ = ["ROLLUPS", "UNASSIGNED_SITE", "LATENCY_SCHEMA", "ATTENTION_SCHEMA", "FleetSummary", "rollup_for",
@@ -137,21 +138,16 @@ def fleet_summary(conn: Conn, org_id: uuid.UUID | str, *,
                   lookback: timedelta = timedelta(hours=1)) -> FleetSummary:
     """Status counts (unknown/up/degraded/down), the device total and the time of the latest data.
 
-    The latest time is the newest ``devices.last_checked``, which the loader moves forward with every
-    probe result in the same transaction as the rows; it costs an index scan, not a scan of the metrics.
+    Counts come from :func:`netpulse.inventory.status_counts`. The latest time is the newest
+    ``devices.last_checked``, which the loader moves forward with every probe result in the same
+    transaction as the rows, so it reads the devices table, not the metrics.
     Only when no device was ever checked (rows loaded without availability samples) does it look at
     the raw rows, and then only within ``lookback``.
     """
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE oper_status = 'unknown'), count(*) FILTER (WHERE oper_status = 'up'),"
-        " count(*) FILTER (WHERE oper_status = 'degraded'), count(*) FILTER (WHERE oper_status = 'down'),"
-        " count(*), max(last_checked)"
-        " FROM devices WHERE organization_id = %s",
-        (org_id,),
-    ).fetchone()
-    assert row is not None  # an aggregate without GROUP BY always answers one row
-    counts = dict(zip(STATUS_KEYS, (int(v) for v in row[:4]), strict=True))
-    total, last = int(row[4]), row[5]
+    counts = status_counts(conn, uuid.UUID(str(org_id)))
+    total = sum(counts.values())
+    row = conn.execute("SELECT max(last_checked) FROM devices WHERE organization_id = %s", (org_id,)).fetchone()
+    last = row[0] if row else None
     if last is None and total:
         found = conn.execute(
             "SELECT max(m.time) FROM metrics m JOIN devices d ON d.id = m.device_id"

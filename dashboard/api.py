@@ -16,17 +16,17 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from analytics.fleet import fleet_summary
 from dashboard import envelope
 from dashboard.auth import API_PREFIX, current_org_id, issue_access_token, role_allows, sessionmaker_of
+from netpulse import inventory
 from netpulse.db import raw_connection
-from netpulse.errors import NetPulseError, NotFound, ValidationError
-from netpulse.schema import Device, OperStatus
+from netpulse.errors import NetPulseError, ValidationError
+from netpulse.schema import Device
 from netpulse.users import authenticate
 
 __all__ = ["bp", "init_api", "require_permission", "InvalidCredentials", "InsufficientPermissions",
@@ -76,6 +76,10 @@ def _iso(ts: datetime | None) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
 
 
+def _ref(obj: Any) -> dict[str, Any] | None:
+    return {"id": obj.id, "name": obj.name} if obj is not None else None
+
+
 def _device_json(d: Device) -> dict[str, Any]:
     """The public view of a device (no SNMP secrets)."""
     return {
@@ -84,9 +88,10 @@ def _device_json(d: Device) -> dict[str, Any]:
         "device_type": d.device_type, "status": d.status, "oper_status": d.oper_status,
         "oper_status_since": _iso(d.oper_status_since), "last_seen": _iso(d.last_seen),
         "last_checked": _iso(d.last_checked),
-        "site": {"id": d.site.id, "name": d.site.name} if d.site is not None else None,
-        "group_id": d.group_id, "parent_id": d.parent_id, "probe_enabled": d.probe_enabled,
-        "simulated": d.simulated, "description": d.description, "created_at": _iso(d.created_at),
+        "site": _ref(d.site), "group": _ref(d.group), "parent": _ref(d.parent),
+        "tags": sorted(t.name for t in d.tags),
+        "probe_enabled": d.probe_enabled, "simulated": d.simulated, "description": d.description,
+        "created_at": _iso(d.created_at),
     }
 
 
@@ -136,24 +141,19 @@ def login() -> Response:
 @bp.get("/devices")
 @require_permission("device:read")
 def list_devices() -> Response:
+    """Query: ``page``, ``per_page`` (1..200), and the inventory's filters ``site``, ``group``, ``tag``,
+    ``oper_status`` and ``search`` (substring of name, address or description)."""
     errors: dict[str, str] = {}
     page = _int_arg("page", 1, 1, 1_000_000, errors)
     per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, errors)
-    oper_status = request.args.get("oper_status") or None
-    if oper_status is not None and oper_status not in {s.value for s in OperStatus}:
-        errors["oper_status"] = f"{oper_status!r} is not one of {', '.join(s.value for s in OperStatus)}"
     if errors:
         raise ValidationError("invalid query parameters", details=errors)
-    org = current_org_id()
-    where = [Device.organization_id == org]
-    if oper_status is not None:
-        where.append(Device.oper_status == oper_status)
+    arg = request.args.get
     with _session() as session:
-        total = session.scalar(select(func.count()).select_from(Device).where(*where)) or 0
-        devices = session.scalars(
-            select(Device).where(*where).options(selectinload(Device.site))
-            .order_by(Device.name, Device.id).offset((page - 1) * per_page).limit(per_page)
-        ).all()
+        devices, total = inventory.list_devices(
+            session, current_org_id(), site=arg("site") or None, group=arg("group") or None,
+            tag=arg("tag") or None, oper_status=arg("oper_status") or None, search=arg("search") or None,
+            limit=per_page, offset=(page - 1) * per_page)
         data = [_device_json(d) for d in devices]
     return envelope.success(data, pagination=envelope.pagination(page, per_page, total))
 
@@ -161,15 +161,8 @@ def list_devices() -> Response:
 @bp.get("/devices/<int:device_id>")
 @require_permission("device:read")
 def get_device(device_id: int) -> Response:
-    org = current_org_id()
     with _session() as session:
-        device = session.scalar(
-            select(Device).where(Device.id == device_id, Device.organization_id == org)
-            .options(selectinload(Device.site)))
-        if device is None:
-            raise NotFound(f"Device with ID {device_id} not found", code="DEVICE_NOT_FOUND",
-                           details={"device_id": device_id})
-        data = _device_json(device)
+        data = _device_json(inventory.get_device(session, current_org_id(), device_id))  # 404 DEVICE_NOT_FOUND
     return envelope.success(data)
 
 

@@ -13,8 +13,10 @@ FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, s
 TEXT = "#c9d1d9"
 MUTED = "#8b949e"
 GRID = "rgba(240, 246, 252, 0.07)"
-# Categorical colours that never read as a status (no pure green, amber or red).
-SERIES_COLORS = ("#58a6ff", "#bc8cff", "#39c5cf", "#f778ba", "#ffa657", "#56d4bc", "#d2a8ff", "#79c0ff")
+# Categorical colours that never read as a status (no green, amber, red or grey), distinct hues first.
+SERIES_COLORS = ("#58a6ff", "#bc8cff", "#39c5cf", "#f778ba", "#ffa657", "#a5d6ff", "#e2c5ff", "#ff9bce")
+OTHER_COLOR = "#c9d1d9"  # the catch-all series (devices without a site): dotted, outside the palette
+LEGEND_ON_TOP_MAX = 6    # more series than this: the legend moves to a column on the right
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -41,17 +43,26 @@ def _naive_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
-def latency_figure(df: pl.DataFrame, start: datetime, end: datetime, *, title: str) -> go.Figure:
-    """One line per site from a ``latency_series`` frame (bucket, site, rtt_ms), on a fixed time window."""
+def latency_figure(df: pl.DataFrame, start: datetime, end: datetime, *, title: str,
+                   other: str | None = None) -> go.Figure:
+    """One line per site from a ``latency_series`` frame (bucket, site, rtt_ms), on a fixed time window.
+
+    The series named ``other`` (devices without a site) is drawn last, dotted and neutral.
+    """
     fig = go.Figure()
     # Plotly.js has no time zones: hand it naive UTC wall times, and say "UTC" on the axis.
     naive = df.with_columns(pl.col("bucket").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
-    for i, (site, part) in enumerate(naive.sort("site", "bucket").partition_by("site", as_dict=True).items()):
-        fig.add_trace(go.Scatter(
-            x=part["bucket"].to_list(), y=part["rtt_ms"].to_list(), name=str(site[0]), mode="lines",
-            line={"width": 2, "color": SERIES_COLORS[i % len(SERIES_COLORS)]},
-            hovertemplate="%{y:.1f} ms",
-        ))
+    parts = naive.sort("site", "bucket").partition_by("site", as_dict=True)
+    sites = sorted((str(key[0]) for key in parts), key=lambda name: (name == other, name))
+    for i, site in enumerate(sites):
+        part = parts[(site,)]
+        line = ({"width": 1.5, "color": OTHER_COLOR, "dash": "dot"} if site == other
+                else {"width": 2, "color": SERIES_COLORS[i % len(SERIES_COLORS)]})
+        fig.add_trace(go.Scatter(x=part["bucket"].to_list(), y=part["rtt_ms"].to_list(), name=site,
+                                 mode="lines", line=line, hovertemplate="%{y:.1f} ms"))
+    if len(sites) > LEGEND_ON_TOP_MAX:
+        fig.update_layout(legend={"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1, "yanchor": "top"},
+                          margin={"r": 150})
     fig.update_layout(
         template=TEMPLATE,
         title={"text": title},

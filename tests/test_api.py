@@ -171,6 +171,7 @@ def test_devices_are_paginated_in_the_envelope(engine: Engine, db: psycopg.Conne
     assert [d["name"] for d in body["data"]] == ["core-00", "core-01", "core-02"]
     first = body["data"][0]
     assert first["site"] == {"id": site, "name": "Nairobi DC"} and first["oper_status"] == "up"
+    assert first["tags"] == [] and first["group"] is None and first["parent"] is None
     assert first["ip_address"] == "198.51.2.1" and "snmp_community" not in first
     assert set(body["meta"]) == META_KEYS
 
@@ -182,9 +183,15 @@ def test_devices_are_paginated_in_the_envelope(engine: Engine, db: psycopg.Conne
     assert [d["name"] for d in down["data"]] == ["edge-00", "edge-01", "edge-02"]
     assert down["pagination"]["per_page"] == 50 and down["pagination"]["total"] == 3
 
-    bad = assert_envelope_error(client.get("/api/v1/devices?per_page=0&page=x&oper_status=sideways",
-                                           headers=bearer(token)), 422, "INVALID_INPUT")
-    assert set(bad["error"]["details"]) == {"per_page", "page", "oper_status"}
+    in_site = client.get("/api/v1/devices?site=nairobi-dc&search=core-0", headers=bearer(token)).get_json()
+    assert in_site["pagination"]["total"] == 4
+
+    bad = assert_envelope_error(client.get("/api/v1/devices?per_page=0&page=x", headers=bearer(token)), 422,
+                                "INVALID_INPUT")
+    assert set(bad["error"]["details"]) == {"per_page", "page"}
+    bad = assert_envelope_error(client.get("/api/v1/devices?oper_status=sideways", headers=bearer(token)), 422,
+                                "INVALID_INPUT")
+    assert set(bad["error"]["details"]) == {"oper_status"}
 
 
 def test_one_device_and_404_device_not_found(engine: Engine, db: psycopg.Connection,
@@ -196,8 +203,8 @@ def test_one_device_and_404_device_not_found(engine: Engine, db: psycopg.Connect
     assert r.status_code == 200 and r.get_json()["data"]["name"] == "core-00"
     body = assert_envelope_error(client.get(f"/api/v1/devices/{dev + 1000}", headers=bearer(token)), 404,
                                  "DEVICE_NOT_FOUND")
-    assert body["error"]["details"] == {"device_id": dev + 1000}
-    assert body["error"]["message"] == f"Device with ID {dev + 1000} not found"
+    assert body["error"]["details"] == {"device_id": str(dev + 1000)}
+    assert f"id {dev + 1000} not found" in body["error"]["message"]
 
 
 def test_organizations_see_only_their_own_devices(engine: Engine, db: psycopg.Connection,
@@ -330,8 +337,7 @@ def test_dashboard_without_a_cookie_redirects_to_login(client: FlaskClient) -> N
     # Dash's own requests are XHRs: they get a 401 envelope, not a redirect.
     assert_envelope_error(client.get("/_dash-layout"), 401, "AUTHENTICATION_REQUIRED")
     assert_envelope_error(client.post("/_dash-update-component", json={}), 401, "AUTHENTICATION_REQUIRED")
-    assert client.get("/_dash-component-suites/dash/dash-renderer/build/dash_renderer.v4_4_1m.min.js"
-                      ).status_code == 401
+    assert client.get("/_dash-component-suites/dash/any-bundle.js").status_code == 401
     login = client.get("/login")
     assert login.status_code == 200 and b'name="password"' in login.data
 

@@ -16,7 +16,7 @@ from dash import Input, Output, dcc, html
 from flask import current_app
 from sqlalchemy import Engine
 
-from analytics.fleet import devices_needing_attention, fleet_summary, latency_series
+from analytics.fleet import UNASSIGNED_SITE, devices_needing_attention, fleet_summary, latency_series
 from dashboard import ids
 from dashboard.auth import current_org_id
 from dashboard.charts import latency_figure
@@ -120,9 +120,17 @@ def _duration(delta: timedelta) -> str:
         return f"{seconds} s"
     if seconds < 3600:
         return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+    big, small, big_unit, small_unit = ((seconds // 3600, seconds % 3600 // 60, "h", "min") if seconds < 86400
+                                        else (seconds // 86400, seconds % 86400 // 3600, "d", "h"))
+    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
+
+
+def _share(part: int, whole: int) -> str:
+    """A percentage that never rounds a non-empty share to 0 % or a partial one to 100 %."""
+    if part == 0 or part == whole:
+        return f"{100 * part // whole} %"
+    pct = 100 * part / whole
+    return "<1 %" if pct < 1 else ">99 %" if pct > 99 else f"{pct:.0f} %"
 
 
 def _ago(delta: timedelta) -> str:
@@ -143,8 +151,7 @@ def refresh_summary(_n: int) -> list[str]:
     now = datetime.now(UTC)
     total = summary.total_devices
     counts = [f"{summary.status_counts[k]:,}" for k in ids.STATUS_KEYS]
-    shares = [f"{100 * summary.status_counts[k] / total:.0f} % of fleet" if total else ""
-              for k in ids.STATUS_KEYS]
+    shares = [f"{_share(summary.status_counts[k], total)} of fleet" if total else "" for k in ids.STATUS_KEYS]
     last = summary.last_metric_at
     if last is None:
         last_text, ago, css = "No data", "nothing received yet", "np-kpi-value np-stale"
@@ -160,7 +167,8 @@ def refresh_latency(_n: int) -> Any:
     start = end - LATENCY_WINDOW
     with raw_connection(_engine()) as conn:
         frame = latency_series(conn, current_org_id(), start, end)
-    return latency_figure(frame, start, end, title="ICMP round-trip time by site · last 60 minutes")
+    return latency_figure(frame, start, end, title="ICMP round-trip time by site · last 60 minutes",
+                          other=UNASSIGNED_SITE)
 
 
 def _attention_row(row: dict[str, Any], now: datetime) -> html.Tr:
