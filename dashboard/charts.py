@@ -56,8 +56,9 @@ def latency_figure(df: pl.DataFrame, start: datetime, end: datetime, *, title: s
     sites = sorted((str(key[0]) for key in parts), key=lambda name: (name == other, name))
     for i, site in enumerate(sites):
         part = parts[(site,)]
+        n = len(SERIES_COLORS)  # past the palette, the colours come round again dashed
         line = ({"width": 1.5, "color": OTHER_COLOR, "dash": "dot"} if site == other
-                else {"width": 2, "color": SERIES_COLORS[i % len(SERIES_COLORS)]})
+                else {"width": 2, "color": SERIES_COLORS[i % n], "dash": "solid" if i < n else "dash"})
         fig.add_trace(go.Scatter(x=part["bucket"].to_list(), y=part["rtt_ms"].to_list(), name=site,
                                  mode="lines", line=line, hovertemplate="%{y:.1f} ms"))
     if len(sites) > LEGEND_ON_TOP_MAX:

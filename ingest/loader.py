@@ -6,10 +6,12 @@ One transaction per batch, all or nothing:
    already stored (a retried message, an overlapping batch) hits the primary key and the savepoint
    undoes the COPY; the slow path then copies the batch into a temp table and inserts only the new
    rows with ``INSERT ... ON CONFLICT DO NOTHING``, so nothing is stored twice.
-2. Rollups (plain-PostgreSQL variant): the rows actually inserted are folded into ``metrics_1m``,
-   ``metrics_1h`` and ``metrics_1d`` as mergeable aggregates (count, sum, min, max; avg derived).
-   On the fast path they are pre-aggregated in numpy, so each level gets one row per series and
-   bucket. TimescaleDB maintains its continuous aggregates itself.
+2. Rollups (plain-PostgreSQL variant): rows at or after the rollup watermark are aggregated live by
+   the ``metrics_1m/1h/1d`` views until the rollup job materializes them; rows that arrive behind
+   the watermark (late probes, backfills) are folded here into the ``*_mat`` tables as mergeable
+   aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
+   the job cannot move it between the two (netpulse.rollups). TimescaleDB maintains its
+   continuous aggregates itself.
 3. Device status and last_seen move forward from the batch's availability samples.
 """
 
@@ -25,9 +27,10 @@ from psycopg import errors as pg_errors
 
 from ingest import copy_binary
 from ingest.rollup import LEVELS, aggregate
-from ingest.rows import MetricRows, from_micros
+from ingest.rows import MetricRows, to_micros
 from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
+from netpulse.rollups import merge_cte, watermark
 from netpulse.storage import ensure_partitions
 
 log = structlog.get_logger("netpulse.ingest.loader")
@@ -50,39 +53,30 @@ _ROLLUP_STAGE_DDL = (
 _COPY_ROLLUP_STAGE = (f"COPY netpulse_stage_rollup ({', '.join(copy_binary.ROLLUP_COLUMNS)}) "
                       "FROM STDIN (FORMAT BINARY)")
 
-# Merge a delta into a bucket that may already hold rows from earlier batches. Sorted by key so
-# concurrent loaders take row locks in the same order.
-_MERGE = """
-{cte} AS (
-    INSERT INTO {table} AS r (bucket, device_id, metric_id, ifindex, count, sum, min, max)
-    SELECT bucket, device_id, metric_id, ifindex, count, sum, min, max FROM ({source}) s
-    ORDER BY device_id, metric_id, ifindex, bucket
-    ON CONFLICT (device_id, metric_id, ifindex, bucket) DO UPDATE SET
-        count = r.count + EXCLUDED.count, sum = r.sum + EXCLUDED.sum,
-        min = LEAST(r.min, EXCLUDED.min), max = GREATEST(r.max, EXCLUDED.max)
-)"""
-_SQL_BUCKETS = {"metrics_1m": "date_trunc('minute', time)", "metrics_1h": "date_trunc('hour', time)",
-                "metrics_1d": "date_trunc('day', time, 'UTC')"}
+_SQL_BUCKETS = {"metrics_1m_mat": "date_trunc('minute', time)", "metrics_1h_mat": "date_trunc('hour', time)",
+                "metrics_1d_mat": "date_trunc('day', time, 'UTC')"}
 
 
 def _merge_from_stage_rollup(levels: tuple[int, ...]) -> str:
-    ctes = [_MERGE.format(cte=f"m{n}", table=LEVELS[n][0], source=(
+    ctes = [merge_cte(f"m{n}", LEVELS[n][0], (
         "SELECT bucket, device_id, metric_id, ifindex, count, sum, min, max "
         f"FROM netpulse_stage_rollup WHERE level = {n}")) for n in levels]
     return "WITH " + ",".join(ctes) + "\nSELECT 1"
 
 
 def _insert_from_stage(variant: Variant) -> str:
-    """Slow path: insert the staged rows that are new, and (plain variant) fold exactly those."""
+    """Slow path: insert the staged rows that are new, and (plain variant) fold exactly those of
+    them that lie behind the watermark ``%(w)s``."""
     ctes = [f"""
 ins AS (
     INSERT INTO metrics {_COLS} SELECT time, device_id, metric_id, ifindex, value FROM netpulse_stage
     ON CONFLICT DO NOTHING RETURNING time, device_id, metric_id, ifindex, value
 )"""]
     if variant == "postgres":
-        ctes += [_MERGE.format(cte=f"m{n}", table=table, source=(
+        ctes += [merge_cte(f"m{n}", table, (
             f"SELECT {_SQL_BUCKETS[table]} AS bucket, device_id, metric_id, ifindex, count(*) AS count, "
-            "sum(value) AS sum, min(value) AS min, max(value) AS max FROM ins GROUP BY 1, 2, 3, 4"))
+            "sum(value) AS sum, min(value) AS min, max(value) AS max FROM ins "
+            "WHERE time < coalesce(%(w)s::timestamptz, '-infinity') GROUP BY 1, 2, 3, 4"))
             for n, (table, _) in enumerate(LEVELS)]
     return "WITH " + ",".join(ctes) + "\nSELECT count(*) FROM ins"
 
@@ -93,24 +87,31 @@ UPDATE devices d SET
     oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.time END,
     last_checked = v.time,
     last_seen = GREATEST(d.last_seen, v.seen)
-FROM unnest(%s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[]) AS v(device_id, time, seen, st)
+FROM (
+    SELECT device_id, 'epoch'::timestamptz + time_us * interval '1 microsecond' AS time,
+           'epoch'::timestamptz + seen_us * interval '1 microsecond' AS seen, st
+    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::text[]) AS u(device_id, time_us, seen_us, st)
+) v
 WHERE d.id = v.device_id AND (d.last_checked IS NULL OR d.last_checked <= v.time)
 """
+
+_NEVER = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceVerdicts:
-    """Per device: the latest probe time, the latest answered probe time, and the status then."""
+    """Per device: the latest probe time, the latest answered probe time (None: none in the
+    batch), both in epoch microseconds, and the status at the latest probe."""
 
     device_id: list[int]
-    time: list[datetime]
-    seen: list[datetime | None]
+    time_us: list[int]
+    seen_us: list[int | None]
     status: list[str]
 
 
 def device_verdicts(rows: MetricRows) -> DeviceVerdicts:
     """Status from each device's latest availability sample: down when it did not answer, degraded
-    when it answered but lost packets, up otherwise."""
+    when it answered but lost packets, up otherwise. Vectorised: one pass per batch."""
     sel = (rows.metric_id == int(MetricKind.AVAILABLE)) & (rows.ifindex == 0)
     dev, t, v = rows.device_id[sel], rows.time_us[sel], rows.value[sel]
     if len(dev) == 0:
@@ -118,20 +119,23 @@ def device_verdicts(rows: MetricRows) -> DeviceVerdicts:
     order = np.lexsort((t, dev))
     dev, t, v = dev[order], t[order], v[order]
     last = np.flatnonzero(np.append(dev[1:] != dev[:-1], True))
-    seen_t = np.where(v > 0, t, np.iinfo(np.int64).min)
     first = np.append(0, last[:-1] + 1)
-    seen_max = np.maximum.reduceat(seen_t, first)
+    seen = np.maximum.reduceat(np.where(v > 0, t, _NEVER), first)
+    # Loss at each device's latest probe, found by binary search over (device, time) keys.
     lsel = (rows.metric_id == int(MetricKind.ICMP_LOSS_PCT)) & (rows.ifindex == 0)
-    loss = dict(zip(zip(rows.device_id[lsel].tolist(), rows.time_us[lsel].tolist(), strict=True),
-                    rows.value[lsel].tolist(), strict=True))
-    out = DeviceVerdicts([], [], [], [])
-    for k, idx in enumerate(last.tolist()):
-        d, tm, val = int(dev[idx]), int(t[idx]), float(v[idx])
-        out.device_id.append(d)
-        out.time.append(from_micros(tm))
-        out.seen.append(from_micros(int(seen_max[k])) if seen_max[k] != np.iinfo(np.int64).min else None)
-        out.status.append("down" if val <= 0 else "degraded" if loss.get((d, tm), 0.0) > 0 else "up")
-    return out
+    ld, lt, lv = rows.device_id[lsel], rows.time_us[lsel], rows.value[lsel]
+    lorder = np.lexsort((lt, ld))
+    ld, lt, lv = ld[lorder], lt[lorder], lv[lorder]
+    keys = np.rec.fromarrays([ld.astype(np.int64), lt])
+    want = np.rec.fromarrays([dev[last].astype(np.int64), t[last]])
+    pos = np.searchsorted(keys, want) if len(keys) else np.zeros(len(last), np.int64)
+    hit = (pos < len(keys))
+    hit[hit] = (keys[pos[hit]] == want[hit])
+    loss = np.zeros(len(last))
+    loss[hit] = lv[pos[hit]]
+    status = np.where(v[last] <= 0, "down", np.where(loss > 0, "degraded", "up"))
+    return DeviceVerdicts(dev[last].tolist(), t[last].tolist(),
+                          [None if s == _NEVER else s for s in seen.tolist()], status.tolist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +186,11 @@ class Loader:
                 self._ensure_partitions(conn, rows)
             try:
                 with conn.transaction():
-                    inserted = self._copy_direct(conn, rows, payload, variant)
+                    # Shared lock: the rollup job cannot move the watermark under this batch.
+                    w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
+                    inserted = self._copy_direct(conn, rows, payload, variant, w)
                     if inserted is None:
-                        inserted = self._insert_new_only(conn, payload, variant)
+                        inserted = self._insert_new_only(conn, payload, variant, w)
                     updated = self._update_status(conn, verdicts)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
@@ -199,21 +205,26 @@ class Loader:
         raise AssertionError("unreachable")
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
-                     variant: Variant) -> int | None:
+                     variant: Variant, w: datetime | None) -> int | None:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 with cur.copy(_COPY_RAW) as copy:
                     copy.write(payload)
         except pg_errors.UniqueViolation:
             return None
-        if variant == "postgres":
-            self._fold_deltas(conn, rows)
+        if variant == "postgres" and w is not None:
+            late = rows.time_us < to_micros(w)
+            if late.any():
+                self._fold_deltas(conn, rows if late.all() else MetricRows(
+                    rows.time_us[late], rows.device_id[late], rows.metric_id[late], rows.ifindex[late],
+                    rows.value[late]))
         return len(rows)
 
     @staticmethod
     def _fold_deltas(conn: psycopg.Connection, rows: MetricRows) -> None:
-        """Fold a fully inserted batch into the rollups. A level whose buckets are all new takes a
-        plain COPY (about twice as fast as an upsert); one that meets existing buckets is merged."""
+        """Fold late rows (all inserted) into the materialized rollups. A level whose buckets are all
+        new takes a plain COPY (a backfill, about twice as fast as an upsert); one that meets
+        existing buckets is merged."""
         to_merge = []
         for n, (table, width) in enumerate(LEVELS):
             delta = aggregate(rows, width)
@@ -233,13 +244,16 @@ class Loader:
                 copy.write(copy_binary.encode_rollups(to_merge))
             cur.execute(_merge_from_stage_rollup(tuple(n for n, _ in to_merge)).encode())
 
-    def _insert_new_only(self, conn: psycopg.Connection, payload: bytes, variant: Variant) -> int:
+    def _insert_new_only(self, conn: psycopg.Connection, payload: bytes, variant: Variant,
+                         w: datetime | None) -> int:
         conn.execute(_STAGE_DDL)
         conn.execute("DELETE FROM netpulse_stage")  # empty after a commit; guards a caller's transaction
         with conn.cursor() as cur:
             with cur.copy(_COPY_STAGE) as copy:
                 copy.write(payload)
-            row = cur.execute(_insert_from_stage(variant).encode()).fetchone()
+            statement = _insert_from_stage(variant)
+            row = (cur.execute(statement.encode(), {"w": w}) if variant == "postgres"
+                   else cur.execute(statement.encode())).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -247,7 +261,7 @@ class Loader:
     def _update_status(conn: psycopg.Connection, v: DeviceVerdicts) -> int:
         if not v.device_id:
             return 0
-        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time, v.seen, v.status))
+        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time_us, v.seen_us, v.status))
         return cur.rowcount
 
     def _ensure_partitions(self, conn: psycopg.Connection, rows: MetricRows) -> None:

@@ -16,7 +16,9 @@ from ingest.rows import MetricRows
 MINUTE_US = 60_000_000
 HOUR_US = 60 * MINUTE_US
 DAY_US = 24 * HOUR_US
-LEVELS: tuple[tuple[str, int], ...] = (("metrics_1m", MINUTE_US), ("metrics_1h", HOUR_US), ("metrics_1d", DAY_US))
+# The materialized parts of the plain variant's rollups (see netpulse.rollups).
+LEVELS: tuple[tuple[str, int], ...] = (("metrics_1m_mat", MINUTE_US), ("metrics_1h_mat", HOUR_US),
+                                       ("metrics_1d_mat", DAY_US))
 
 
 @dataclass(slots=True)

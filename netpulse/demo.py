@@ -163,6 +163,13 @@ def run_demo(opts: DemoOptions) -> None:
             with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
                 stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
             click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")
+        from netpulse.db import connect
+        from netpulse.rollups import advance_all
+
+        with connect(stack.database_url, autocommit=True) as conn:
+            materialized = sum(r.minute_rows for r in advance_all(conn, datetime.now(UTC)))
+        if materialized:
+            click.echo(f"  rollups: {materialized:,} minute buckets materialized")
 
         privileged = icmp_permitted(True)
         icmp_ok = privileged or icmp_permitted(False)
@@ -175,7 +182,7 @@ def run_demo(opts: DemoOptions) -> None:
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
         from dramatiq import Worker
 
-        from workers.actors import maintain_storage, probe_batch
+        from workers.actors import advance_rollups, maintain_storage, probe_batch
 
         worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
         worker.start()
@@ -183,7 +190,8 @@ def run_demo(opts: DemoOptions) -> None:
         maintain_storage.send()
 
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                              send_maintenance=maintain_storage.send, interval_s=opts.interval_s)
+                              periodic=[(60, advance_rollups.send), (3600, maintain_storage.send)],
+                              interval_s=opts.interval_s)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()
 

@@ -71,9 +71,11 @@ def db_url() -> Iterator[str]:
 
 
 def truncate_all(url: str) -> None:
+    """Empty every table and put the rollup watermark back to "nothing materialized"."""
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute("TRUNCATE metrics, metrics_1m, metrics_1h, metrics_1d, " + ", ".join(TENANT_TABLES)
+        c.execute("TRUNCATE metrics, metrics_1m_mat, metrics_1h_mat, metrics_1d_mat, " + ", ".join(TENANT_TABLES)
                   + " RESTART IDENTITY CASCADE")
+        c.execute("UPDATE rollup_watermark SET materialized_until = '-infinity', advanced_at = NULL")
 
 
 @pytest.fixture

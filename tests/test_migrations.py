@@ -72,7 +72,8 @@ def test_failed_migration_rolls_back_and_is_not_recorded(empty_db_url: str, tmp_
         migrate(empty_db_url, requested="postgres")
     with psycopg.connect(empty_db_url) as c:
         assert c.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
-        assert c.execute("SELECT max(version) FROM netpulse_migrations").fetchone()[0] == 3
+        assert c.execute("SELECT max(version) FROM netpulse_migrations").fetchone()[0] == max(
+            m.version for m in discover("postgres", mig.SQL_DIR))
 
 
 def test_variant_cannot_change_after_first_migrate(empty_db_url: str) -> None:

@@ -35,8 +35,8 @@ def test_maintenance_creates_ahead_and_drops_only_expired_partitions(db: psycopg
     # The rows of kept days are untouched.
     assert db.execute("SELECT count(*) FROM metrics WHERE time < %s", (NOW - timedelta(days=80),)
                       ).fetchone()[0] == 2 * (2 * 2 * 3)  # the 90- and 89-day-old loads
-    assert "metrics_1m_p20260823" in report.dropped  # minute rollups: 90 days too
-    assert "metrics_1h_p202608" in existing_partitions(db, "metrics_1h")  # hourly rollups: two years
+    assert "metrics_1m_mat_p20260823" in report.dropped  # minute rollups: 90 days too
+    assert "metrics_1h_mat_p202608" in existing_partitions(db, "metrics_1h_mat")  # hourly rollups: two years
     assert maintain(db, NOW, ahead_days=3, raw_retention_days=90).dropped == []  # idempotent
 
 

@@ -11,6 +11,7 @@ import structlog
 from ingest.icmp import PingTarget, ping_rows
 from ingest.rows import MetricRows
 from ingest.tcp import TcpTarget, connect_rows
+from netpulse.rollups import advance_all
 from netpulse.storage import maintain
 from workers.runtime import current
 
@@ -64,6 +65,18 @@ def load_batch(batch: dict[str, Any]) -> None:
     with rt.connection() as conn:
         result = rt.loader.load(conn, MetricRows.from_message(batch))
     log.debug("netpulse.workers.batch_loaded", inserted=result.inserted, duplicates=result.duplicates)
+
+
+@dramatiq.actor(actor_name="workers.advance_rollups", queue_name=MAINTENANCE, max_retries=3, max_age=120_000)
+def advance_rollups() -> None:
+    """Materialize closed minutes into the rollup tables (plain variant; TimescaleDB refreshes its own)."""
+    from datetime import UTC, datetime
+
+    rt = current()
+    with rt.connection() as conn:
+        for report in advance_all(conn, datetime.now(UTC)):
+            if report.minute_rows:
+                log.debug("netpulse.workers.rollups_advanced", until=str(report.end), rows=report.minute_rows)
 
 
 @dramatiq.actor(actor_name="workers.maintain_storage", queue_name=MAINTENANCE, max_retries=3)

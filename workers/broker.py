@@ -64,7 +64,8 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     import workers.actors  # noqa: F401  (declares the actors on the global broker)
 
-    for name in ("workers.probe_batch", "workers.load_batch", "workers.maintain_storage"):
+    for name in ("workers.probe_batch", "workers.load_batch", "workers.advance_rollups",
+                 "workers.maintain_storage"):
         if name not in broker.actors:
             # Re-declare on a new broker (tests build several): actors bind at declaration time.
             actor = getattr(workers.actors, name.split(".")[1])

@@ -39,14 +39,14 @@ class SchedulerStats:
 class Scheduler:
     engine: Engine
     send_probe: Callable[[list[dict[str, Any]], int], None]
-    send_maintenance: Callable[[], None] | None = None
+    # (every_s, send): jobs enqueued periodically besides the probes (rollups, storage upkeep).
+    periodic: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
     interval_s: int = 60
     batch_size: int = 250
     probe_count: int = 3
     probe_timeout_s: float = 2.0
-    maintenance_every_s: int = 3600
     stats: SchedulerStats = field(default_factory=SchedulerStats)
-    _last_maintenance: float = field(default=0.0, init=False)
+    _last_sent: dict[int, float] = field(default_factory=dict, init=False)
 
     def due_devices(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -64,9 +64,10 @@ class Scheduler:
         self.stats.messages += sent
         self.stats.devices += len(devices)
         now = time.time()
-        if self.send_maintenance and now - self._last_maintenance >= self.maintenance_every_s:
-            self.send_maintenance()
-            self._last_maintenance = now
+        for k, (every_s, send) in enumerate(self.periodic):
+            if now - self._last_sent.get(k, 0.0) >= every_s:
+                send()
+                self._last_sent[k] = now
         return sent
 
     def run(self, stop: threading.Event) -> None:

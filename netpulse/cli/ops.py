@@ -72,12 +72,13 @@ def scheduler() -> None:
     import signal
     import threading
 
-    from workers.actors import maintain_storage, probe_batch
+    from workers.actors import advance_rollups, maintain_storage, probe_batch
     from workers.scheduler import Scheduler
 
     settings, rt, _ = _runtime_and_broker()
     sched = Scheduler(rt.engine, send_probe=lambda d, t: probe_batch.send(d, t),
-                      send_maintenance=maintain_storage.send, interval_s=settings.probe_interval_s,
+                      periodic=[(60, advance_rollups.send), (3600, maintain_storage.send)],
+                      interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
                       probe_timeout_s=settings.probe_timeout_s)
     stop = threading.Event()
@@ -111,17 +112,22 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
 
 @click.command()
 def maintain() -> None:
-    """Create metric partitions ahead and drop expired ones now (the worker also does it hourly)."""
+    """Storage upkeep now: partitions ahead, expired ones dropped, rollups materialized up to the
+    last closed minute (workers do the same every minute and hour)."""
     from datetime import UTC, datetime
 
     from netpulse.db import connect
+    from netpulse.rollups import advance_all
     from netpulse.storage import maintain as run
 
     settings = get_settings()
     with connect(settings.require_database_url(), autocommit=True) as conn:
-        report = run(conn, datetime.now(UTC), ahead_days=settings.partitions_ahead_days,
+        now = datetime.now(UTC)
+        report = run(conn, now, ahead_days=settings.partitions_ahead_days,
                      raw_retention_days=settings.metrics_retention_days)
-    click.echo(f"created {len(report.created)} partition(s), dropped {len(report.dropped)}")
+        rows = sum(r.minute_rows for r in advance_all(conn, now))
+    click.echo(f"created {len(report.created)} partition(s), dropped {len(report.dropped)}; "
+               f"{rows:,} minute rollup row(s) materialized")
 
 
 COMMANDS = [migrate, worker, scheduler, serve, maintain]
