@@ -84,13 +84,15 @@ ins AS (
 _UPDATE_STATUS = """
 UPDATE devices d SET
     oper_status = v.st,
-    oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.time END,
+    oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.since END,
     last_checked = v.time,
     last_seen = GREATEST(d.last_seen, v.seen)
 FROM (
     SELECT device_id, 'epoch'::timestamptz + time_us * interval '1 microsecond' AS time,
-           'epoch'::timestamptz + seen_us * interval '1 microsecond' AS seen, st
-    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::text[]) AS u(device_id, time_us, seen_us, st)
+           'epoch'::timestamptz + seen_us * interval '1 microsecond' AS seen,
+           'epoch'::timestamptz + since_us * interval '1 microsecond' AS since, st
+    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])
+         AS u(device_id, time_us, seen_us, since_us, st)
 ) v
 WHERE d.id = v.device_id AND (d.last_checked IS NULL OR d.last_checked <= v.time)
 """
@@ -100,42 +102,49 @@ _NEVER = np.iinfo(np.int64).min
 
 @dataclass(frozen=True, slots=True)
 class DeviceVerdicts:
-    """Per device: the latest probe time, the latest answered probe time (None: none in the
-    batch), both in epoch microseconds, and the status at the latest probe."""
+    """Per device, in epoch microseconds: the latest probe, the latest answered probe (None: none
+    in the batch), the start of the run of probes ending in the current status; and that status."""
 
     device_id: list[int]
     time_us: list[int]
     seen_us: list[int | None]
+    since_us: list[int]
     status: list[str]
 
 
+_STATUS_NAMES = np.array(["up", "degraded", "down"])
+
+
 def device_verdicts(rows: MetricRows) -> DeviceVerdicts:
-    """Status from each device's latest availability sample: down when it did not answer, degraded
-    when it answered but lost packets, up otherwise. Vectorised: one pass per batch."""
+    """Status from each availability sample: down when the device did not answer, degraded when it
+    answered but lost packets, up otherwise; the device takes its latest. Vectorised."""
     sel = (rows.metric_id == int(MetricKind.AVAILABLE)) & (rows.ifindex == 0)
     dev, t, v = rows.device_id[sel], rows.time_us[sel], rows.value[sel]
     if len(dev) == 0:
-        return DeviceVerdicts([], [], [], [])
+        return DeviceVerdicts([], [], [], [], [])
     order = np.lexsort((t, dev))
     dev, t, v = dev[order], t[order], v[order]
-    last = np.flatnonzero(np.append(dev[1:] != dev[:-1], True))
-    first = np.append(0, last[:-1] + 1)
-    seen = np.maximum.reduceat(np.where(v > 0, t, _NEVER), first)
-    # Loss at each device's latest probe, found by binary search over (device, time) keys.
+    # Loss of each sample, found by binary search over the batch's (device, time) loss keys.
     lsel = (rows.metric_id == int(MetricKind.ICMP_LOSS_PCT)) & (rows.ifindex == 0)
     ld, lt, lv = rows.device_id[lsel], rows.time_us[lsel], rows.value[lsel]
     lorder = np.lexsort((lt, ld))
-    ld, lt, lv = ld[lorder], lt[lorder], lv[lorder]
-    keys = np.rec.fromarrays([ld.astype(np.int64), lt])
-    want = np.rec.fromarrays([dev[last].astype(np.int64), t[last]])
-    pos = np.searchsorted(keys, want) if len(keys) else np.zeros(len(last), np.int64)
-    hit = (pos < len(keys))
-    hit[hit] = (keys[pos[hit]] == want[hit])
-    loss = np.zeros(len(last))
-    loss[hit] = lv[pos[hit]]
-    status = np.where(v[last] <= 0, "down", np.where(loss > 0, "degraded", "up"))
+    keys = np.rec.fromarrays([ld[lorder].astype(np.int64), lt[lorder]])
+    want = np.rec.fromarrays([dev.astype(np.int64), t])
+    loss = np.zeros(len(dev))
+    if len(keys):
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        hit = keys[pos] == want
+        loss[hit] = lv[lorder][pos[hit]]
+    code = np.where(v <= 0, 2, np.where(loss > 0, 1, 0))
+    new_device = np.append(True, dev[1:] != dev[:-1])
+    run_start = np.where(new_device | np.append(True, code[1:] != code[:-1]), np.arange(len(dev)), 0)
+    run_start = np.maximum.accumulate(run_start)
+    last = np.flatnonzero(np.append(dev[1:] != dev[:-1], True))
+    first = np.flatnonzero(new_device)
+    seen = np.maximum.reduceat(np.where(v > 0, t, _NEVER), first)
     return DeviceVerdicts(dev[last].tolist(), t[last].tolist(),
-                          [None if s == _NEVER else s for s in seen.tolist()], status.tolist())
+                          [None if x == _NEVER else x for x in seen.tolist()],
+                          t[run_start[last]].tolist(), _STATUS_NAMES[code[last]].tolist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +270,7 @@ class Loader:
     def _update_status(conn: psycopg.Connection, v: DeviceVerdicts) -> int:
         if not v.device_id:
             return 0
-        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time_us, v.seen_us, v.status))
+        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time_us, v.seen_us, v.since_us, v.status))
         return cur.rowcount
 
     def _ensure_partitions(self, conn: psycopg.Connection, rows: MetricRows) -> None:

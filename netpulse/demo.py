@@ -39,6 +39,25 @@ class DemoOptions:
     worker_threads: int = 4
 
 
+def check_same_network(opts: DemoOptions) -> None:
+    """A data dir holds one simulated network: refuse to mix another into it."""
+    import json
+
+    from netpulse.errors import ConfigError
+
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    path = opts.data_dir / "demo-network.json"
+    wanted = {"devices": opts.devices, "sites": opts.sites, "seed": opts.seed}
+    if path.exists():
+        have = json.loads(path.read_text())
+        if have != wanted:
+            raise ConfigError(
+                f"{opts.data_dir} holds a demo network of {have['devices']} devices in {have['sites']} sites "
+                f"(seed {have['seed']}); run with those options, or pass a new --data-dir")
+    else:
+        path.write_text(json.dumps(wanted))
+
+
 def ensure_org_and_admin(session: Session, password: str) -> Organization:
     from netpulse.users import create_organization, create_user
 
@@ -134,6 +153,7 @@ def run_demo(opts: DemoOptions) -> None:
 
     t_start = time.monotonic()
     click.echo(f"NetPulse demo: data in {opts.data_dir}")
+    check_same_network(opts)
     stack = EmbeddedStack.start(opts.data_dir)
     stop = threading.Event()
     stoppers: list[Callable[[], None]] = []

@@ -118,9 +118,19 @@ def test_device_status_and_last_seen_follow_the_latest_probe(db: psycopg.Connect
     ]))
     rows = dict((r[0], r[1:]) for r in db.execute(
         "SELECT id, oper_status, last_seen, last_checked, oper_status_since FROM devices").fetchall())
-    assert rows[up] == ("up", t2, t2, t2)
+    assert rows[up] == ("up", t2, t2, t1)  # up since its first probe in the batch
     assert rows[degraded] == ("degraded", t2, t2, t2)
     assert rows[down] == ("down", t1, t2, t2)
+    # Several probes in one batch (a backfill): "since" is where the final run of one status began.
+    t3, t4, t5 = t2 + timedelta(minutes=1), t2 + timedelta(minutes=2), t2 + timedelta(minutes=3)
+    loader.load(db, MetricRows.from_tuples([
+        (t3, up, A, 0, 0), (t4, up, A, 0, 0), (t5, up, A, 0, 0),
+        (t3, degraded, A, 0, 1), (t3, degraded, L, 0, 10), (t4, degraded, A, 0, 1), (t5, degraded, A, 0, 1),
+    ]))
+    assert db.execute("SELECT oper_status, oper_status_since, last_seen FROM devices WHERE id = %s",
+                      (up,)).fetchone() == ("down", t3, t2)
+    assert db.execute("SELECT oper_status, oper_status_since FROM devices WHERE id = %s",
+                      (degraded,)).fetchone() == ("up", t4)
     # A late batch from before never moves a device back in time.
     loader.load(db, MetricRows.from_tuples([(t1 - timedelta(minutes=5), down, A, 0, 1)]))
     assert db.execute("SELECT oper_status, last_checked FROM devices WHERE id = %s", (down,)).fetchone() == (
