@@ -45,7 +45,7 @@ def encode(rows: MetricRows) -> bytes:
 
 
 ROLLUP_COLUMNS = ("level", "bucket", "device_id", "metric_id", "ifindex", "count", "sum", "min", "max")
-_ROLLUP_TUPLE = np.dtype([
+_ROLLUP_FIELDS = [
     ("nfields", ">i2"),
     ("len_l", ">i4"), ("l", ">i2"),
     ("len_b", ">i4"), ("b", ">i8"),
@@ -56,11 +56,11 @@ _ROLLUP_TUPLE = np.dtype([
     ("len_s", ">i4"), ("s", ">f8"),
     ("len_lo", ">i4"), ("lo", ">f8"),
     ("len_hi", ">i4"), ("hi", ">f8"),
-])
+]
+_ROLLUP_TUPLE = np.dtype(_ROLLUP_FIELDS)
 
 
-_ROLLUP_TUPLE_NO_LEVEL = np.dtype([(n, _ROLLUP_TUPLE.fields[n][0]) for n in _ROLLUP_TUPLE.names
-                                   if n not in ("len_l", "l")])
+_ROLLUP_TUPLE_NO_LEVEL = np.dtype([(n, t) for n, t in _ROLLUP_FIELDS if n not in ("len_l", "l")])
 
 
 def encode_rollups(deltas: list[tuple[int, RollupDelta]], *, with_level: bool = True) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -25,17 +26,17 @@ NAMESPACE = "netpulse"
 class LogContext(Middleware):
     """Binds actor_name and message_id to every log line an actor writes."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         structlog.contextvars.bind_contextvars(actor_name=message.actor_name, message_id=message.message_id)
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *,
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,  # type: ignore[override]
                               result: Any = None, exception: BaseException | None = None) -> None:
         structlog.contextvars.clear_contextvars()
         if exception is not None:
             log.warning("netpulse.workers.actor_failed", actor_name=message.actor_name,
                         retries=message.options.get("retries", 0), error=str(exception))
 
-    after_skip_message = after_process_message
+    after_skip_message = after_process_message  # type: ignore[assignment]
 
 
 def middleware() -> list[Middleware]:

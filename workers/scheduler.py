@@ -38,9 +38,9 @@ class SchedulerStats:
 @dataclass
 class Scheduler:
     engine: Engine
-    send_probe: Callable[[list[dict[str, Any]], int], None]
+    send_probe: Callable[[list[dict[str, Any]], int], object]
     # (every_s, send): jobs enqueued periodically besides the probes (rollups, storage upkeep).
-    periodic: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+    periodic: list[tuple[int, Callable[[], object]]] = field(default_factory=list)
     interval_s: int = 60
     batch_size: int = 250
     probe_count: int = 3

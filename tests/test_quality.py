@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md, checked by import-linter, and the code style by ruff."""
+"""The layer rule of DESIGN.md (import-linter), the code style (ruff) and the types (mypy)."""
 
 from __future__ import annotations
 
@@ -22,4 +22,10 @@ def test_import_layers_hold() -> None:
 def test_ruff_is_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--quiet", "."], cwd=ROOT,
                             capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    """All package code is typed (pyproject's [tool.mypy] lists the packages)."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
