@@ -175,3 +175,23 @@ def devices_needing_attention(conn: Conn, org_id: uuid.UUID | str, *, limit: int
             {"unassigned": UNASSIGNED_SITE, "org": org_id, "limit": limit},
         ).fetchall()
     return pl.DataFrame(rows, schema=ATTENTION_SCHEMA, orient="row")
+
+
+def availability_by_site(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime) -> pl.DataFrame:
+    """Share of answered probes per site over ``start``..``end`` (from the availability samples):
+    columns ``site``, ``devices``, ``probes`` and ``availability_pct``, worst site first."""
+    _require_aware(start=start, end=end)
+    table = rollup_for(start, end)
+    query = sql.SQL(
+        "SELECT coalesce(s.name, %(unassigned)s) AS site, count(DISTINCT r.device_id) AS devices,"
+        " sum(r.count)::bigint AS probes, 100.0 * sum(r.sum) / sum(r.count) AS availability_pct"
+        " FROM {table} r JOIN devices d ON d.id = r.device_id LEFT JOIN sites s ON s.id = d.site_id"
+        " WHERE d.organization_id = %(org)s AND r.metric_id = %(metric)s AND r.ifindex = 0"
+        " AND r.bucket >= %(start)s AND r.bucket < %(end)s GROUP BY 1 ORDER BY 4, 1"
+    ).format(table=sql.Identifier(table))
+    params = {"unassigned": UNASSIGNED_SITE, "org": org_id, "metric": int(MetricKind.AVAILABLE),
+              "start": bucket_floor(start, table), "end": end}
+    with conn.cursor() as cur:
+        rows = cur.execute(query, params).fetchall()
+    return pl.DataFrame(rows, schema={"site": pl.String, "devices": pl.Int64, "probes": pl.Int64,
+                                      "availability_pct": pl.Float64}, orient="row")
