@@ -65,10 +65,11 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     import workers.actors  # noqa: F401  (declares the actors on the global broker)
 
-    for name in ("workers.probe_batch", "workers.load_batch", "workers.advance_rollups",
-                 "workers.maintain_storage"):
-        if name not in broker.actors:
-            # Re-declare on a new broker (tests build several): actors bind at declaration time.
-            actor = getattr(workers.actors, name.split(".")[1])
+    for name in ("probe_batch", "load_batch", "advance_rollups", "maintain_storage"):
+        actor = getattr(workers.actors, name)
+        if actor.broker is not broker:
+            # Actors bind to the broker of their declaration; a process that builds another one
+            # (tests, the benchmark) moves them over.
+            actor.broker = broker
             broker.declare_actor(actor)
     return broker
