@@ -194,8 +194,8 @@ def run_demo(opts: DemoOptions) -> None:
         privileged = icmp_permitted(True)
         icmp_ok = privileged or icmp_permitted(False)
         if not icmp_ok:
-            click.echo("  ICMP is not permitted for this user (not root, no net.ipv4.ping_group_range): "
-                       f"probing localhost over TCP port {opts.port} instead")
+            click.echo("  ICMP is not permitted for this process (neither root/CAP_NET_RAW nor a group in "
+                       f"net.ipv4.ping_group_range): probing localhost over TCP port {opts.port} instead")
         rt = runtime.configure(runtime.Runtime(
             stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
             tcp_fallback_port=opts.port))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from netpulse.metrics import MetricKind
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +75,43 @@ def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "Login:" in out and "stopped" in out
     assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL was left running"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv (util-linux) to start the demo without CAP_NET_RAW")
+def test_demo_without_icmp_permission_probes_localhost_over_tcp(tmp_path: Path) -> None:
+    """Without the right to open ICMP sockets (no CAP_NET_RAW, and ping_group_range excluding the
+    group), the demo says so and probes this machine over TCP instead."""
+    pytest.importorskip("pgserver")
+    with open("/proc/sys/net/ipv4/ping_group_range") as f:
+        low, high = (int(x) for x in f.read().split())
+    if low <= os.getgid() <= high:
+        pytest.skip("ping_group_range lets this group open ICMP datagram sockets here")
+    data_dir = tmp_path / "demo"
+    port = _free_port()
+    exe = Path(sys.executable).parent / "netpulse"
+    proc = subprocess.Popen(
+        ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", str(exe), "demo", "--data-dir",
+         str(data_dir), "--port", str(port), "--devices", "3", "--history-days", "0", "--interval", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while _get(f"http://127.0.0.1:{port}/healthz") != 200:
+            assert proc.poll() is None, f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            assert time.monotonic() < deadline, "demo did not answer on /healthz within 120 s"
+            time.sleep(0.5)
+        url = f"postgresql://postgres@/netpulse?host={data_dir / 'pgdata'}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            query = ("SELECT count(*) FROM metrics m JOIN devices d ON d.id = m.device_id "
+                     "WHERE d.name = 'localhost' AND m.metric_id = %s")
+            deadline = time.monotonic() + 30
+            while conn.execute(query, (int(MetricKind.TCP_CONNECT_MS),)).fetchone()[0] == 0:
+                assert time.monotonic() < deadline, "no TCP probe of localhost within 30 s"
+                time.sleep(0.5)
+            icmp = conn.execute(query, (int(MetricKind.ICMP_RTT_MS),)).fetchone()[0]
+            assert icmp == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "ICMP is not permitted" in out and "over TCP" in out
