@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ADMIN_URL = os.environ.get("NETPULSE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -84,6 +88,17 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
     truncate_all(db_url)
+
+
+@pytest.fixture
+def session(db_url: str, db: psycopg.Connection) -> Iterator[Session]:
+    """An ORM session on the session database; closed (rolled back) before ``db`` empties the tables."""
+    from netpulse.db import make_engine, make_sessionmaker
+
+    engine = make_engine(db_url, pool_size=1)
+    with make_sessionmaker(engine)() as s:
+        yield s
+    engine.dispose()
 
 
 @pytest.fixture

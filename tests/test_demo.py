@@ -34,6 +34,14 @@ def _get(url: str) -> int:
         return 0
 
 
+def _wait_until_healthy(proc: subprocess.Popen[str], port: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _get(f"http://127.0.0.1:{port}/healthz") != 200:
+        assert proc.poll() is None, f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+        assert time.monotonic() < deadline, f"demo did not answer on /healthz within {timeout_s:.0f} s"
+        time.sleep(0.5)
+
+
 def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
     pytest.importorskip("pgserver")
     data_dir = tmp_path / "demo"
@@ -44,11 +52,7 @@ def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
          "--history-days", "0.1", "--interval", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + 120
-        while _get(f"http://127.0.0.1:{port}/healthz") != 200:
-            assert proc.poll() is None, f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}"
-            assert time.monotonic() < deadline, "demo did not answer on /healthz within 120 s"
-            time.sleep(0.5)
+        _wait_until_healthy(proc, port)
         assert _get(f"http://127.0.0.1:{port}/login") == 200
 
         url = f"postgresql://postgres@/netpulse?host={data_dir / 'pgdata'}"
@@ -95,11 +99,7 @@ def test_demo_without_icmp_permission_probes_localhost_over_tcp(tmp_path: Path) 
          str(data_dir), "--port", str(port), "--devices", "3", "--history-days", "0", "--interval", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + 120
-        while _get(f"http://127.0.0.1:{port}/healthz") != 200:
-            assert proc.poll() is None, f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}"
-            assert time.monotonic() < deadline, "demo did not answer on /healthz within 120 s"
-            time.sleep(0.5)
+        _wait_until_healthy(proc, port)
         url = f"postgresql://postgres@/netpulse?host={data_dir / 'pgdata'}"
         with psycopg.connect(url, autocommit=True) as conn:
             query = ("SELECT count(*) FROM metrics m JOIN devices d ON d.id = m.device_id "

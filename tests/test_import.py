@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from netpulse.cli import main
 from netpulse.config import get_settings
-from netpulse.db import make_engine, make_sessionmaker
 from netpulse.inventory import DeviceImportError, ImportReport, import_devices_csv
 from tests.factories import make_org
 
@@ -38,13 +37,6 @@ def org(db: psycopg.Connection) -> uuid.UUID:
                "auth_password) VALUES (%s, 'v3-ops', '3', 'netpulse', 'SHA', 'authpass123')", (org_id,))
     return org_id
 
-
-@pytest.fixture
-def session(db_url: str, db: psycopg.Connection) -> Iterator[Session]:
-    engine = make_engine(db_url, pool_size=1)
-    with make_sessionmaker(engine)() as s:
-        yield s
-    engine.dispose()
 
 
 @pytest.fixture

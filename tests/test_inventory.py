@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from netpulse.cli import main
 from netpulse.config import get_settings
-from netpulse.db import make_engine, make_sessionmaker
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.inventory import (
     DeviceSpec,
@@ -33,14 +32,6 @@ from tests.factories import make_org
 
 TYPES = "router, switch, firewall, server, access_point, load_balancer, wireless_controller, storage, other"
 
-
-@pytest.fixture
-def session(db_url: str, db: psycopg.Connection) -> Iterator[Session]:
-    """An ORM session on the test database; closed (rolled back) before ``db`` empties the tables."""
-    engine = make_engine(db_url, pool_size=1)
-    with make_sessionmaker(engine)() as s:
-        yield s
-    engine.dispose()
 
 
 @pytest.fixture
