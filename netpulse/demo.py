@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from netpulse.schema import Device, DeviceGroup, Organization, Site, Tag
+from netpulse.schema import Device, Organization
 
 DEMO_ORG = "demo"
 DEMO_EMAIL = "admin@netpulse.local"
@@ -71,41 +71,26 @@ def ensure_org_and_admin(session: Session, password: str) -> Organization:
 def seed_fleet(session: Session, org: Organization, fleet: object) -> dict[str, int]:
     """Create the simulated devices (and their sites, groups, tags) once; returns name -> id."""
     from ingest.simulator import Fleet
+    from netpulse.inventory import get_or_create_group, get_or_create_site, get_or_create_tag
 
     assert isinstance(fleet, Fleet)
     existing = dict(session.execute(select(Device.name, Device.id).where(Device.organization_id == org.id)).all())
     missing = [d for d in fleet.devices if d.name not in existing]
     if missing:
-        sites: dict[str, Site] = {
-            s.name: s for s in session.scalars(select(Site).where(Site.organization_id == org.id))}
-        groups: dict[str, DeviceGroup] = {g.name: g for g in session.scalars(
-            select(DeviceGroup).where(DeviceGroup.organization_id == org.id))}
-        tags: dict[str, Tag] = {t.name: t for t in session.scalars(select(Tag).where(Tag.organization_id == org.id))}
-        by_index: dict[int, Device] = {}
-        for d in fleet.devices:
-            if d.site not in sites:
-                sites[d.site] = Site(organization_id=org.id, name=d.site, slug=d.site_slug)
-                session.add(sites[d.site])
-            if d.group not in groups:
-                groups[d.group] = DeviceGroup(organization_id=org.id, name=d.group, slug=d.group.lower())
-                session.add(groups[d.group])
-            for t in d.tags:
-                if t not in tags:
-                    tags[t] = Tag(organization_id=org.id, name=t, slug=t.lower().replace(" ", "-"))
-                    session.add(tags[t])
-        session.flush()
-        for d in missing:
-            dev = Device(organization_id=org.id, name=d.name, address=d.address, ip_address=d.address,
-                         device_type=d.device_type, site_id=sites[d.site].id, group_id=groups[d.group].id,
-                         simulated=True, description="simulated device",
-                         tags=[tags[t] for t in d.tags])
-            session.add(dev)
-            by_index[d.index] = dev
+        sites = {n: get_or_create_site(session, org.id, n) for n in sorted({d.site for d in missing})}
+        groups = {n: get_or_create_group(session, org.id, n) for n in sorted({d.group for d in missing})}
+        tags = {n: get_or_create_tag(session, org.id, n) for n in sorted({t for d in missing for t in d.tags})}
+        # Bulk creation in fleet order (parents come before their children), then the parent links.
+        made = {d.index: Device(organization_id=org.id, name=d.name, address=d.address, ip_address=d.address,
+                                device_type=d.device_type, site_id=sites[d.site].id, group_id=groups[d.group].id,
+                                simulated=True, description="simulated device", tags=[tags[t] for t in d.tags])
+                for d in missing}
+        session.add_all(made.values())
         session.flush()
         for d in missing:
             if d.parent_index is not None:
-                parent = by_index.get(d.parent_index)
-                by_index[d.index].parent_id = parent.id if parent else existing.get(fleet.devices[d.parent_index].name)
+                parent = made.get(d.parent_index)
+                made[d.index].parent_id = parent.id if parent else existing[fleet.devices[d.parent_index].name]
         session.flush()
     if LOCALHOST_NAME not in existing:
         session.add(Device(organization_id=org.id, name=LOCALHOST_NAME, address="127.0.0.1",
