@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -26,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
-    "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags",
+    "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface",
 ]
 
 NAMING = {
@@ -211,3 +212,16 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(TZ)
     last_seen: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+
+class Interface(Base):
+    __tablename__ = "interfaces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    ifindex: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255), server_default="")
+    speed_bps: Mapped[int | None] = mapped_column(BigInteger)
+    oper_status: Mapped[str] = mapped_column(String(20), server_default="unknown")
+    last_seen: Mapped[datetime] = mapped_column(TZ)
+
+    device: Mapped[Device] = relationship()

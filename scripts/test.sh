@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, then runs them.
-# apt: Chromium and its driver for the browser tests (only when running as root and missing).
+# apt (only when running as root and missing): Chromium and its driver for the browser tests, snmpd for
+# the SNMP tests, fping and nftables for the ICMP tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v snmpd >/dev/null 2>&1 || need+=(snmpd snmp)
+command -v fping >/dev/null 2>&1 || need+=(fping)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
