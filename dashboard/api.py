@@ -25,7 +25,7 @@ from dashboard import envelope
 from dashboard.auth import API_PREFIX, current_org_id, issue_access_token, role_allows, sessionmaker_of
 from netpulse import inventory
 from netpulse.db import raw_connection
-from netpulse.errors import NetPulseError, ValidationError
+from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, ValidationError
 from netpulse.schema import Device
 from netpulse.users import authenticate
 
@@ -41,16 +41,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class InvalidCredentials(NetPulseError):
-    code = "INVALID_CREDENTIALS"
-    status = 401
-
-
-class InsufficientPermissions(NetPulseError):
-    code = "INSUFFICIENT_PERMISSIONS"
-    status = 403
 
 
 def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -55,6 +55,16 @@ class Conflict(NetPulseError):
     status = 409
 
 
+class InvalidCredentials(NetPulseError):
+    code = "INVALID_CREDENTIALS"
+    status = 401
+
+
+class InsufficientPermissions(NetPulseError):
+    code = "INSUFFICIENT_PERMISSIONS"
+    status = 403
+
+
 class ProbeError(NetPulseError):
     """A prober could not run at all (not: a target did not answer, which is a result)."""
 
