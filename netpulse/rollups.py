@@ -99,6 +99,12 @@ def advance(conn: psycopg.Connection, now: datetime, *, grace: timedelta = timed
         ensure_partitions(conn, start, min(target, start + max_span))
     with conn.transaction():
         locked = watermark(conn, lock="FOR UPDATE")
+        if locked is None:
+            # The first materialization starts at the oldest row stored by now: loaders that committed
+            # between the look above and the lock must not end up behind W unfolded. (Their days'
+            # partitions exist: the loader created them.)
+            row = conn.execute("SELECT min(time) FROM metrics").fetchone()
+            start = min(start, floor_minute(row[0])) if row and row[0] else start
         lo = locked if locked is not None else start
         hi = min(target, lo + max_span)
         if hi <= lo:
