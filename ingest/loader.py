@@ -12,7 +12,8 @@ One transaction per batch, all or nothing:
    aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
    the job cannot move it between the two (netpulse.rollups). TimescaleDB maintains its
    continuous aggregates itself.
-3. Device status and last_seen move forward from the batch's availability samples.
+3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
+   forward from the batch's availability samples.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from psycopg import errors as pg_errors
 from ingest import copy_binary
 from ingest.rollup import LEVELS, aggregate
 from ingest.rows import MetricRows, to_micros
-from netpulse.metrics import MetricKind
+from ingest.status import DeviceState, Hysteresis, status_devices
+from ingest.status import apply as apply_status
 from netpulse.migrations import Variant, storage_variant
 from netpulse.rollups import merge_cte, watermark
 from netpulse.storage import ensure_partitions
@@ -81,70 +83,36 @@ ins AS (
     return "WITH " + ",".join(ctes) + "\nSELECT count(*) FROM ins"
 
 
-_UPDATE_STATUS = """
-UPDATE devices d SET
-    oper_status = v.st,
-    oper_status_since = CASE WHEN d.oper_status = v.st THEN d.oper_status_since ELSE v.since END,
-    last_checked = v.time,
-    last_seen = GREATEST(d.last_seen, v.seen)
-FROM (
-    SELECT device_id, 'epoch'::timestamptz + time_us * interval '1 microsecond' AS time,
-           'epoch'::timestamptz + seen_us * interval '1 microsecond' AS seen,
-           'epoch'::timestamptz + since_us * interval '1 microsecond' AS since, st
-    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])
-         AS u(device_id, time_us, seen_us, since_us, st)
-) v
-WHERE d.id = v.device_id AND (d.last_checked IS NULL OR d.last_checked <= v.time)
+_LOCK_DEVICES = """
+SELECT id, oper_status, fail_streak, ok_streak, streak_since, last_checked FROM devices
+WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE
 """
 
-_NEVER = np.iinfo(np.int64).min
+_UPDATE_STATUS = """
+UPDATE devices d SET
+    oper_status = v.status,
+    oper_status_since = coalesce(v.since, d.oper_status_since),
+    fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = v.streak_since,
+    last_checked = v.checked,
+    last_seen = GREATEST(d.last_seen, v.seen)
+FROM unnest(%s::integer[], %s::text[], %s::timestamptz[], %s::integer[], %s::integer[], %s::timestamptz[],
+            %s::timestamptz[], %s::timestamptz[])
+     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen)
+WHERE d.id = v.device_id
+"""
+
+_INSERT_EVENTS = """
+INSERT INTO device_status_events (organization_id, device_id, time, confirmed_at, from_status, to_status)
+SELECT d.organization_id, e.device_id, e.time, e.confirmed_at, e.from_status, e.to_status
+FROM unnest(%s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])
+     AS e(device_id, time, confirmed_at, from_status, to_status)
+JOIN devices d ON d.id = e.device_id
+ON CONFLICT (device_id, confirmed_at) DO NOTHING
+"""
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceVerdicts:
-    """Per device, in epoch microseconds: the latest probe, the latest answered probe (None: none
-    in the batch), the start of the run of probes ending in the current status; and that status."""
-
-    device_id: list[int]
-    time_us: list[int]
-    seen_us: list[int | None]
-    since_us: list[int]
-    status: list[str]
-
-
-_STATUS_NAMES = np.array(["up", "degraded", "down"])
-
-
-def device_verdicts(rows: MetricRows) -> DeviceVerdicts:
-    """Status from each availability sample: down when the device did not answer, degraded when it
-    answered but lost packets, up otherwise; the device takes its latest. Vectorised."""
-    sel = (rows.metric_id == int(MetricKind.AVAILABLE)) & (rows.ifindex == 0)
-    dev, t, v = rows.device_id[sel], rows.time_us[sel], rows.value[sel]
-    if len(dev) == 0:
-        return DeviceVerdicts([], [], [], [], [])
-    order = np.lexsort((t, dev))
-    dev, t, v = dev[order], t[order], v[order]
-    # Loss of each sample, found by binary search over the batch's (device, time) loss keys.
-    lsel = (rows.metric_id == int(MetricKind.ICMP_LOSS_PCT)) & (rows.ifindex == 0)
-    ld, lt, lv = rows.device_id[lsel], rows.time_us[lsel], rows.value[lsel]
-    lorder = np.lexsort((lt, ld))
-    keys = np.rec.fromarrays([ld[lorder].astype(np.int64), lt[lorder]])
-    want = np.rec.fromarrays([dev.astype(np.int64), t])
-    loss = np.zeros(len(dev))
-    if len(keys):
-        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        hit = keys[pos] == want
-        loss[hit] = lv[lorder][pos[hit]]
-    code = np.where(v <= 0, 2, np.where(loss > 0, 1, 0))
-    new_device = np.append(True, dev[1:] != dev[:-1])
-    run_start = np.where(new_device | np.append(True, code[1:] != code[:-1]), np.arange(len(dev)), 0)
-    run_start = np.maximum.accumulate(run_start)
-    last = np.flatnonzero(np.append(dev[1:] != dev[:-1], True))
-    first = np.flatnonzero(new_device)
-    seen = np.maximum.reduceat(np.where(v > 0, t, _NEVER), first)
-    return DeviceVerdicts(dev[last].tolist(), t[last].tolist(),
-                          [None if x == _NEVER else x for x in seen.tolist()],
-                          t[run_start[last]].tolist(), _STATUS_NAMES[code[last]].tolist())
+def _ts(us: int | None) -> datetime | None:
+    return None if us is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +136,9 @@ class Loader:
 
     MAX_ATTEMPTS = 3  # deadlocks between concurrent loaders are retried whole
 
-    def __init__(self, variant: Variant | None = None):
+    def __init__(self, variant: Variant | None = None, hysteresis: Hysteresis | None = None):
         self._variant = variant
+        self.hysteresis = hysteresis or Hysteresis()
         self._known_days: set[date] = set()
 
     def variant(self, conn: psycopg.Connection) -> Variant:
@@ -189,7 +158,7 @@ class Loader:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
         payload = copy_binary.encode(rows)
-        verdicts = device_verdicts(rows)
+        probed = status_devices(rows)
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
             if variant == "postgres":
                 self._ensure_partitions(conn, rows)
@@ -200,7 +169,7 @@ class Loader:
                     inserted = self._copy_direct(conn, rows, payload, variant, w)
                     if inserted is None:
                         inserted = self._insert_new_only(conn, payload, variant, w)
-                    updated = self._update_status(conn, verdicts)
+                    updated = self._update_status(conn, rows, probed)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
@@ -266,12 +235,28 @@ class Loader:
         assert row is not None
         return int(row[0])
 
-    @staticmethod
-    def _update_status(conn: psycopg.Connection, v: DeviceVerdicts) -> int:
-        if not v.device_id:
+    def _update_status(self, conn: psycopg.Connection, rows: MetricRows, probed: list[int]) -> int:
+        """Move the probed devices' status on, with hysteresis, and record the changes. The device
+        rows are locked in id order, so concurrent batches for one device take turns."""
+        if not probed:
             return 0
-        cur = conn.execute(_UPDATE_STATUS, (v.device_id, v.time_us, v.seen_us, v.since_us, v.status))
-        return cur.rowcount
+        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], to_micros(r[4]) if r[4] else None,
+                                    to_micros(r[5]) if r[5] else None)
+                  for r in conn.execute(_LOCK_DEVICES, (probed,)).fetchall()}
+        result = apply_status(rows, states, self.hysteresis)
+        if not result.updates:
+            return 0
+        u = result.updates
+        conn.execute(_UPDATE_STATUS, (
+            [x.device_id for x in u], [x.status for x in u], [_ts(x.status_since_us) for x in u],
+            [x.fail_streak for x in u], [x.ok_streak for x in u], [_ts(x.streak_since_us) for x in u],
+            [_ts(x.last_checked_us) for x in u], [_ts(x.last_seen_us) for x in u]))
+        if result.events:
+            e = result.events
+            conn.execute(_INSERT_EVENTS, (
+                [x.device_id for x in e], [_ts(x.time_us) for x in e], [_ts(x.confirmed_us) for x in e],
+                [x.from_status for x in e], [x.to_status for x in e]))
+        return len(u)
 
     def _ensure_partitions(self, conn: psycopg.Connection, rows: MetricRows) -> None:
         days = {date(1970, 1, 1) + timedelta(days=int(d)) for d in np.unique(rows.time_us // 86_400_000_000)}

@@ -105,38 +105,6 @@ def test_non_finite_values_are_rejected_not_stored(db: psycopg.Connection) -> No
     assert_rollups_match_raw(db)
 
 
-def test_device_status_and_last_seen_follow_the_latest_probe(db: psycopg.Connection) -> None:
-    up, degraded, down = make_devices(db, make_org(db), 3)
-    t1 = utc(2026, 11, 20, 12)
-    t2 = t1 + timedelta(minutes=1)
-    A, L = MetricKind.AVAILABLE, MetricKind.ICMP_LOSS_PCT
-    loader = Loader()
-    loader.load(db, MetricRows.from_tuples([
-        (t1, up, A, 0, 1), (t1, up, L, 0, 0), (t2, up, A, 0, 1), (t2, up, L, 0, 0),
-        (t1, degraded, A, 0, 1), (t2, degraded, A, 0, 1), (t2, degraded, L, 0, 33.3),
-        (t1, down, A, 0, 1), (t2, down, A, 0, 0), (t2, down, L, 0, 100),
-    ]))
-    rows = dict((r[0], r[1:]) for r in db.execute(
-        "SELECT id, oper_status, last_seen, last_checked, oper_status_since FROM devices").fetchall())
-    assert rows[up] == ("up", t2, t2, t1)  # up since its first probe in the batch
-    assert rows[degraded] == ("degraded", t2, t2, t2)
-    assert rows[down] == ("down", t1, t2, t2)
-    # Several probes in one batch (a backfill): "since" is where the final run of one status began.
-    t3, t4, t5 = t2 + timedelta(minutes=1), t2 + timedelta(minutes=2), t2 + timedelta(minutes=3)
-    loader.load(db, MetricRows.from_tuples([
-        (t3, up, A, 0, 0), (t4, up, A, 0, 0), (t5, up, A, 0, 0),
-        (t3, degraded, A, 0, 1), (t3, degraded, L, 0, 10), (t4, degraded, A, 0, 1), (t5, degraded, A, 0, 1),
-    ]))
-    assert db.execute("SELECT oper_status, oper_status_since, last_seen FROM devices WHERE id = %s",
-                      (up,)).fetchone() == ("down", t3, t2)
-    assert db.execute("SELECT oper_status, oper_status_since FROM devices WHERE id = %s",
-                      (degraded,)).fetchone() == ("up", t4)
-    # A late batch from before never moves a device back in time.
-    loader.load(db, MetricRows.from_tuples([(t1 - timedelta(minutes=5), down, A, 0, 1)]))
-    assert db.execute("SELECT oper_status, last_checked FROM devices WHERE id = %s", (down,)).fetchone() == (
-        "down", t2)
-
-
 def test_loader_works_inside_a_callers_transaction(db_url: str, db: psycopg.Connection) -> None:
     devices = make_devices(db, make_org(db), 2)
     rows = grid_rows(devices, START, n_times=5)
