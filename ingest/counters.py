@@ -118,6 +118,9 @@ class CounterState:
     def __contains__(self, key: object) -> bool:
         return key in self._samples
 
+    def items(self) -> list[tuple[Key, CounterSample]]:
+        return list(self._samples.items())
+
     def get(self, device_id: int, ifindex: int, counter: str) -> CounterSample | None:
         return self._samples.get((device_id, ifindex, counter))
 

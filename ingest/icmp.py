@@ -687,8 +687,13 @@ def ping_rows(targets: Sequence[PingTarget], tick_us: int, *, privileged: bool =
     """
     if not targets:
         return MetricRows.empty()
+    return ping_result_rows(ping_many(targets, privileged=privileged, pps=pps, resolver=resolver), tick_us)
+
+
+def ping_result_rows(results: Sequence[PingResult], tick_us: int) -> MetricRows:
+    """The rows of ``ping_many``'s results, stamped with ``tick_us`` (see ``ping_rows``)."""
     out: list[tuple[int, int, int, int, float]] = []
-    for r in ping_many(targets, privileged=privileged, pps=pps, resolver=resolver):
+    for r in results:
         d = r.device_id
         out.append((tick_us, d, MetricKind.AVAILABLE, 0, 1.0 if r.alive else 0.0))
         out.append((tick_us, d, MetricKind.ICMP_LOSS_PCT, 0, r.loss_pct))

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     probe_count: int = Field(default=3, ge=1, le=100)
     probe_batch_size: int = Field(default=250, ge=1, le=5000)
     probe_privileged: bool = True
+    # Echo requests per second per worker; unset sends as fast as the schedule allows (fine on a
+    # LAN, too bursty for firewalls and rate-limited routers on a WAN).
+    probe_pps: float | None = Field(default=None, gt=0)
+    # Hysteresis: consecutive failed probes before a device is down, answers before it is up again.
+    status_down_after: int = Field(default=3, ge=1, le=100)
+    status_up_after: int = Field(default=2, ge=1, le=100)
 
     # Workers and web
     worker_threads: int = Field(default=4, ge=1, le=64)

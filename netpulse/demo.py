@@ -183,7 +183,7 @@ def run_demo(opts: DemoOptions) -> None:
                        f"net.ipv4.ping_group_range): probing localhost over TCP port {opts.port} instead")
         rt = runtime.configure(runtime.Runtime(
             stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
-            tcp_fallback_port=opts.port))
+            tcp_fallback_port=opts.port, resolve_ttl_s=opts.interval_s, redis=stack.redis))
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
         from dramatiq import Worker
 
@@ -196,7 +196,7 @@ def run_demo(opts: DemoOptions) -> None:
 
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
                               periodic=[(60, advance_rollups.send), (3600, maintain_storage.send)],
-                              interval_s=opts.interval_s)
+                              interval_s=opts.interval_s, leases=rt.leases)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()
 

@@ -338,6 +338,56 @@ def test_interfaces_upserted_and_rates_loaded(agent: Agent, db: psycopg.Connecti
     assert db.execute("SELECT count(*) FROM interfaces").fetchone() == (0,)
 
 
+def test_workers_poll_snmp_devices_and_keep_counters_in_redis(agent: Agent, db_url: str, db: psycopg.Connection,
+                                                               redis_url: str) -> None:
+    """The probe path of the workers: SNMP settings from the device rows (inline v2c and a v3
+    credential profile), counter state parked in Redis between two worker processes' polls."""
+    import redis
+
+    from ingest.icmp import icmp_permitted
+    from workers.probes import COUNTER_PREFIX, network_rows
+    from workers.runtime import Runtime
+
+    org, other = make_org(db), make_org(db, "other")  # the same address twice: two organizations
+    [v2c], [v3] = make_devices(db, org, 1), make_devices(db, other, 1)
+    db.execute("UPDATE devices SET address = '127.0.0.1', snmp_version = '2c', snmp_port = %s, "
+               "snmp_community = %s WHERE id = %s", (agent.port, COMMUNITY, v2c))
+    cred = db.execute("INSERT INTO snmp_credentials (organization_id, name, version, username, auth_protocol, "
+                      "auth_password, priv_protocol, priv_password) VALUES (%s, 'v3', '3', %s, 'SHA', %s, 'AES', %s) "
+                      "RETURNING id", (other, V3_USER, AUTH_PASS, PRIV_PASS)).fetchone()[0]
+    db.execute("UPDATE devices SET address = '127.0.0.1', snmp_port = %s, snmp_credential_id = %s WHERE id = %s",
+               (agent.port, cred, v3))
+    devices = [{"id": d, "name": f"dev-{d}", "address": "127.0.0.1", "simulated": False, "count": 1,
+                "timeout_s": 1.0, "interval_s": 60} for d in (v2c, v3)]
+    client = redis.Redis.from_url(redis_url)
+    privileged = icmp_permitted(True)
+
+    def worker() -> Runtime:  # a fresh process: nothing in memory but Redis
+        return Runtime(db_url, icmp_privileged=privileged, icmp_allowed=privileged or icmp_permitted(False),
+                       redis=client)
+
+    t1 = time.time_ns() // 1000
+    rows1 = network_rows(worker(), devices, t1)
+    assert not np.isin(rows1.metric_id, [MetricKind.IF_IN_BPS, MetricKind.IF_OUT_BPS]).any()
+    assert set(rows1.device_id[rows1.metric_id == MetricKind.AVAILABLE].tolist()) == {v2c, v3}
+    assert client.exists(f"{COUNTER_PREFIX}{v2c}", f"{COUNTER_PREFIX}{v3}") == 2
+    n_ifaces = db.execute("SELECT count(*) FROM interfaces WHERE device_id = %s", (v2c,)).fetchone()[0]
+    assert n_ifaces > 0
+    assert db.execute("SELECT count(*) FROM interfaces WHERE device_id = %s", (v3,)).fetchone()[0] == n_ifaces
+    time.sleep(1.0)
+    t2 = time.time_ns() // 1000
+    rows2 = network_rows(worker(), devices, t2)
+    rates = rows2.metric_id == MetricKind.IF_IN_BPS
+    assert set(rows2.device_id[rates].tolist()) == {v2c, v3}
+    assert (rows2.time_us == t2).all()
+    assert int(rates.sum()) == 2 * n_ifaces
+    # A device whose agent does not answer: ICMP still says it is up, SNMP yields nothing, no crash.
+    db.execute("UPDATE devices SET snmp_community = 'wrong' WHERE id = %s", (v2c,))
+    rows3 = network_rows(worker(), devices[:1], t2 + 1_000_000)
+    assert not np.isin(rows3.metric_id, [MetricKind.IF_IN_BPS]).any()
+    assert MetricKind.AVAILABLE in rows3.metric_id.tolist()
+
+
 # --- targets --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("kwargs", "field"), [

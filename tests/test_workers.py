@@ -90,23 +90,92 @@ def test_a_redelivered_load_message_stores_nothing_twice(broker, db: psycopg.Con
     assert len(MetricRows.from_message(message)) == len(rows)
 
 
-def test_scheduler_sends_batches_of_the_configured_size(db_url: str, db: psycopg.Connection) -> None:
+def _many_devices(db: psycopg.Connection, n: int) -> None:
     org = make_org(db, "sch")
     db.execute("INSERT INTO devices (organization_id, name, address, device_type) "
-               "SELECT %s, 'd' || g, '10.' || g, 'router' FROM generate_series(1, 601) g", (org,))
+               "SELECT %s, 'd' || g, '10.0.' || (g / 250) || '.' || (g %% 250), 'router' FROM generate_series(1, %s) g",
+               (org, n))
+
+
+def test_scheduler_spreads_each_device_over_its_interval_in_batches(db_url: str, db: psycopg.Connection) -> None:
+    _many_devices(db, 601)
     db.execute("UPDATE devices SET probe_enabled = false WHERE name = 'd1'")
-    sent: list[tuple[int, int]] = []
+    db.execute("UPDATE devices SET probe_interval_s = 10 WHERE name = 'd2'")
+    sent: list[tuple[list[int], int]] = []
     periodic: list[int] = []
-    sched = Scheduler(make_engine(db_url), send_probe=lambda devs, t: sent.append((len(devs), t)),
-                      periodic=[(3600, lambda: periodic.append(1))], batch_size=250)
-    assert sched.tick(1_000_000) == 3
-    assert [n for n, _ in sent] == [250, 250, 100]
-    assert sched.tick(2_000_000) == 3 and periodic == [1]  # hourly job sent once
-    assert sched.stats.devices == 1200
+    sched = Scheduler(make_engine(db_url), send_probe=lambda devs, t: sent.append(([d["id"] for d in devs], t)),
+                      periodic=[(3600, lambda: periodic.append(1))], batch_size=4, interval_s=60)
+    t0 = 1_800_000_000  # on a minute boundary
+    for s in range(t0, t0 + 120):
+        sched.tick(s)
+    per_device: dict[int, list[int]] = {}
+    per_second: dict[int, int] = {}
+    for ids, t in sent:
+        assert len(ids) <= 4
+        per_second[t] = per_second.get(t, 0) + len(ids)
+        for i in ids:
+            per_device.setdefault(i, []).append(t)
+    d2 = db.execute("SELECT id FROM devices WHERE name = 'd2'").fetchone()[0]
+    assert len(per_device) == 600  # d1 is disabled
+    assert all(np.all(np.diff(ts) == 60_000_000) and len(ts) == 2 for i, ts in per_device.items() if i != d2)
+    assert len(per_device[d2]) == 12 and set(np.diff(per_device[d2])) == {10_000_000}
+    # Spread: probes land on (nearly) every second of the interval, none carries a large share.
+    assert len(per_second) >= 110 and max(per_second.values()) <= 30
+    assert sched.stats.late_probes == 0 and periodic == [1]
+    assert sched.stats.devices == sum(len(ts) for ts in per_device.values())
+
+
+def test_a_device_still_in_flight_is_not_sent_again(db_url: str, db: psycopg.Connection, redis_url: str) -> None:
+    import redis
+
+    from workers.leases import ProbeLeases
+
+    _many_devices(db, 30)
+    leases = ProbeLeases(redis.Redis.from_url(redis_url))
+    sent: list[tuple[list[int], int]] = []
+    sched = Scheduler(make_engine(db_url), send_probe=lambda devs, t: sent.append(([d["id"] for d in devs], t)),
+                      interval_s=5, leases=leases)
+    t0 = 1_800_000_000
+    for s in range(t0, t0 + 5):
+        sched.tick(s)
+    first_interval = list(sent)
+    first = {i for ids, _ in sent for i in ids}
+    assert len(first) == 30 and sched.stats.late_probes == 0
+    # Nobody released the leases (workers are behind): the next interval sends nothing, counts 30 late.
+    sent.clear()
+    for s in range(t0 + 5, t0 + 10):
+        sched.tick(s)
+    assert sent == [] and sched.stats.late_probes == 30
+    # The worker finishes the first interval's probes and gives their leases back: due again.
+    assert leases.release(list(first), 0) == 0  # another tick's token releases nothing
+    assert sum(leases.release(ids, t) for ids, t in first_interval) == 30
+    assert not any(leases.held(sorted(first)))
+    for s in range(t0 + 10, t0 + 15):
+        sched.tick(s)
+    assert {i for ids, _ in sent for i in ids} == first
+
+
+def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: psycopg.Connection,
+                                                                     redis_url: str) -> None:
+    import redis
+
+    from workers.actors import LOADS, PROBES, probe_batch
+    from workers.leases import ProbeLeases
+
+    devices = [dict(d, interval_s=60) for d in _devices(db)]
+    leases = ProbeLeases(redis.Redis.from_url(redis_url))
+    runtime.current().leases = leases
+    old_tick = to_micros(datetime.now(UTC).replace(microsecond=0)) - 120_000_000  # two intervals ago
+    assert all(leases.acquire([d["id"] for d in devices], old_tick, 600_000))
+    probe_batch.send(devices, old_tick)
+    broker.join(PROBES)
+    broker.join(LOADS)
+    assert db.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
+    assert not any(leases.held([d["id"] for d in devices]))
 
 
 def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connection) -> None:
-    make_org(db, "late")
+    _many_devices(db, 20)
     sched = Scheduler(make_engine(db_url), send_probe=lambda devs, t: None, interval_s=1)
     original = sched.tick
 
@@ -128,6 +197,8 @@ def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connecti
     stop.set()
     thread.join()
     assert sched.stats.late_ticks >= 1
-    assert len(set(sched_ticks)) == len(sched_ticks)  # no tick enqueued twice
-    gaps = np.diff(sched_ticks)
-    assert gaps.max() >= 2_000_000  # the missed ticks were skipped, not replayed in a burst
+    assert len(set(sched_ticks)) == len(sched_ticks)  # no tick run twice
+    assert max(np.diff(sched_ticks)) >= 2  # the missed ticks were skipped, not replayed in a burst
+    # Each device was sent once per tick that ran; its missed slots were counted, not sent.
+    assert sched.stats.devices == 20 * len(sched_ticks)
+    assert sched.stats.late_probes >= 20

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-import numpy as np
 import structlog
 
-from ingest.icmp import PingTarget, ping_rows
 from ingest.rows import MetricRows
-from ingest.tcp import TcpTarget, connect_rows
 from netpulse.rollups import advance_all
 from netpulse.storage import maintain
+from workers.probes import probe, stale
 from workers.runtime import current
 
 log = structlog.get_logger("netpulse.workers")
@@ -25,37 +23,21 @@ PROBES, LOADS, MAINTENANCE = "probes", "loads", "maintenance"
 def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
     """Probe a batch of devices for one tick and hand the rows to the loader queue.
 
-    ``devices``: dicts with id, name, address, simulated, count, timeout_s.
+    ``devices``: dicts with id, name, address, simulated, count, timeout_s, interval_s. Devices
+    whose tick is already older than their interval are skipped (the next slot's probe is due);
+    their probe leases are given back either way.
     """
     rt = current()
-    parts: list[MetricRows] = []
-    simulated = [d for d in devices if d["simulated"]]
-    real = [d for d in devices if not d["simulated"]]
-    if simulated and rt.fleet is not None:
-        index = rt.fleet_index
-        known = [d for d in simulated if d["name"] in index]
-        if known:
-            parts.append(rt.fleet.sample(
-                np.array([tick_us], np.int64),
-                device_indices=np.array([index[d["name"]] for d in known]),
-                device_ids=_id_map(len(rt.fleet.devices), [(index[d["name"]], d["id"]) for d in known])))
-    if real:
-        if rt.icmp_allowed:
-            parts.append(ping_rows([PingTarget(d["id"], d["address"], d.get("count", 3), d.get("timeout_s", 2.0))
-                                    for d in real], tick_us, privileged=rt.icmp_privileged))
-        else:
-            parts.append(connect_rows([TcpTarget(d["id"], d["address"], rt.tcp_fallback_port,
-                                                 d.get("timeout_s", 2.0)) for d in real], tick_us))
-    rows = MetricRows.concat(parts)
-    if len(rows):
-        load_batch.send(rows.to_message())
-
-
-def _id_map(size: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    ids = np.zeros(size, np.int32)
-    for idx, device_id in pairs:
-        ids[idx] = device_id
-    return ids
+    late = {d["id"] for d in stale(devices, tick_us)}
+    try:
+        if late:
+            log.warning("netpulse.workers.probes_stale", devices=len(late))
+        rows = probe(rt, [d for d in devices if d["id"] not in late], tick_us)
+        if len(rows):
+            load_batch.send(rows.to_message())
+    finally:
+        if rt.leases is not None:
+            rt.leases.release([d["id"] for d in devices], tick_us)
 
 
 @dramatiq.actor(actor_name="workers.load_batch", queue_name=LOADS, max_retries=20, time_limit=300_000)

@@ -26,15 +26,21 @@ COMMANDS = [migrate]
 
 
 def _runtime_and_broker():  # type: ignore[no-untyped-def]
+    import redis
+
+    from ingest.status import Hysteresis
     from workers import broker as broker_mod
     from workers import runtime
 
     settings = get_settings()
-    rt = runtime.configure(runtime.Runtime(settings.require_database_url(),
-                                           icmp_privileged=settings.probe_privileged,
-                                           retention_days=settings.metrics_retention_days,
-                                           partitions_ahead_days=settings.partitions_ahead_days))
-    broker = broker_mod.install(broker_mod.make_broker(url=settings.require_redis_url()))
+    client = redis.Redis.from_url(settings.require_redis_url())
+    rt = runtime.configure(runtime.Runtime(
+        settings.require_database_url(), icmp_privileged=settings.probe_privileged, icmp_pps=settings.probe_pps,
+        probe_timeout_s=settings.probe_timeout_s, resolve_ttl_s=settings.probe_interval_s,
+        hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after),
+        retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
+        redis=client))
+    broker = broker_mod.install(broker_mod.make_broker(client=client))
     return settings, rt, broker
 
 
@@ -80,11 +86,12 @@ def scheduler() -> None:
                       periodic=[(60, advance_rollups.send), (3600, maintain_storage.send)],
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
-                      probe_timeout_s=settings.probe_timeout_s)
+                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"scheduler ticking every {settings.probe_interval_s} s; Ctrl-C to stop")
+    click.echo(f"scheduler running: each device every {settings.probe_interval_s} s unless it has its own "
+               "interval, spread over the interval; Ctrl-C to stop")
     sched.run(stop)
 
 
