@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -124,6 +125,31 @@ def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datet
     return stored
 
 
+def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
+    """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
+    loopback port, and the localhost device polled through it. Returns the agent or None."""
+    from netpulse.errors import NetPulseError
+    from netpulse.snmpd import LocalAgent, find_snmpd
+
+    if find_snmpd() is None:
+        click.echo("  SNMP: snmpd is not installed, so localhost shows ICMP only (Debian: apt-get install snmpd)")
+        with engine.begin() as c:
+            c.execute(text("UPDATE devices SET snmp_version = NULL WHERE name = :n AND NOT simulated"),
+                      {"n": LOCALHOST_NAME})
+        return None
+    try:
+        agent = LocalAgent.start(data_dir / "snmpd", community=stack.secret("snmp-community"))
+    except NetPulseError as exc:
+        click.echo(f"  SNMP: the local snmpd did not start ({exc}); localhost shows ICMP only")
+        return None
+    with engine.begin() as c:
+        c.execute(text("UPDATE devices SET snmp_version = '2c', snmp_port = :p, snmp_community = :c "
+                       "WHERE name = :n AND NOT simulated"),
+                  {"p": agent.port, "c": agent.community, "n": LOCALHOST_NAME})
+    click.echo(f"  SNMP: localhost polled through a private snmpd on udp/127.0.0.1:{agent.port}")
+    return agent
+
+
 def run_demo(opts: DemoOptions) -> None:
     from dashboard.app import create_app
     from ingest.icmp import icmp_permitted
@@ -175,6 +201,10 @@ def run_demo(opts: DemoOptions) -> None:
             materialized = sum(r.minute_rows for r in advance_all(conn, datetime.now(UTC)))
         if materialized:
             click.echo(f"  rollups: {materialized:,} minute buckets materialized")
+
+        agent = start_local_snmpd(stack, engine, opts.data_dir)
+        if agent is not None:
+            stoppers.append(agent.stop)
 
         privileged = icmp_permitted(True)
         icmp_ok = privileged or icmp_permitted(False)

@@ -73,12 +73,26 @@ def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
                 real = conn.execute("SELECT count(*) FROM metrics m JOIN devices d ON d.id = m.device_id "
                                     "WHERE d.name = 'localhost'").fetchone()[0]
             assert real > 0
+            # Real ICMP, and (snmpd is installed by the test script) real SNMP through the demo's own agent:
+            # interface rates need two polls.
+            kinds = {int(MetricKind.ICMP_RTT_MS), int(MetricKind.IF_IN_BPS), int(MetricKind.IF_OUT_BPS)}
+            query = ("SELECT DISTINCT m.metric_id FROM metrics m JOIN devices d ON d.id = m.device_id "
+                     "WHERE d.name = 'localhost'")
+            deadline = time.monotonic() + 30
+            while not kinds <= {r[0] for r in conn.execute(query).fetchall()}:
+                assert time.monotonic() < deadline, f"localhost has only {conn.execute(query).fetchall()}"
+                time.sleep(0.5)
+            names = {r[0] for r in conn.execute("SELECT i.name FROM interfaces i JOIN devices d ON d.id = i.device_id "
+                                                "WHERE d.name = 'localhost'").fetchall()}
+            assert "lo" in names
+        snmpd_pid = int((data_dir / "snmpd" / "snmpd.pid").read_text())
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "Login:" in out and "stopped" in out
+    assert "Login:" in out and "stopped" in out and "private snmpd" in out
     assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL was left running"
+    assert not Path(f"/proc/{snmpd_pid}").exists(), "snmpd was left running"
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
