@@ -1,0 +1,358 @@
+"""The alert lifecycle: firing -> acknowledged -> resolved, and who hears about it.
+
+The engine takes findings (a rule's verdict on one series at one evaluation) and keeps the alerts
+table in step, in one transaction per call:
+
+- **dedupe**: one open alert per fingerprint (rule, device, metric, interface); a repeat raises
+  ``occurrences`` and ``last_seen``, never opens another;
+- **auto-resolve**: a finding that no longer fires resolves its open alert;
+- **flapping**: a fingerprint that opened ``flap_threshold`` alerts within ``flap_window`` is marked
+  flapping and its notifications are held;
+- **dependency suppression**: an alert of a device whose parent (or any ancestor) is down or
+  failing its probes is kept, marked suppressed ('parent_down'), and not notified;
+- **maintenance**: an alert of a device inside a maintenance window (by device, group, site, tag or
+  all) is kept, marked suppressed ('maintenance'), and not notified;
+- **routing by severity** (the spec's alert-processing flow): critical is notified at once on
+  every channel of tier 0 of its escalation policy; warning waits for the digest; info is logged
+  only. :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's
+  delay. Every change is written to ``alert_events``.
+
+The engine never sends anything itself: it returns :class:`Notify` requests, which the workers
+hand to the notification actors (so analytics stays free of queues).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+
+from analytics.rules import Rule
+from netpulse.errors import Conflict, NotFound
+
+log = structlog.get_logger("netpulse.analytics.alerts")
+
+Reason = Literal["opened", "escalated", "digest", "resolved", "sla"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's verdict on one series at evaluation time ``at``."""
+
+    rule: Rule
+    device_id: int
+    firing: bool
+    at: datetime
+    ifindex: int = 0
+    value: float | None = None
+    started_at: datetime | None = None     # when the breach began (before the ``for`` delay)
+    message: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.rule.fingerprint(self.device_id, self.ifindex)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell ``channels`` (notification channel names) about ``alert_ids``."""
+
+    reason: Reason
+    severity: str
+    alert_ids: tuple[uuid.UUID, ...]
+    channels: tuple[str, ...]
+
+
+@dataclass
+class EngineReport:
+    opened: list[uuid.UUID] = field(default_factory=list)
+    repeated: int = 0
+    resolved: list[uuid.UUID] = field(default_factory=list)
+    suppressed: dict[uuid.UUID, str] = field(default_factory=dict)
+    flapping: list[uuid.UUID] = field(default_factory=list)
+    notify: list[Notify] = field(default_factory=list)
+
+
+_UPSERT = """
+INSERT INTO alerts AS a (organization_id, device_id, rule_id, alert_type, severity, fingerprint, message, metric,
+                         ifindex, value, threshold, started_at, created_at, last_seen)
+SELECT %s, f.device_id, f.rule_id, f.alert_type, f.severity, f.fingerprint, f.message, f.metric, f.ifindex, f.value,
+       f.threshold, f.started_at, %s, %s
+FROM unnest(%s::integer[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::integer[],
+            %s::float8[], %s::float8[], %s::timestamptz[])
+     AS f(device_id, rule_id, alert_type, severity, fingerprint, message, metric, ifindex, value, threshold, started_at)
+ON CONFLICT (organization_id, fingerprint) WHERE NOT resolved DO UPDATE SET
+    occurrences = a.occurrences + 1, last_seen = EXCLUDED.last_seen, value = EXCLUDED.value
+RETURNING a.id, a.fingerprint, (xmax = 0) AS inserted
+"""
+
+# Ancestors of each device that are down or failing their probes right now (a parent outage is
+# often confirmed in the same tick as its children's, so a failing streak counts too).
+_PARENT_DOWN = """
+WITH RECURSIVE up (device_id, ancestor, depth) AS (
+    SELECT d.id, d.parent_id, 1 FROM devices d WHERE d.id = ANY(%s) AND d.parent_id IS NOT NULL
+    UNION ALL
+    SELECT up.device_id, p.parent_id, up.depth + 1 FROM up JOIN devices p ON p.id = up.ancestor
+    WHERE p.parent_id IS NOT NULL AND up.depth < 32
+)
+SELECT DISTINCT up.device_id FROM up JOIN devices a ON a.id = up.ancestor
+WHERE a.oper_status = 'down' OR a.fail_streak > 0
+"""
+
+# Devices inside an active maintenance window, matched by the window's scope.
+IN_MAINTENANCE = """
+SELECT DISTINCT d.id FROM devices d
+JOIN maintenance_windows w ON w.organization_id = d.organization_id AND w.starts_at <= %(at)s AND w.ends_at > %(at)s
+LEFT JOIN sites s ON s.id = d.site_id
+LEFT JOIN device_groups g ON g.id = d.group_id
+WHERE d.id = ANY(%(ids)s) AND (
+    w.scope = 'all'
+    OR (w.scope = 'device' AND w.scope_ref = d.name)
+    OR (w.scope = 'site' AND w.scope_ref = s.name)
+    OR (w.scope = 'group' AND w.scope_ref = g.name)
+    OR (w.scope = 'tag' AND EXISTS (SELECT 1 FROM device_tags dt JOIN tags t ON t.id = dt.tag_id
+                                    WHERE dt.device_id = d.id AND t.name = w.scope_ref)))
+"""
+
+_EVENT = "INSERT INTO alert_events (alert_id, time, kind, user_id, note, details) VALUES (%s, %s, %s, %s, %s, %s)"
+
+
+def _events(conn: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(_EVENT, rows)
+
+
+def _json(details: dict[str, Any]) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(details)
+
+
+class AlertEngine:
+    def __init__(self, *, flap_window: timedelta = timedelta(minutes=30), flap_threshold: int = 4) -> None:
+        if flap_threshold < 2:
+            raise ValueError("flap_threshold must be at least 2")
+        self.flap_window = flap_window
+        self.flap_threshold = flap_threshold
+
+    def apply(self, conn: Any, org_id: uuid.UUID, findings: Sequence[Finding], now: datetime) -> EngineReport:
+        """Open, bump and resolve alerts for ``findings``; returns what happened and whom to tell."""
+        report = EngineReport()
+        with conn.transaction():
+            firing = [f for f in findings if f.firing]
+            if firing:
+                self._open_or_bump(conn, org_id, firing, now, report)
+            cleared = [f for f in findings if not f.firing]
+            if cleared:
+                self._resolve_cleared(conn, org_id, cleared, now, report)
+        return report
+
+    def _open_or_bump(self, conn: Any, org_id: uuid.UUID, firing: list[Finding], now: datetime,
+                      report: EngineReport) -> None:
+        by_fp = {f.fingerprint: f for f in firing}   # one finding per series per call
+        fs = list(by_fp.values())
+        rows = conn.execute(_UPSERT, (
+            org_id, now, now,
+            [f.device_id for f in fs], [f.rule.id for f in fs], [f"rule:{f.rule.kind}" for f in fs],
+            [f.rule.severity for f in fs], [f.fingerprint for f in fs],
+            [f.message or f"{f.rule.name}: {f.rule.describe()}" for f in fs],
+            [f.rule.metric.metric_name if f.rule.metric else None for f in fs], [f.ifindex for f in fs],
+            [f.value for f in fs], [f.rule.value for f in fs], [f.started_at or f.at for f in fs])).fetchall()
+        new = [(r[0], by_fp[r[1]]) for r in rows if r[2]]
+        report.repeated += sum(1 for r in rows if not r[2])
+        if not new:
+            return
+        ids = [a for a, _ in new]
+        report.opened += ids
+        device_ids = sorted({f.device_id for _, f in new})
+        parent_down = {r[0] for r in conn.execute(_PARENT_DOWN, (device_ids,)).fetchall()}
+        maintenance = {r[0] for r in conn.execute(IN_MAINTENANCE, {"at": now, "ids": device_ids}).fetchall()}
+        flap_counts = dict(conn.execute(
+            "SELECT fingerprint, count(*) FROM alerts WHERE organization_id = %s AND fingerprint = ANY(%s) "
+            "AND created_at > %s GROUP BY fingerprint",
+            (org_id, [f.fingerprint for _, f in new], now - self.flap_window)).fetchall())
+        events: list[tuple[Any, ...]] = []
+        to_notify: list[tuple[uuid.UUID, Finding]] = []
+        for alert_id, f in new:
+            events.append((alert_id, now, "opened", None, None, _json(
+                {"rule": f.rule.name, "value": f.value, "started_at": (f.started_at or f.at).isoformat()})))
+            reason = ("maintenance" if f.device_id in maintenance
+                      else "parent_down" if f.device_id in parent_down else None)
+            flapping = flap_counts.get(f.fingerprint, 0) >= self.flap_threshold
+            if reason:
+                report.suppressed[alert_id] = reason
+                events.append((alert_id, now, "suppressed", None, None, _json({"reason": reason})))
+            if flapping:
+                report.flapping.append(alert_id)
+                events.append((alert_id, now, "flapping", None, None, _json(
+                    {"opened_in_window": flap_counts[f.fingerprint], "window_s": self.flap_window.total_seconds()})))
+            if not reason and not flapping:
+                to_notify.append((alert_id, f))
+        if report.suppressed:
+            conn.execute("UPDATE alerts SET suppressed = true, suppressed_reason = r.reason FROM "
+                         "unnest(%s::uuid[], %s::text[]) AS r(id, reason) WHERE alerts.id = r.id",
+                         (list(report.suppressed), list(report.suppressed.values())))
+        if report.flapping:
+            conn.execute("UPDATE alerts SET flapping = true WHERE id = ANY(%s)", (report.flapping,))
+        critical = [(a, f) for a, f in to_notify if f.rule.severity == "critical"]
+        for f_info in [f for _, f in to_notify if f.rule.severity == "info"]:
+            log.info("netpulse.alerts.info", rule=f_info.rule.name, device_id=f_info.device_id, value=f_info.value)
+        if critical:
+            tiers = _tier_channels(conn, org_id, [f.rule for _, f in critical], 0)
+            for alert_id, f in critical:
+                channels = tiers.get(f.rule.escalation_policy, ())
+                if channels:
+                    report.notify.append(Notify("opened", "critical", (alert_id,), channels))
+                    events.append((alert_id, now, "notified", None, None, _json({"channels": list(channels),
+                                                                                  "tier": 0})))
+            conn.execute("UPDATE alerts SET notified_at = %s WHERE id = ANY(%s)", (now, [a for a, _ in critical]))
+        _events(conn, events)
+
+    def _resolve_cleared(self, conn: Any, org_id: uuid.UUID, cleared: list[Finding], now: datetime,
+                         report: EngineReport) -> None:
+        by_fp = {f.fingerprint: f for f in cleared}
+        rows = conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved = true, resolved_at = %s, "
+            "resolution_note = 'cleared automatically' "
+            "WHERE organization_id = %s AND NOT resolved AND fingerprint = ANY(%s) "
+            "RETURNING id, fingerprint, severity, notified_at IS NOT NULL AND NOT suppressed AND NOT flapping, "
+            "escalation_level", (now, org_id, list(by_fp))).fetchall()
+        events = []
+        recovered: list[tuple[uuid.UUID, Finding, int]] = []
+        for alert_id, fp, severity, was_notified, level in rows:
+            f = by_fp[fp]
+            report.resolved.append(alert_id)
+            events.append((alert_id, now, "resolved", None, "cleared automatically", _json({"value": f.value})))
+            if severity == "critical" and was_notified:
+                recovered.append((alert_id, f, level))
+        if recovered:
+            for level in sorted({lv for _, _, lv in recovered}):
+                tiers = _tier_channels(conn, org_id, [f.rule for _, f, lv in recovered if lv == level], level,
+                                       cumulative=True)
+                for alert_id, f, lv in recovered:
+                    if lv == level and tiers.get(f.rule.escalation_policy):
+                        report.notify.append(Notify("resolved", "critical", (alert_id,),
+                                                    tiers[f.rule.escalation_policy]))
+        _events(conn, events)
+
+
+def _policies(conn: Any, org_id: uuid.UUID) -> dict[str | None, list[dict[str, Any]]]:
+    """Escalation steps by policy name; rules without a policy use the one named 'default'."""
+    rows = conn.execute("SELECT name, steps FROM escalation_policies WHERE organization_id = %s", (org_id,)).fetchall()
+    policies: dict[str | None, list[dict[str, Any]]] = {name: steps for name, steps in rows}
+    policies[None] = policies.get("default", [])
+    return policies
+
+
+def _tier_channels(conn: Any, org_id: uuid.UUID, rules: Sequence[Rule], tier: int, *,
+                   cumulative: bool = False) -> dict[str | None, tuple[str, ...]]:
+    """Channels of ``tier`` (or of tiers 0..tier) per policy name used by ``rules``."""
+    policies = _policies(conn, org_id)
+    out: dict[str | None, tuple[str, ...]] = {}
+    for name in {r.escalation_policy for r in rules}:
+        steps = policies.get(name, policies[None])
+        chosen = steps[: tier + 1] if cumulative else steps[tier: tier + 1]
+        out[name] = tuple(dict.fromkeys(c for s in chosen for c in s.get("channels", [])))
+    return out
+
+
+def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
+    """Move unacknowledged critical alerts to their policy's next tier once its delay has passed."""
+    policies = _policies(conn, org_id)
+    rows = conn.execute("""
+        SELECT a.id, a.created_at, a.escalation_level, p.name
+        FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
+        LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
+        WHERE a.organization_id = %s AND a.status = 'firing' AND a.severity = 'critical'
+          AND NOT a.suppressed AND NOT a.flapping
+        FOR UPDATE OF a""", (org_id,)).fetchall()
+    notify = []
+    for alert_id, created_at, level, policy in rows:
+        steps = policies.get(policy, policies[None])
+        nxt = level + 1
+        # Catch up over tiers whose delays all passed (a scheduler that was down), notifying the last.
+        while nxt < len(steps) and now - created_at >= timedelta(seconds=int(steps[nxt].get("after_s", 0))):
+            nxt += 1
+        reached = nxt - 1
+        if reached <= level:
+            continue
+        channels = tuple(steps[reached].get("channels", []))
+        conn.execute("UPDATE alerts SET escalation_level = %s WHERE id = %s", (reached, alert_id))
+        _events(conn, [(alert_id, now, "escalated", None, None, _json({"tier": reached, "channels": list(channels)}))])
+        if channels:
+            notify.append(Notify("escalated", "critical", (alert_id,), channels))
+    return notify
+
+
+def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
+    """Warnings not yet notified, one digest per tier-0 channel set."""
+    policies = _policies(conn, org_id)
+    rows = conn.execute("""
+        SELECT a.id, p.name FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
+        LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
+        WHERE a.organization_id = %s AND NOT a.resolved AND a.severity = 'warning' AND a.notified_at IS NULL
+          AND NOT a.suppressed AND NOT a.flapping
+        ORDER BY a.created_at FOR UPDATE OF a""", (org_id,)).fetchall()
+    groups: dict[tuple[str, ...], list[uuid.UUID]] = {}
+    for alert_id, policy in rows:
+        steps = policies.get(policy, policies[None])
+        channels = tuple(steps[0].get("channels", [])) if steps else ()
+        groups.setdefault(channels, []).append(alert_id)
+    notify = []
+    for channels, ids in groups.items():
+        conn.execute("UPDATE alerts SET notified_at = %s WHERE id = ANY(%s)", (now, ids))
+        _events(conn, [(a, now, "digested", None, None, _json({"channels": list(channels), "alerts": len(ids)}))
+                       for a in ids])
+        if channels:
+            notify.append(Notify("digest", "warning", tuple(ids), channels))
+    return notify
+
+
+def _transition(conn: Any, org_id: uuid.UUID, alert_id: uuid.UUID, *, to: str, user_id: uuid.UUID | None,
+                note: str | None, now: datetime) -> None:
+    row = conn.execute("SELECT status FROM alerts WHERE id = %s AND organization_id = %s FOR UPDATE",
+                       (alert_id, org_id)).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}", code="ALERT_NOT_FOUND", details={"alert_id": str(alert_id)})
+    if row[0] == "resolved":
+        raise Conflict(f"alert {alert_id} is already resolved", code="ALERT_ALREADY_RESOLVED",
+                       details={"status": row[0]})
+    if to == "acknowledged":
+        if row[0] == "acknowledged":
+            raise Conflict(f"alert {alert_id} is already acknowledged", code="ALERT_ALREADY_ACKNOWLEDGED",
+                           details={"status": row[0]})
+        conn.execute("UPDATE alerts SET status = 'acknowledged', acknowledged = true, acknowledged_by = %s, "
+                     "acknowledged_at = %s, acknowledged_note = %s WHERE id = %s", (user_id, now, note, alert_id))
+    else:
+        conn.execute("UPDATE alerts SET status = 'resolved', resolved = true, resolved_at = %s, resolved_by = %s, "
+                     "resolution_note = %s WHERE id = %s", (now, user_id, note, alert_id))
+    _events(conn, [(alert_id, now, to, user_id, note, _json({}))])
+
+
+def acknowledge(conn: Any, org_id: uuid.UUID, alert_id: uuid.UUID, user_id: uuid.UUID | None, note: str | None,
+                now: datetime) -> None:
+    """A person takes the alert: escalation stops; it still resolves when its condition clears."""
+    with conn.transaction():
+        _transition(conn, org_id, alert_id, to="acknowledged", user_id=user_id, note=note, now=now)
+
+
+def resolve(conn: Any, org_id: uuid.UUID, alert_id: uuid.UUID, user_id: uuid.UUID | None, note: str,
+            now: datetime) -> None:
+    """Resolve by hand, with a note saying why."""
+    if not note or not note.strip():
+        from netpulse.errors import ValidationError
+
+        raise ValidationError("resolving an alert by hand needs a note", details={"note": "required"})
+    with conn.transaction():
+        _transition(conn, org_id, alert_id, to="resolved", user_id=user_id, note=note, now=now)
+
+
+def history(conn: Any, alert_id: uuid.UUID) -> list[tuple[datetime, str, str | None, dict[str, Any]]]:
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT time, kind, note, details FROM alert_events WHERE alert_id = %s ORDER BY time, id",
+        (alert_id,)).fetchall()]

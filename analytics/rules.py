@@ -1,0 +1,360 @@
+"""Alert rules: what they say, where they come from, and when each series breaks them.
+
+A rule names a metric, a scope (device, group, site, tag or all), and a condition:
+
+- **threshold**: ``value <comparator> threshold`` held for ``for`` (a duration), cleared when the
+  value crosses ``clear`` (hysteresis: between the two, a firing rule keeps firing);
+- **dynamic**: the value leaves the series' seasonal baseline band, median +- k x MAD of the same
+  hour of the week over the trailing weeks (``comparator`` '>' or '<' watches one side only);
+  cleared when it is back inside the band shrunk to ``CLEAR_FRACTION`` of its width;
+- **status**: the device's probed status (down, with the probes' own hysteresis).
+
+:func:`episodes` replays a rule over stored samples (many series at once, vectorised); the live
+engine and the backtest both use it, so a backtest shows exactly what the live rule would do.
+A series fires at the first sample where its current run of breaching samples has lasted ``for``
+seconds, and resolves at the first sample that clears.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from netpulse.errors import ValidationError
+from netpulse.metrics import MetricKind
+
+Kind = Literal["threshold", "dynamic", "status"]
+Scope = Literal["device", "group", "site", "tag", "all"]
+Severity = Literal["info", "warning", "critical"]
+COMPARATORS = (">", ">=", "<", "<=")
+SEVERITIES = ("info", "warning", "critical")
+SCOPES = ("device", "group", "site", "tag", "all")
+CLEAR_FRACTION = 0.75          # a dynamic alert clears inside 75 % of the band that fired it
+MAD_TO_SIGMA = 1.4826          # MAD x this estimates the standard deviation of normal noise
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(text: str | int | float, *, field_name: str = "duration") -> int:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"2h"``, ``"7d"``, ``"1w"``."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise ValidationError(f"{field_name} cannot be negative", details={field_name: str(text)})
+        return int(text)
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValidationError(f"{field_name} {text!r} is not a duration like 90s, 5m, 2h, 7d or 1w",
+                              details={field_name: str(text)})
+    return int(float(m.group(1)) * _UNIT_S[m.group(2)])
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    kind: Kind
+    severity: Severity
+    metric: MetricKind | None = None
+    comparator: str | None = None
+    value: float | None = None
+    clear_value: float | None = None
+    for_s: int = 0
+    scope: Scope = "all"
+    scope_ref: str | None = None
+    k_mad: float | None = None
+    baseline_weeks: int = 4
+    escalation_policy: str | None = None
+    id: int | None = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        problems: dict[str, str] = {}
+        if not self.name or len(self.name) > 100:
+            problems["name"] = "a rule needs a name of at most 100 characters"
+        if self.kind not in ("threshold", "dynamic", "status"):
+            problems["kind"] = f"kind {self.kind!r} is not one of threshold, dynamic, status"
+        if self.severity not in SEVERITIES:
+            problems["severity"] = f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}"
+        if self.scope not in SCOPES:
+            problems["scope"] = f"scope {self.scope!r} is not one of {', '.join(SCOPES)}"
+        elif (self.scope == "all") != (self.scope_ref is None):
+            problems["scope"] = ("scope 'all' takes no name" if self.scope == "all"
+                                 else f"scope {self.scope!r} needs a name, e.g. {self.scope}:core-1")
+        if self.comparator is not None and self.comparator not in COMPARATORS:
+            problems["comparator"] = f"comparator {self.comparator!r} is not one of {' '.join(COMPARATORS)}"
+        if self.kind == "threshold":
+            if self.metric is None:
+                problems["metric"] = "a threshold rule needs a metric"
+            if self.comparator is None:
+                problems["comparator"] = "a threshold rule needs a comparator (> >= < <=)"
+            if self.value is None or not np.isfinite(self.value):
+                problems["value"] = "a threshold rule needs a finite value"
+            elif self.clear_value is not None and self.comparator in COMPARATORS:
+                if self.comparator.startswith(">") and self.clear_value > self.value:
+                    problems["clear"] = f"clear {self.clear_value} must not be above the threshold {self.value}"
+                if self.comparator.startswith("<") and self.clear_value < self.value:
+                    problems["clear"] = f"clear {self.clear_value} must not be below the threshold {self.value}"
+        if self.kind == "dynamic":
+            if self.metric is None:
+                problems["metric"] = "a dynamic rule needs a metric"
+            if self.k_mad is None or not self.k_mad > 0:
+                problems["k"] = "a dynamic rule needs k > 0 (the band's half-width in MADs)"
+            if not 1 <= self.baseline_weeks <= 12:
+                problems["baseline_weeks"] = "baseline_weeks must be between 1 and 12"
+            if self.comparator not in (None, ">", "<"):
+                problems["comparator"] = "a dynamic rule watches '>' (above the band), '<' (below) or both"
+        if self.for_s < 0:
+            problems["for"] = "for cannot be negative"
+        if problems:
+            raise ValidationError(f"rule {self.name!r}: " + "; ".join(problems.values()), details=problems)
+
+    @property
+    def above(self) -> bool:
+        return self.comparator is None or self.comparator.startswith(">")
+
+    @property
+    def below(self) -> bool:
+        return self.comparator is None or self.comparator.startswith("<")
+
+    def fingerprint(self, device_id: int, ifindex: int = 0) -> str:
+        """One open alert per rule and series: a repeat bumps it instead of opening another."""
+        metric = self.metric.metric_name if self.metric is not None else "status"
+        return f"rule:{self.id if self.id is not None else self.name}:dev:{device_id}:{metric}:{ifindex}"
+
+    def describe(self) -> str:
+        scope = "all devices" if self.scope == "all" else f"{self.scope} {self.scope_ref}"
+        hold = f" for {self.for_s} s" if self.for_s else ""
+        if self.kind == "status":
+            return f"device down ({scope})"
+        metric = self.metric.metric_name if self.metric is not None else "?"
+        if self.kind == "threshold":
+            clear = f", clears at {self.clear_value:g}" if self.clear_value is not None else ""
+            return f"{metric} {self.comparator} {self.value:g}{hold}{clear} ({scope})"
+        side = {">": "above", "<": "below"}.get(self.comparator or "", "outside")
+        return f"{metric} {side} its baseline +- {self.k_mad:g} MAD{hold} ({scope})"
+
+
+# --- where rules come from -----------------------------------------------------------------------------
+
+_FILE_KEYS = {"name", "kind", "severity", "metric", "comparator", "value", "clear", "for", "scope", "k",
+              "baseline_weeks", "escalation_policy", "enabled"}
+
+
+def rule_from_mapping(data: Mapping[str, Any], *, where: str = "") -> Rule:
+    """A rule from a file's table: ``scope = "site:Nairobi"`` or ``"all"``; ``for = "5m"``."""
+    prefix = f"{where}: " if where else ""
+    unknown = sorted(set(data) - _FILE_KEYS)
+    if unknown:
+        raise ValidationError(f"{prefix}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_FILE_KEYS))}",
+                              details={"keys": ", ".join(unknown)})
+    scope_text = str(data.get("scope", "all"))
+    scope, _, ref = scope_text.partition(":")
+    metric = None
+    if data.get("metric") is not None:
+        try:
+            metric = MetricKind.from_name(str(data["metric"]))
+        except ValueError as exc:
+            raise ValidationError(f"{prefix}{exc}", details={"metric": str(data["metric"])}) from None
+    kind = str(data.get("kind") or ("dynamic" if "k" in data else "threshold" if metric is not None else "status"))
+    try:
+        return Rule(name=str(data.get("name", "")), kind=kind, severity=str(data.get("severity", "warning")),  # type: ignore[arg-type]
+                    metric=metric, comparator=data.get("comparator"),
+                    value=None if data.get("value") is None else float(data["value"]),
+                    clear_value=None if data.get("clear") is None else float(data["clear"]),
+                    for_s=parse_duration(data.get("for", 0), field_name="for"),
+                    scope=scope if scope_text != "all" else "all",  # type: ignore[arg-type]
+                    scope_ref=(ref or None) if scope_text != "all" else None,
+                    k_mad=None if data.get("k") is None else float(data["k"]),
+                    baseline_weeks=int(data.get("baseline_weeks", 4)),
+                    escalation_policy=data.get("escalation_policy"), enabled=bool(data.get("enabled", True)))
+    except ValidationError as exc:
+        raise ValidationError(f"{prefix}{exc.message}", details=exc.details) from None
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{prefix}{exc}") from None
+
+
+def load_rule_file(path: Path) -> list[Rule]:
+    """Rules from a TOML file (``[[rule]]`` tables) or a JSON file (a list, or ``{"rule": [...]}``)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError(f"cannot read rule file {path}: {exc.strerror}", details={"file": str(path)}) from None
+    try:
+        data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {exc}",
+                              details={"file": str(path)}) from None
+    items = data.get("rule", []) if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise ValidationError(f"{path}: no rules found; write [[rule]] tables (TOML) or a list (JSON)",
+                              details={"file": str(path)})
+    rules = [rule_from_mapping(item, where=f"{path.name} rule {i + 1}") for i, item in enumerate(items)]
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValidationError(f"{path}: rule names must be unique; repeated: {', '.join(dupes)}")
+    return rules
+
+
+_RULE_COLUMNS = ("id, name, kind, severity, metric, comparator, value, clear_value, for_s, scope, scope_ref, k_mad, "
+                 "baseline_weeks, enabled, (SELECT name FROM escalation_policies p WHERE p.id = escalation_policy_id)")
+
+
+def load_rules(conn: Any, org_id: Any, *, enabled_only: bool = True) -> list[Rule]:
+    """The organization's rules from the ``alert_rules`` table."""
+    rows = conn.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE organization_id = %s"
+                        + (" AND enabled" if enabled_only else "") + " ORDER BY id", (org_id,)).fetchall()
+    return [Rule(id=r[0], name=r[1], kind=r[2], severity=r[3], metric=MetricKind.from_name(r[4]) if r[4] else None,
+                 comparator=r[5], value=r[6], clear_value=r[7], for_s=r[8], scope=r[9], scope_ref=r[10], k_mad=r[11],
+                 baseline_weeks=r[12] or 4, enabled=r[13], escalation_policy=r[14]) for r in rows]
+
+
+def save_rules(conn: Any, org_id: Any, rules: Sequence[Rule]) -> list[Rule]:
+    """Insert or update rules by name; returns them with their ids."""
+    saved = []
+    for r in rules:
+        policy_id = None
+        if r.escalation_policy is not None:
+            row = conn.execute("SELECT id FROM escalation_policies WHERE organization_id = %s AND name = %s",
+                               (org_id, r.escalation_policy)).fetchone()
+            if row is None:
+                raise ValidationError(f"rule {r.name!r}: no escalation policy named {r.escalation_policy!r}",
+                                      details={"escalation_policy": r.escalation_policy})
+            policy_id = row[0]
+        row = conn.execute("""
+            INSERT INTO alert_rules (organization_id, name, kind, severity, metric, comparator, value, clear_value,
+                                     for_s, scope, scope_ref, k_mad, baseline_weeks, enabled, escalation_policy_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (organization_id, name) DO UPDATE SET kind = EXCLUDED.kind, severity = EXCLUDED.severity,
+                metric = EXCLUDED.metric, comparator = EXCLUDED.comparator, value = EXCLUDED.value,
+                clear_value = EXCLUDED.clear_value, for_s = EXCLUDED.for_s, scope = EXCLUDED.scope,
+                scope_ref = EXCLUDED.scope_ref, k_mad = EXCLUDED.k_mad, baseline_weeks = EXCLUDED.baseline_weeks,
+                enabled = EXCLUDED.enabled, escalation_policy_id = EXCLUDED.escalation_policy_id
+            RETURNING id""", (org_id, r.name, r.kind, r.severity, r.metric.metric_name if r.metric else None,
+                              r.comparator, r.value, r.clear_value, r.for_s, r.scope, r.scope_ref, r.k_mad,
+                              r.baseline_weeks, r.enabled, policy_id)).fetchone()
+        saved.append(replace(r, id=row[0]))
+    return saved
+
+
+# --- when a series breaks a rule ---------------------------------------------------------------------------
+
+def _compare(values: np.ndarray, comparator: str, threshold: np.ndarray | float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return {">": values > threshold, ">=": values >= threshold, "<": values < threshold,
+                "<=": values <= threshold}[comparator]
+
+
+def breach_and_clear(rule: Rule, values: np.ndarray, lo: np.ndarray | None = None,
+                     hi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: does it breach, and does it clear (the two never both hold). ``lo``/``hi`` are
+    the baseline band of a dynamic rule, per sample."""
+    if rule.kind == "threshold":
+        assert rule.comparator is not None and rule.value is not None
+        breach = _compare(values, rule.comparator, rule.value)
+        if rule.clear_value is None:
+            return breach, ~breach
+        # Cleared strictly on the other side of the clear value; between the two, nothing changes.
+        clear = values < rule.clear_value if rule.above else values > rule.clear_value
+        return breach, clear & ~breach
+    if rule.kind == "dynamic":
+        assert lo is not None and hi is not None
+        mid, half = (hi + lo) / 2, (hi - lo) / 2
+        with np.errstate(invalid="ignore"):
+            breach = np.zeros(len(values), bool)
+            clear = np.ones(len(values), bool)
+            if rule.above:
+                breach |= values > hi
+                clear &= values <= mid + half * CLEAR_FRACTION
+            if rule.below:
+                breach |= values < lo
+                clear &= values >= mid - half * CLEAR_FRACTION
+        known = np.isfinite(lo) & np.isfinite(hi)   # no baseline yet: neither
+        return breach & known, clear & known & ~breach
+    raise ValueError(f"rule {rule.name!r} of kind {rule.kind} is not evaluated on samples")
+
+
+EPISODE_SCHEMA = {"series": pl.Int64, "started_us": pl.Int64, "opened_us": pl.Int64, "resolved_us": pl.Int64,
+                  "worst": pl.Float64, "last_value": pl.Float64}
+
+
+@dataclass(frozen=True, slots=True)
+class Episodes:
+    """Each time a series fired: its key, when the breach began, when it fired, when it resolved
+    (None: still firing at the last sample), and the worst value while firing."""
+
+    frame: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EPISODE_SCHEMA))
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+
+def episodes(rule: Rule, series: np.ndarray, times_us: np.ndarray, values: np.ndarray, *,
+             lo: np.ndarray | None = None, hi: np.ndarray | None = None,
+             firing_before: np.ndarray | None = None) -> Episodes:
+    """Replay ``rule`` over samples sorted by (series, time), every series at once.
+
+    ``firing_before``: per sample, whether its series was already firing before its first sample
+    (the live engine's open alerts); such an episode reports ``started_us``/``opened_us`` as -1.
+    """
+    n = len(series)
+    if n == 0:
+        return Episodes()
+    breach, clear = breach_and_clear(rule, values, lo, hi)
+    ar = np.arange(n)
+    new_series = np.append(True, series[1:] != series[:-1])
+    series_first = np.maximum.accumulate(np.where(new_series, ar, 0))
+    new_run = new_series | np.append(True, breach[1:] != breach[:-1])
+    run_first = np.maximum.accumulate(np.where(new_run, ar, 0))
+    # The state machine as a forward fill: the last sample that fired or cleared decides.
+    fires = breach & (times_us - times_us[run_first] >= rule.for_s * 1_000_000)
+    decided = np.maximum.accumulate(np.where(fires | clear, ar, -1))
+    decided = np.where(decided >= series_first, decided, -1)
+    carried = firing_before if firing_before is not None else np.zeros(n, bool)
+    firing = np.where(decided >= 0, fires[np.maximum(decided, 0)], carried)
+    before = np.where(new_series, carried, np.append(False, firing[:-1]))
+    closes = np.flatnonzero(~firing & before)
+    # Opens and closes alternate within a series; a carried-in episode opens "before" its first sample.
+    virtual = np.flatnonzero(new_series & carried)
+    real = np.flatnonzero(firing & ~before)
+    starts = np.concatenate([virtual, real])
+    is_virtual = np.concatenate([np.ones(len(virtual), bool), np.zeros(len(real), bool)])
+    order = np.argsort(starts, kind="stable")
+    starts, is_virtual = starts[order], is_virtual[order]
+    nxt = np.searchsorted(closes, starts, side="left")
+    end = closes[np.minimum(nxt, max(len(closes) - 1, 0))] if len(closes) else np.full(len(starts), -1)
+    resolved = (nxt < len(closes)) & (series[np.maximum(end, 0)] == series[starts]) if len(closes) else \
+        np.zeros(len(starts), bool)
+    firsts = np.flatnonzero(new_series)
+    series_last = np.append(firsts[1:] - 1, n - 1)[np.searchsorted(firsts, series_first[starts])]
+    stop = np.where(resolved, end, series_last + 1)     # firing samples are [start, stop)
+    worst = np.where(stop > starts, _segment_reduce(values, starts, np.maximum(stop, starts + 1), high=rule.above),
+                     np.nan)  # a carried-in episode that clears at once had no firing sample
+    frame = pl.DataFrame({
+        "series": series[starts].astype(np.int64),
+        "started_us": np.where(is_virtual, -1, times_us[run_first[starts]]),
+        "opened_us": np.where(is_virtual, -1, times_us[starts]),
+        "resolved_us": np.where(resolved, times_us[np.maximum(end, 0)], -1),
+        "worst": worst,
+        "last_value": values[np.maximum(stop - 1, starts)],
+    }, schema=EPISODE_SCHEMA).with_columns(
+        pl.when(pl.col("resolved_us") < 0).then(None).otherwise(pl.col("resolved_us")).alias("resolved_us"))
+    return Episodes(frame)
+
+
+def _segment_reduce(values: np.ndarray, starts: np.ndarray, stops: np.ndarray, *, high: bool) -> np.ndarray:
+    """Max (``high``) or min of values[start:stop) per disjoint, ascending segment, NaNs ignored."""
+    if len(starts) == 0:
+        return np.empty(0)
+    bounds = np.empty(2 * len(starts), np.int64)
+    bounds[0::2], bounds[1::2] = starts, stops
+    padded = np.append(values, np.nan)   # a segment may end at the last sample
+    reducer = np.fmax if high else np.fmin
+    return np.asarray(reducer.reduceat(padded, bounds)[0::2], float)
