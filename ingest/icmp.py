@@ -683,7 +683,8 @@ def ping_rows(targets: Sequence[PingTarget], tick_us: int, *, privileged: bool =
               resolver: Resolver | None = None) -> MetricRows:
     """Ping every target concurrently and return its rows stamped with ``tick_us``.
 
-    Every target gets available and loss rows; an answering one also gets RTT avg/min/max and jitter.
+    Every target gets available and loss rows; an answering one also gets RTT avg/min/max and jitter;
+    one given by host name also gets its DNS lookup time.
     """
     if not targets:
         return MetricRows.empty()
@@ -701,4 +702,6 @@ def ping_result_rows(results: Sequence[PingResult], tick_us: int) -> MetricRows:
                             (MetricKind.ICMP_RTT_MAX_MS, r.max_ms), (MetricKind.ICMP_JITTER_MS, r.jitter_ms)):
             if value is not None:     # None when nothing answered
                 out.append((tick_us, d, kind, 0, value))
+        if r.resolve_ms is not None:  # a host name, looked up (at most once per resolver TTL)
+            out.append((tick_us, d, MetricKind.DNS_RESOLVE_MS, 0, r.resolve_ms))
     return MetricRows.from_tuples(out)

@@ -47,6 +47,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     UsmUserData,
     bulk_cmd,
+    get_cmd,
     usmAesBlumenthalCfb192Protocol,
     usmAesBlumenthalCfb256Protocol,
     usmAesCfb128Protocol,
@@ -66,8 +67,8 @@ from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from netpulse.errors import ValidationError
 
 __all__ = [
-    "SnmpTarget", "InterfaceSample", "SnmpPoll", "SnmpPoller", "poll", "poll_async",
-    "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "OPER_STATUS",
+    "SnmpTarget", "InterfaceSample", "SnmpPoll", "SnmpPoller", "poll", "poll_async", "get_system",
+    "get_system_async", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "OPER_STATUS",
 ]
 
 log = structlog.get_logger("netpulse.ingest.snmp")
@@ -605,3 +606,73 @@ def poll(targets: Sequence[SnmpTarget], **options: Any) -> list[SnmpPoll]:
 
 async def poll_async(targets: Sequence[SnmpTarget], **options: Any) -> list[SnmpPoll]:
     return await SnmpPoller(**options).poll_async(targets)
+
+
+# --- the system group alone (discovery) ---------------------------------------------------------------
+
+def get_system(targets: Sequence[SnmpTarget], *, concurrency: int = 256) -> list[SnmpPoll]:
+    """sysDescr, sysObjectID, sysUpTime and sysName of every target (blocking); see ``get_system_async``."""
+    if not targets:
+        return []
+    return asyncio.run(get_system_async(targets, concurrency=concurrency))
+
+
+async def get_system_async(targets: Sequence[SnmpTarget], *, concurrency: int = 256) -> list[SnmpPoll]:
+    """The system group of every target, one GET each, concurrently; results in target order.
+
+    For asking many hosts who they are (discovery), not for polling: no interfaces, CPU or memory, and
+    nothing is remembered. Failures are data with the poller's reasons (``"timeout"``, ``"auth_failed"``,
+    ``"no_such_name"``, ...). Most hosts of a sweep answer nothing, so the cost is timeouts, not decoding:
+    the default concurrency is far above the poller's.
+    """
+    if not targets:
+        return []
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    slots = _engine_slots(targets)
+    engines = [SnmpEngine() for _ in range(max(slots) + 1)]
+    sem = asyncio.Semaphore(concurrency)
+    started = time.perf_counter()
+    try:
+        results = await asyncio.gather(*(_get_system_one(engines[k], t, sem)
+                                         for k, t in zip(slots, targets, strict=True)))
+    finally:
+        for engine in engines:
+            engine.close_dispatcher()
+    log.debug("netpulse.ingest.snmp_system_read", targets=len(targets),
+              failed=sum(1 for r in results if not r.ok), seconds=round(time.perf_counter() - started, 3))
+    return list(results)
+
+
+async def _get_system_one(engine: SnmpEngine, target: SnmpTarget, sem: asyncio.Semaphore) -> SnmpPoll:
+    system = [(*o, 0) for o in SYSTEM]
+    async with sem:
+        cls = Udp6TransportTarget if ":" in target.address else UdpTransportTarget
+        try:
+            transport = await cls.create((target.address, target.port), timeout=target.timeout_s,
+                                         retries=target.retries)
+        except PySnmpError as exc:
+            return SnmpPoll.failed(target.device_id, "unresolvable", str(exc))
+        try:
+            ind, status, index, vbs = await get_cmd(engine, target.auth_data(), transport, ContextData(),
+                                                    *(ObjectType(ObjectIdentity(o)) for o in system),
+                                                    lookupMib=False)
+        except PySnmpError as exc:
+            log.warning("netpulse.ingest.snmp_error", device_id=target.device_id, error=str(exc))
+            return SnmpPoll.failed(target.device_id, "error", str(exc))
+    if ind:
+        return SnmpPoll.failed(target.device_id, *_indication_reason(ind))
+    if status:
+        name = str(status.prettyPrint()) if hasattr(status, "prettyPrint") else str(status)
+        return SnmpPoll.failed(target.device_id, _snake(name), f"the agent answered {name} (index {int(index)})")
+    got = {tuple(oid): value for oid, value in vbs if not _absent(value)}
+    if not got:
+        return SnmpPoll.failed(target.device_id, "no_such_name",
+                               "the agent shows no system group to these credentials")
+    sys_descr, sys_oid, sys_uptime, sys_name = (got.get(o) for o in system)
+    return SnmpPoll(
+        target.device_id, True, sys_name=_text(sys_name) if sys_name is not None else None,
+        sys_descr=_text(sys_descr) if sys_descr is not None else None,
+        sys_object_id=".".join(str(x) for x in sys_oid.asTuple()) if sys_oid is not None else None,
+        sys_uptime_ticks=int(sys_uptime) if sys_uptime is not None else None,
+        polled_at_us=time.time_ns() // 1000, requests=1)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from netpulse.errors import ConfigError
@@ -63,6 +63,40 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=64)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8050, ge=1, le=65535)
+
+    # Notifications (analytics.notify). Credentials stay None until a channel of that kind is used; the
+    # channel then fails with a ConfigError naming the variable. Recipients live in each channel's config.
+    email_from: str | None = None  # the From: address of SendGrid and SMTP email
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"  # https://api.eu.sendgrid.com for EU-pinned accounts
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None  # login only when set
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False  # implicit TLS (usually port 465); STARTTLS is then not used
+    africastalking_username: str | None = None  # "sandbox" for the sandbox account
+    africastalking_api_key: str | None = None
+    africastalking_sender_id: str | None = None  # a registered sender id or short code; None: the shared one
+    africastalking_api_host: str = "https://api.africastalking.com"
+    # Failed deliveries (transport errors, 5xx, 429) are retried after min * 2^(attempt-1) ms, capped at max.
+    notify_max_retries: int = Field(default=5, ge=0, le=50)
+    notify_min_backoff_ms: int = Field(default=15_000, ge=1, le=86_400_000)
+    notify_max_backoff_ms: int = Field(default=3_600_000, ge=1, le=86_400_000)
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Links in notifications point here (e.g. https://noc.example.com); unset: http://HTTP_HOST:HTTP_PORT.
+    notify_link_base_url: str | None = None
+
+    @field_validator("notify_max_backoff_ms")
+    @classmethod
+    def _check_max_backoff(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("notify_min_backoff_ms")
+        if low is not None and v < low:
+            raise ValueError(f"must be at least NETPULSE_NOTIFY_MIN_BACKOFF_MS ({low})")
+        return v
+
+    def notify_link_base(self) -> str:
+        return (self.notify_link_base_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,14 @@
 """The metric catalogue. Metric rows carry the smallint id; ``metric_kinds`` in the database holds
-the same list (migration 0002), and a test keeps the two equal."""
+the same list (migrations 0002 and 0008), and a test keeps the two equal.
+
+A row's ``ifindex`` says what within the device it measures:
+
+- 0: the device itself (ICMP, CPU, memory, availability, and tcp_connect_ms of the TCP fallback probe);
+- the SNMP ifIndex for the if_* kinds (the ``interfaces`` table);
+- ``service_checks.id`` for the service-check kinds (http_response_ms, http_status, tls_cert_days,
+  check_ok) and for tcp_connect_ms of a tcp service check. Check ids start at 1, so a
+  tcp_connect_ms row with ifindex 0 is always the fallback probe.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,11 @@ class MetricKind(IntEnum):
     IF_UTIL_PCT = 11
     IF_ERRORS_PS = 12
     AVAILABLE = 13
+    HTTP_RESPONSE_MS = 14
+    HTTP_STATUS = 15
+    TLS_CERT_DAYS = 16
+    CHECK_OK = 17
+    DNS_RESOLVE_MS = 18
 
     @property
     def metric_name(self) -> str:
@@ -49,4 +63,9 @@ UNITS: dict[MetricKind, str] = {
     MetricKind.IF_UTIL_PCT: "%",
     MetricKind.IF_ERRORS_PS: "1/s",
     MetricKind.AVAILABLE: "1",
+    MetricKind.HTTP_RESPONSE_MS: "ms",
+    MetricKind.HTTP_STATUS: "1",
+    MetricKind.TLS_CERT_DAYS: "d",
+    MetricKind.CHECK_OK: "1",
+    MetricKind.DNS_RESOLVE_MS: "ms",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,12 +23,13 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import INET, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, REAL, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
-    "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface",
+    "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface", "CheckKind", "ServiceCheck",
+    "ChannelKind", "DeliveryStatus", "NotificationChannel", "NotificationDelivery",
 ]
 
 NAMING = {
@@ -82,6 +84,13 @@ class OperStatus(StrEnum):
     UP = "up"
     DEGRADED = "degraded"
     DOWN = "down"
+
+
+class CheckKind(StrEnum):
+    """What a service check probes: a TCP port of the device's address, or an HTTP(S) URL."""
+
+    TCP = "tcp"
+    HTTP = "http"
 
 
 class Organization(Base):
@@ -225,3 +234,73 @@ class Interface(Base):
     last_seen: Mapped[datetime] = mapped_column(TZ)
 
     device: Mapped[Device] = relationship()
+
+
+class ServiceCheck(Base):
+    """A TCP port or HTTP(S) URL checked on a device; its metric rows carry ``id`` in ``ifindex``."""
+
+    __tablename__ = "service_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(String(100))
+    port: Mapped[int | None] = mapped_column(Integer)  # tcp
+    url: Mapped[str | None] = mapped_column(String(2048))  # http
+    method: Mapped[str] = mapped_column(String(4), server_default="GET")
+    expected_status: Mapped[int | None] = mapped_column(SmallInteger)  # None: any 2xx or 3xx
+    expected_body: Mapped[str | None] = mapped_column(String(1024))
+    timeout_s: Mapped[float] = mapped_column(REAL, server_default=text("5"))
+    verify_tls: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+    device: Mapped[Device] = relationship()
+
+
+class ChannelKind(StrEnum):
+    SENDGRID = "sendgrid"
+    SMTP = "smtp"
+    AFRICASTALKING = "africastalking"
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    RATE_LIMITED = "rate_limited"
+
+
+class NotificationChannel(Base):
+    __tablename__ = "notification_channels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+
+class NotificationDelivery(Base):
+    """One attempt to deliver one notification through one channel (a retry is another row)."""
+
+    __tablename__ = "notification_deliveries"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id", ondelete="RESTRICT"))
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    attempt: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(20), server_default="queued")
+    provider_status: Mapped[int | None] = mapped_column(Integer)
+    provider_answer: Mapped[str | None] = mapped_column(Text)
+    provider_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    error: Mapped[str | None] = mapped_column(Text)
+    scheduled_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    finished_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    channel: Mapped[NotificationChannel] = relationship()

@@ -1,21 +1,11 @@
 """ICMP probing (ingest.icmp) against real targets, cross-checked with fping.
 
-Loopback: the whole of 127.0.0.0/8 answers on Linux, and so does ::1. The test network: network
-namespaces joined to this host by veth pairs, each link a /30 of 10.231.X.0/24 (X picked among the
-/24s this host does not route) with addresses on its two ends only, and one host per namespace:
-
-- fast:        the namespace's kernel answers;
-- slow:        the kernel is silenced (icmp_echo_ignore_all) and a small raw-socket responder answers
-               each echo after gauss(20, 5) ms (tc netem is not available in this kernel);
-- lossy:       an nftables rule drops one echo request in ten (``numgen random mod 10 0``);
-- down:        the namespace's end of the link is down: nothing answers, not even ARP;
-- unreachable: an address routed into the fast namespace, whose ``unreachable`` route answers
-               with ICMP host-unreachable.
-
-Every address is checked to route into its link before anything is sent (no probe can leave the
-machine), and the namespaces (with their links) are deleted at teardown, also on failure. The test
-network needs root and ``ip netns``: without them its tests skip locally and fail in CI.
-``bench/probe.py`` reuses ``NetnsLab`` and ``fping_summary``.
+Loopback: the whole of 127.0.0.0/8 answers on Linux, and so does ::1. The test network is
+``tests/netlab.py``'s: network namespaces joined to this host by veth pairs, one host each (fast; slow,
+20 +- 5 ms; lossy, 10 %; down; unreachable, answered with ICMP host-unreachable). Every address is
+checked to route into its link before anything is sent (no probe can leave the machine), and everything
+is removed at teardown, also on failure. The test network needs root and ``ip netns``: without them its
+tests skip locally and fail in CI. ``bench/probe.py`` reuses ``NetnsLab`` and ``fping_summary`` from here.
 """
 
 from __future__ import annotations
@@ -25,14 +15,13 @@ import json
 import os
 import random
 import re
-import select
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,184 +30,11 @@ import pytest
 from ingest.icmp import PingTarget, Resolver, async_ping_many, icmp_permitted, ping_many, ping_rows
 from netpulse.errors import ProbeError, ValidationError
 from netpulse.metrics import MetricKind
-from tests.conftest import CI
+from tests.netlab import NetnsLab, ip, needs_root, netns_exec, netns_lab, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_OK = icmp_permitted(True)
 needs_raw = pytest.mark.skipif(not RAW_OK, reason="raw ICMP sockets need root or CAP_NET_RAW")
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                                reason="the namespace test network needs root and iproute2 (`ip netns`)")
-
-SLOW_MS, SLOW_SD_MS, LOSS_ONE_IN = 20.0, 5.0, 10
-
-# A user-space echo responder for a namespace whose kernel ignores echo requests: answers each after
-# gauss(mean, sd) ms; exits when its stdin closes.
-RESPONDER = textwrap.dedent("""\
-    import heapq, os, random, select, socket, struct, sys, time
-    mean_ms, sd_ms = float(sys.argv[1]), float(sys.argv[2])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    sock.setsockopt(255, 1, struct.pack("=I", ~(1 << 8) & 0xFFFFFFFF))  # ICMP_FILTER: echo requests only
-
-    def checksum(b):
-        b += b"\\0" * (len(b) % 2)
-        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-        s = (s & 0xFFFF) + (s >> 16)
-        return ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
-
-    print("ready", flush=True)
-    pending, n = [], 0
-    while True:
-        wait = max(0.0, pending[0][0] - time.monotonic()) if pending else None
-        readable, _, _ = select.select([sock, 0], [], [], wait)
-        if 0 in readable and not os.read(0, 64):
-            break
-        if sock in readable:
-            data, addr = sock.recvfrom(65535)
-            icmp = data[(data[0] & 15) * 4:]
-            if len(icmp) >= 8 and icmp[0] == 8:
-                body = icmp[4:]
-                reply = struct.pack("!BBH", 0, 0, checksum(b"\\0\\0\\0\\0" + body)) + body
-                due = time.monotonic() + max(0.0, random.gauss(mean_ms, sd_ms)) / 1000.0
-                heapq.heappush(pending, (due, n, addr[0], reply))
-                n += 1
-        while pending and pending[0][0] <= time.monotonic():
-            _, _, dst, reply = heapq.heappop(pending)
-            sock.sendto(reply, (dst, 0))
-""")
-
-
-# --- the test network ----------------------------------------------------------------------------------
-
-class NetnsUnavailable(RuntimeError):
-    """This machine (or user) cannot create network namespaces."""
-
-
-def _ip(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(["ip", *args], input=stdin, capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _in_ns(ns: str, *cmd: str, stdin: str | None = None) -> None:
-    result = subprocess.run(["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True,
-                            timeout=30)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} in {ns} failed: {result.stderr.strip()}")
-
-
-def _free_prefix() -> str:
-    """A 10.231.X /24 that nothing on this host routes or addresses (parallel runs pick others)."""
-    used = _ip("-4", "route", "show", "table", "all") + _ip("-4", "addr")
-    free = [x for x in range(256) if f"10.231.{x}." not in used]
-    if not free:
-        raise RuntimeError("every 10.231.X.0/24 is in use on this host")
-    return f"10.231.{random.choice(free)}"
-
-
-@dataclass
-class NetnsLab:
-    """Namespaces, one host each, joined to this host by veth pairs; ``close()`` removes everything."""
-
-    tag: str
-    prefix: str
-    namespaces: list[str] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    hosts: dict[str, str] = field(default_factory=dict)       # role -> address to ping
-    ns: dict[str, str] = field(default_factory=dict)          # role -> namespace
-    gateway: dict[str, str] = field(default_factory=dict)     # role -> this host's end of the role's link
-    links: dict[str, str] = field(default_factory=dict)       # role -> this host's veth
-
-    ROLES = ("fast", "slow", "lossy", "down")
-
-    @classmethod
-    def build(cls) -> NetnsLab:
-        tag = f"{os.getpid() % 1000:03d}{random.randrange(36 ** 3):03x}"[:6]
-        lab = cls(tag, _free_prefix())
-        try:
-            lab._build()
-        except BaseException:
-            lab.close()
-            raise
-        return lab
-
-    def _build(self) -> None:
-        p = self.prefix
-        first = f"np-{self.tag}-{self.ROLES[0]}"
-        try:
-            _ip("netns", "add", first)
-        except RuntimeError as exc:
-            raise NetnsUnavailable(str(exc)) from exc
-        self.namespaces.append(first)
-        host_cmds = []
-        for k, role in enumerate(self.ROLES):
-            ns, veth, peer = f"np-{self.tag}-{role}", f"np{self.tag}{k}h", f"np{self.tag}{k}n"
-            if k:
-                host_cmds.append(f"netns add {ns}")
-                self.namespaces.append(ns)
-            host_cmds += [f"link add {veth} type veth peer name {peer} netns {ns}",
-                          f"addr add {p}.{4 * k + 1}/30 dev {veth}", f"link set {veth} up"]
-            self.ns[role], self.links[role] = ns, veth
-            self.gateway[role], self.hosts[role] = f"{p}.{4 * k + 1}", f"{p}.{4 * k + 2}"
-        _ip("-batch", "-", stdin="\n".join(host_cmds) + "\n")
-        for k, role in enumerate(self.ROLES):
-            _ip("-n", self.ns[role], "-batch", "-",
-                stdin=f"addr add {self.hosts[role]}/30 dev np{self.tag}{k}n\nlink set np{self.tag}{k}n up\n"
-                      "link set lo up\n")
-        # slow: the kernel stays silent, the responder answers late
-        _in_ns(self.ns["slow"], "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1")
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns["slow"], sys.executable, "-c", RESPONDER,
-                                 str(SLOW_MS), str(SLOW_SD_MS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        self.processes.append(proc)
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 10)
-        if not ready or proc.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"the echo responder did not start: {proc.stderr.read1() if proc.stderr else ''!r}")
-        # lossy: drop one echo request in ten
-        _in_ns(self.ns["lossy"], "nft", "-f", "-", stdin=textwrap.dedent(f"""\
-            table inet netpulse_test {{
-                chain input {{
-                    type filter hook input priority 0; policy accept;
-                    icmp type echo-request numgen random mod {LOSS_ONE_IN} 0 drop
-                }}
-            }}
-            """))
-        # down: the far end of the link goes down
-        _ip("-n", self.ns["down"], "link", "set", f"np{self.tag}{self.ROLES.index('down')}n", "down")
-        # unreachable: routed into the fast namespace, which rejects it with ICMP host unreachable
-        self.hosts["unreachable"] = f"{p}.250"
-        self.ns["unreachable"], self.links["unreachable"] = self.ns["fast"], self.links["fast"]
-        self.gateway["unreachable"] = self.gateway["fast"]
-        _in_ns(self.ns["fast"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        _ip("-n", self.ns["fast"], "route", "add", "unreachable", f"{p}.250/32")
-        _ip("route", "add", f"{p}.250/32", "via", self.hosts["fast"], "dev", self.links["fast"])
-        self.check_routes()
-
-    def check_routes(self) -> None:
-        """Every test address must leave through its own veth, never through a real interface."""
-        for role, address in self.hosts.items():
-            route = _ip("route", "get", address)
-            if f"dev {self.links[role]} " not in route + " ":
-                raise RuntimeError(f"{role} host {address} does not route into its test link: {route.strip()}")
-
-    def close(self) -> None:
-        for proc in self.processes:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
-        for ns in self.namespaces:        # deleting a namespace deletes its veth pair and their routes
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        for veth in set(self.links.values()):
-            subprocess.run(["ip", "link", "del", veth], capture_output=True)   # already gone, normally
-
 
 # --- fping ---------------------------------------------------------------------------------------------
 
@@ -247,25 +63,10 @@ def start_fping(target: PingTarget) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _unavailable(what: str) -> None:
-    if CI:
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NetnsLab]:
-    missing = [tool for tool in ("fping", "nft") if shutil.which(tool) is None]
-    if missing:
-        _unavailable(f"{' and '.join(missing)} not installed (apt-get install fping nftables)")
-    try:
-        built = NetnsLab.build()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"network namespaces are not available here (`ip netns add` failed): {exc}")
-    try:
+    with netns_lab("fping") as built:
         yield built
-    finally:
-        built.close()
 
 
 # --- loopback ------------------------------------------------------------------------------------------
@@ -335,11 +136,11 @@ def test_identifier_and_sequence_roll_over_past_65536_echoes() -> None:
     burst would crowd those of other tests running at the same time (fping's, in the test network)."""
     ns = f"np-{os.getpid() % 1000:03d}{random.randrange(36 ** 3):03x}-roll"
     try:
-        _ip("netns", "add", ns)
+        ip("netns", "add", ns)
     except RuntimeError as exc:
-        pytest.skip(f"network namespaces are not available here (`ip netns add` failed): {exc}")
+        unavailable(f"network namespaces are not available here (`ip netns add` failed): {exc}")
     try:
-        _ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "link", "set", "lo", "up")
         result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", ROLLOVER], capture_output=True,
                                 text=True, timeout=60, cwd=ROOT)
     finally:
@@ -383,6 +184,10 @@ def test_ping_rows_are_the_metric_catalogue() -> None:
     assert got[8, MetricKind.AVAILABLE] == 0.0 and got[8, MetricKind.ICMP_LOSS_PCT] == 100.0
     assert np.all(rows.time_us == 1_700_000_000_000_000)
     assert len(ping_rows([], 0)) == 0
+    # A device given by name (localhost is in /etc/hosts: no DNS traffic) also records its lookup time.
+    named = ping_rows([PingTarget(9, "localhost", count=1)], 1_700_000_000_000_000)
+    lookup = named.value[named.metric_id == MetricKind.DNS_RESOLVE_MS]
+    assert len(lookup) == 1 and lookup[0] >= 0.0
 
 
 def test_targets_are_validated_with_field_keyed_messages() -> None:
@@ -485,9 +290,9 @@ def test_unprivileged_datagram_sockets_in_a_namespace(lab: NetnsLab) -> None:
     the identifier, so the repeated address is told apart by the payload. The namespace has no route
     to a name server, so the unknown name fails there without a packet leaving."""
     if shutil.which("setpriv") is None:
-        _unavailable("setpriv (util-linux) is needed to drop CAP_NET_RAW")
+        unavailable("setpriv (util-linux) is needed to drop CAP_NET_RAW")
     ns = lab.ns["fast"]
-    _in_ns(ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+    netns_exec(ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
     result = subprocess.run(["ip", "netns", "exec", ns, "setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw",
                              sys.executable, "-c", UNPRIVILEGED, lab.gateway["fast"]],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -16,6 +16,7 @@ import numpy as np
 import structlog
 
 from ingest.counters import CounterState, snmp_rows
+from ingest.http import CheckResults, async_run_checks, check_rows, load_check_targets
 from ingest.icmp import PingTarget, async_ping_many, ping_result_rows
 from ingest.interfaces import upsert_interfaces
 from ingest.rows import MetricRows
@@ -106,10 +107,14 @@ def save_counters(client: Any, state: CounterState, device_ids: list[int]) -> No
 
 
 def network_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> MetricRows:
-    """ICMP (or TCP) and SNMP for real devices, concurrently; interfaces upserted, counters kept."""
+    """ICMP (or TCP), SNMP and the devices' service checks (TCP, HTTP(S)), all concurrently on one
+    event loop; interfaces upserted, counters kept."""
     if not devices:
         return MetricRows.empty()
-    snmp = snmp_targets(rt, [d["id"] for d in devices])
+    ids = [d["id"] for d in devices]
+    snmp = snmp_targets(rt, ids)
+    with rt.connection() as conn:
+        checks = load_check_targets(conn, ids)
 
     async def reachability() -> MetricRows:
         if rt.icmp_allowed:
@@ -120,17 +125,17 @@ def network_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> Me
         tcp = [TcpTarget(d["id"], d["address"], rt.tcp_fallback_port, d.get("timeout_s", 2.0)) for d in devices]
         return await asyncio.to_thread(connect_rows, tcp, tick_us)
 
-    async def both() -> tuple[MetricRows, list[SnmpPoll]]:
-        rows, polls = await asyncio.gather(reachability(), rt.snmp_poller.poll_async(snmp))
-        return rows, polls
+    async def everything() -> tuple[MetricRows, list[SnmpPoll], CheckResults]:
+        return await asyncio.gather(reachability(), rt.snmp_poller.poll_async(snmp), async_run_checks(checks))
 
-    rows, polls = asyncio.run(both())
+    rows, polls, results = asyncio.run(everything())
+    rows = MetricRows.concat([rows, check_rows(results, tick_us)])
     if not snmp:
         return rows
-    ids = [t.device_id for t in snmp]
-    state = load_counters(rt.redis, ids)
+    snmp_ids = [t.device_id for t in snmp]
+    state = load_counters(rt.redis, snmp_ids)
     rows = MetricRows.concat([rows, snmp_rows(polls, state, tick_us=tick_us)])
-    save_counters(rt.redis, state, ids)
+    save_counters(rt.redis, state, snmp_ids)
     with rt.connection() as conn:
         upsert_interfaces(conn, polls)
     failed = [p for p in polls if not p.ok]

@@ -33,9 +33,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from netpulse.cli import demo, devices, ops
+    from netpulse.cli import demo, devices, notify, ops
 
-    for module in (ops, devices, demo):
+    for module in (ops, devices, notify, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

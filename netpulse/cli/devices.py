@@ -18,8 +18,11 @@ from netpulse.errors import NotFound, StorageError, ValidationError
 from netpulse.schema import DeviceType, OperStatus
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.orm import Session
 
+    from ingest.discovery import Discovered
     from netpulse.schema import Device, Organization
 
 
@@ -229,6 +232,294 @@ def remove_command(name: str, org_slug: str | None) -> None:
         delete_device(session, org.id, device_id)
     note = f"; {children} device(s) below it now have no parent" if children else ""
     click.echo(f"removed device {name!r} (id {device_id}){note}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Discovery
+
+
+def _check_labels(session: Session, org_id: uuid.UUID, site: str | None, group: str | None) -> None:
+    """Check --site and --group the way the inventory will, before a long sweep; writes nothing."""
+    from netpulse.inventory import get_or_create_group, get_or_create_site
+
+    with session.begin_nested() as savepoint:
+        if site is not None:
+            get_or_create_site(session, org_id, site)
+        if group is not None:
+            get_or_create_group(session, org_id, group)
+        savepoint.rollback()
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... when taken (kept within the 255 characters of a name)."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        suffix = f"-{n}"
+        candidate = name[:255 - len(suffix)] + suffix
+    taken.add(candidate)
+    return candidate
+
+
+def _add_discovered(session: Session, org_id: uuid.UUID, found: Sequence[Discovered], *, network: str, site: str | None,
+                    group: str | None, snmp_port: int, dry_run: bool) -> list[tuple[str, str]]:
+    """(name, result) for each host: added (or new, in a dry run) under a free name, or already known."""
+    from sqlalchemy import func, select
+
+    from netpulse.inventory import DeviceSpec, create_device
+    from netpulse.schema import Device
+
+    known: dict[str, str] = {}
+    taken: set[str] = set()
+    for name, address, ip_text in session.execute(select(Device.name, Device.address, func.host(Device.ip_address))
+                                                  .where(Device.organization_id == org_id)):
+        taken.add(name)
+        known.setdefault(address, name)
+        if ip_text is not None:
+            known.setdefault(ip_text, name)
+    out = []
+    for d in found:
+        if d.address in known:
+            out.append((d.proposed_name, f"known: {known[d.address]}"))
+            continue
+        name = _unique_name(d.proposed_name, taken)
+        if not dry_run:
+            descr = " ".join((d.sys_descr or "").split())
+            create_device(session, org_id, DeviceSpec(
+                name=name, address=d.address, device_type=d.proposed_type, site=site, group=group,
+                snmp_version="2c" if d.snmp_community else None, snmp_community=d.snmp_community,
+                snmp_port=snmp_port, description=f"discovered in {network}" + (f": {descr}" if descr else "")))
+        out.append((name, "new" if dry_run else "added"))
+    return out
+
+
+def _shorten(text: str | None, width: int = 40) -> str:
+    flat = " ".join((text or "").split())
+    return "-" if not flat else flat if len(flat) <= width else flat[:width - 3] + "..."
+
+
+@devices.command("discover")
+@click.argument("cidr")
+@click.option("--snmp-community", "communities", multiple=True, metavar="C", envvar="NETPULSE_SNMP_COMMUNITY",
+              help="SNMP v2c community to ask each host that answers; repeat for several, tried in order "
+                   "(or NETPULSE_SNMP_COMMUNITY, separated by spaces). Without one, no SNMP is asked.")
+@click.option("--snmp-port", type=click.IntRange(1, 65535), default=161, show_default=True,
+              help="UDP port of the SNMP agents.")
+@click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Echo requests per address; a host is found when any is answered.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0, 60, min_open=True), default=1.0,
+              show_default=True, help="Seconds an echo, and an SNMP request, wait for the answer.")
+@click.option("--pps", type=click.FloatRange(0, min_open=True),
+              help="At most this many echo requests per second. Default: no limit; set one on production networks.")
+@click.option("--site", help="Site of the devices added (name or slug); created when it does not exist.")
+@click.option("--group", help="Device group of the devices added (name or slug); created when it does not exist.")
+@click.option("--dry-run", is_flag=True, help="Sweep and show what would be added, but write nothing.")
+@click.option("--max-hosts", type=click.IntRange(1), default=65_536, show_default=True,
+              help="Refuse networks with more host addresses than this.")
+@click.option("--no-dns", is_flag=True,
+              help="Do not look up reverse-DNS names; hosts without a sysName are then named by their address.")
+@org_option
+def discover_command(cidr: str, communities: tuple[str, ...], snmp_port: int, count: int, timeout_s: float,
+                     pps: float | None, site: str | None, group: str | None, dry_run: bool, max_hosts: int,
+                     no_dns: bool, org_slug: str | None) -> None:
+    """Find the hosts of the network CIDR (IPv4 or IPv6) and add the new ones to the inventory.
+
+    \b
+    Examples:
+      netpulse devices discover 192.0.2.0/24 --snmp-community public --dry-run
+      netpulse devices discover 10.20.0.0/22 --snmp-community s3cret --site lagos-hq --pps 500
+
+    Every host address is pinged; each host that answers is asked for its SNMP system group (sysName,
+    sysDescr, sysObjectID) and gets a proposed type (from the vendor of its sysObjectID and its sysDescr)
+    and a name (its sysName, else its reverse-DNS name, else its address). Hosts whose address is already
+    in the organization are reported as known and left alone; a name already taken gets a suffix (-2, -3,
+    ...). Hosts that answered SNMP are saved with v2c and the community that worked, so they are polled.
+    Pinging needs root (raw sockets), or datagram ICMP sockets allowed by net.ipv4.ping_group_range.
+    """
+    from tqdm import tqdm
+
+    from ingest.discovery import PROGRESS_CHUNK, discover, host_count, parse_network
+    from ingest.icmp import icmp_permitted
+
+    network = parse_network(cidr, max_hosts)   # a bad network fails before the database is opened
+    with _session() as session:
+        org_id = _organization(session, org_slug).id
+        _check_labels(session, org_id, site, group)
+    total = host_count(network)
+    click.echo(f"sweeping {total:,} address(es) of {network}", err=True)
+    bar: Any = None
+    if total > PROGRESS_CHUNK:
+        bar = tqdm(total=total, unit="address", desc="sweeping", disable=None, leave=False)
+    try:
+        found = discover(str(network), communities=communities, snmp_port=snmp_port, icmp_count=count,
+                         timeout_s=timeout_s, pps=pps, privileged=icmp_permitted(True), max_hosts=max_hosts,
+                         resolve_names=not no_dns,
+                         progress=(lambda done, _: bar.update(done - bar.n)) if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not found:
+        click.echo(f"no host answered in {network} ({total:,} address(es) swept)")
+        return
+    with _session() as session:
+        outcome = _add_discovered(session, org_id, found, network=str(network), site=site, group=group,
+                                  snmp_port=snmp_port, dry_run=dry_run)
+    rows = [[d.address, f"{d.rtt_ms:.2f}" if d.rtt_ms is not None else "-", f"{d.loss_pct:g}", name,
+             d.proposed_type.value, "v2c" if d.snmp_community else "-", _shorten(d.sys_descr), result]
+            for d, (name, result) in zip(found, outcome, strict=True)]
+    click.echo(_table(["ADDRESS", "RTT MS", "LOSS %", "NAME", "TYPE", "SNMP", "SYSDESCR", "RESULT"], rows))
+    known = sum(1 for _, result in outcome if result.startswith("known"))
+    new = len(outcome) - known
+    if dry_run:
+        click.echo(f"{len(found)} host(s) answered in {network}: {new} new, {known} already known; "
+                   f"dry run, nothing was added")
+    else:
+        click.echo(f"{len(found)} host(s) answered in {network}: added {new}, {known} already known")
+
+
+# --------------------------------------------------------------------------------------------------
+# Service checks
+
+
+@devices.group("check")
+def check_group() -> None:
+    """Service checks of a device: a TCP port, or an HTTP(S) URL with its TLS certificate's expiry."""
+
+
+@check_group.command("add")
+@click.argument("device")
+@click.option("--http", "url", metavar="URL", help="Check this http:// or https:// URL.")
+@click.option("--tcp", "port", type=int, metavar="PORT",
+              help="Check that this TCP port of the device's address accepts connections.")
+@click.option("--name", help="Name of the check, unique per device. Default: tcp-PORT, or the URL's scheme "
+                             "and port and path (https-443, http-8080/health).")
+@click.option("--method", type=click.Choice(["GET", "HEAD"], case_sensitive=False), default="GET",
+              show_default=True, help="HTTP method (http checks).")
+@click.option("--expect-status", "expected_status", type=int, metavar="N",
+              help="The status that passes (http checks). Default: any 2xx or 3xx.")
+@click.option("--expect-body", "expected_body", metavar="TEXT",
+              help="Text that must appear in the first MiB of the body (http checks, GET).")
+@click.option("--no-verify-tls", is_flag=True,
+              help="Accept any certificate (https checks); its days to expiry are still recorded.")
+@click.option("--timeout", "timeout_s", type=float, metavar="S",
+              help="Seconds for the whole check, more than 0 and at most 60. Default: 5.")
+@org_option
+def check_add_command(device: str, url: str | None, port: int | None, name: str | None, method: str,
+                      expected_status: int | None, expected_body: str | None, no_verify_tls: bool,
+                      timeout_s: float | None, org_slug: str | None) -> None:
+    """Add a service check to the device named DEVICE: give --http URL or --tcp PORT.
+
+    \b
+    Examples:
+      netpulse devices check add web-1 --http https://web-1.example.com/health --expect-body ok
+      netpulse devices check add db-1 --tcp 5432
+    """
+    from netpulse.inventory import DEFAULT_CHECK_TIMEOUT_S, ServiceCheckSpec, add_service_check, get_device_by_name
+    from netpulse.schema import CheckKind
+
+    if (url is None) == (port is None):
+        raise click.UsageError("give either --http URL or --tcp PORT (one check per command)")
+    spec = ServiceCheckSpec(kind=CheckKind.HTTP if url is not None else CheckKind.TCP, name=name, port=port,
+                            url=url, method=method.upper(), expected_status=expected_status,
+                            expected_body=expected_body, verify_tls=not no_verify_tls,
+                            timeout_s=DEFAULT_CHECK_TIMEOUT_S if timeout_s is None else timeout_s)
+    with _session() as session:
+        org = _organization(session, org_slug)
+        found = get_device_by_name(session, org.id, device)
+        check = add_service_check(session, org.id, found.id, spec)
+        summary = f"added {check.kind} check {check.name!r} (id {check.id}) to device {found.name!r}"
+    click.echo(summary)
+
+
+def _check_target(kind: str, url: str | None, address: str, port: int | None) -> str:
+    if kind == "http":
+        return url or "-"
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+@check_group.command("list")
+@click.argument("device", required=False)
+@org_option
+def check_list_command(device: str | None, org_slug: str | None) -> None:
+    """List the service checks of the device named DEVICE, or of every device."""
+    from netpulse.inventory import get_device_by_name, list_service_checks
+
+    with _session() as session:
+        org = _organization(session, org_slug)
+        device_id = get_device_by_name(session, org.id, device).id if device is not None else None
+        rows = []
+        for c in list_service_checks(session, org.id, device_id):
+            expect = [str(c.expected_status) if c.expected_status is not None else
+                      ("2xx/3xx" if c.kind == "http" else "connect")]
+            if c.expected_body is not None:
+                expect.append(f"body {c.expected_body!r}")
+            tls = ("-" if c.kind != "http" or not (c.url or "").lower().startswith("https:")
+                   else "verify" if c.verify_tls else "no-verify")
+            rows.append([str(c.id), c.device.name, c.name, c.kind,
+                         _check_target(c.kind, c.url, c.device.address, c.port),
+                         (c.method + " " if c.kind == "http" else "") + ", ".join(expect),
+                         f"{c.timeout_s:g}", tls, "yes" if c.enabled else "no"])
+    if not rows:
+        click.echo(f"device {device!r} has no service checks yet; add one with `netpulse devices check add`"
+                   if device is not None else "no service checks yet; add one with `netpulse devices check add`")
+        return
+    click.echo(_table(["ID", "DEVICE", "NAME", "KIND", "TARGET", "EXPECT", "TIMEOUT_S", "TLS", "ENABLED"], rows))
+    click.echo(f"{len(rows)} check(s)")
+
+
+@check_group.command("remove")
+@click.argument("device")
+@click.argument("name")
+@org_option
+def check_remove_command(device: str, name: str, org_slug: str | None) -> None:
+    """Remove the check NAME from the device named DEVICE. Its stored metrics stay until retention."""
+    from netpulse.inventory import get_device_by_name, remove_service_check
+
+    with _session() as session:
+        org = _organization(session, org_slug)
+        found = get_device_by_name(session, org.id, device)
+        remove_service_check(session, org.id, found.id, name)
+    click.echo(f"removed check {name!r} from device {device!r}")
+
+
+@check_group.command("run")
+@click.argument("device")
+@org_option
+def check_run_command(device: str, org_slug: str | None) -> None:
+    """Run every service check of the device named DEVICE once, disabled ones too, and print the results.
+
+    Nothing is stored. Exits with status 1 when a check fails, so scripts can use it.
+    """
+    from ingest.http import load_check_targets, run_checks
+    from netpulse.inventory import get_device_by_name, list_service_checks
+
+    with _session() as session:
+        org = _organization(session, org_slug)
+        found = get_device_by_name(session, org.id, device)
+        names = {c.id: c.name for c in list_service_checks(session, org.id, found.id)}
+        targets = load_check_targets(session, [found.id], org_id=org.id, include_disabled=True)
+    if not names:
+        click.echo(f"device {device!r} has no service checks yet; add one with `netpulse devices check add`")
+        return
+    results = run_checks(targets)  # outside the session: no transaction stays open while probing
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    rows = [[names.get(r.target.check_id, "?"), "http", r.target.url, "ok" if r.ok else "FAIL",
+             "-" if r.status is None else str(r.status), ms(r.response_ms),
+             "-" if r.tls_days_to_expiry is None else f"{r.tls_days_to_expiry:.1f}", r.reason or "-"]
+            for r in results.http]
+    rows += [[names.get(r.target.check_id or 0, "?"), "tcp", _check_target("tcp", None, r.target.address,
+                                                                           r.target.port),
+              "ok" if r.ok else "FAIL", "-", ms(r.connect_ms), "-", r.reason or "-"] for r in results.tcp]
+    rows.sort(key=lambda row: row[0])
+    click.echo(_table(["NAME", "KIND", "TARGET", "RESULT", "STATUS", "MS", "CERT_DAYS", "REASON"], rows))
+    failed = sum(1 for row in rows if row[3] == "FAIL")
+    if failed:
+        click.echo(f"{failed} of {len(rows)} check(s) failed", err=True)
+        raise SystemExit(1)
+    click.echo(f"{len(rows)} check(s) passed")
 
 
 COMMANDS = [devices]
