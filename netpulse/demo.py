@@ -100,6 +100,28 @@ def seed_fleet(session: Session, org: Organization, fleet: object) -> dict[str, 
     return dict(session.execute(select(Device.name, Device.id).where(Device.organization_id == org.id)).all())
 
 
+def ensure_demo_rules(conn: Any, org_id: Any, interval_s: int) -> list[str]:
+    """The demo's alert rules (created once, by name): one per kind of scripted incident."""
+    from analytics.rules import Rule, load_rules, save_rules
+    from netpulse.metrics import MetricKind
+
+    hold = 3 * interval_s   # three probes in a row
+    wanted = [
+        Rule("device down", "status", "critical"),
+        Rule("packet loss", "threshold", "critical", metric=MetricKind.ICMP_LOSS_PCT, comparator=">=", value=8,
+             clear_value=4, for_s=hold),
+        Rule("link saturation", "threshold", "warning", metric=MetricKind.IF_UTIL_PCT, comparator=">", value=90,
+             clear_value=80, for_s=hold),
+        Rule("latency above baseline", "dynamic", "warning", metric=MetricKind.ICMP_RTT_MS, comparator=">",
+             k_mad=8, baseline_weeks=1, for_s=hold),
+    ]
+    have = {r.name for r in load_rules(conn, org_id, enabled_only=False)}
+    missing = [r for r in wanted if r.name not in have]
+    if missing:
+        save_rules(conn, org_id, missing)
+    return [r.name for r in missing]
+
+
 def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datetime, end: datetime,
              step_s: int, progress: Callable[[int], None] | None = None) -> int:
     """Load simulated history for [start, end) directly through the loader; returns rows stored."""
@@ -178,6 +200,7 @@ def run_demo(opts: DemoOptions) -> None:
         with make_sessionmaker(engine)() as session, session.begin():
             org = ensure_org_and_admin(session, password)
             ids = seed_fleet(session, org, fleet)
+            org_id = org.id
         click.echo(f"  inventory: {len(ids)} devices ({len(fleet.devices)} simulated in {opts.sites} sites "
                    "+ this machine)")
 
@@ -202,6 +225,10 @@ def run_demo(opts: DemoOptions) -> None:
         if materialized:
             click.echo(f"  rollups: {materialized:,} minute buckets materialized")
 
+        with connect(stack.database_url, autocommit=True) as conn:
+            added = ensure_demo_rules(conn, org_id, opts.interval_s)
+        if added:
+            click.echo(f"  alert rules: {', '.join(added)}")
         agent = start_local_snmpd(stack, engine, opts.data_dir)
         if agent is not None:
             stoppers.append(agent.stop)
@@ -218,6 +245,7 @@ def run_demo(opts: DemoOptions) -> None:
         from dramatiq import Worker
 
         from workers.actors import advance_rollups, maintain_storage, probe_batch
+        from workers.alerting import evaluate_alerts, send_digests
 
         worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
         worker.start()
@@ -225,7 +253,8 @@ def run_demo(opts: DemoOptions) -> None:
         maintain_storage.send()
 
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                              periodic=[(60, advance_rollups.send), (3600, maintain_storage.send)],
+                              periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
+                                        (60, evaluate_alerts.send), (900, send_digests.send)],
                               interval_s=opts.interval_s, leases=rt.leases)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()

@@ -22,14 +22,14 @@ import dramatiq
 import structlog
 
 from analytics.notify.base import Notification
-from analytics.notify.delivery import RetryPolicy, attempt_delivery, queue_alert_deliveries
+from analytics.notify.delivery import RetryPolicy, attempt_delivery, queue_alert_deliveries, queue_digest_deliveries
 from analytics.notify.ratelimit import RateLimiter
 from netpulse.config import Settings, get_settings
 from netpulse.db import make_sessionmaker
 from netpulse.errors import ConfigError, NotFound
 from workers.runtime import current
 
-__all__ = ["NOTIFICATIONS", "configure", "deliver_notification", "notify_alert"]
+__all__ = ["NOTIFICATIONS", "configure", "deliver_notification", "notify_alert", "notify_digest"]
 
 log = structlog.get_logger("netpulse.workers")
 
@@ -92,6 +92,18 @@ def notify_alert(alert_id: uuid.UUID, *, channel_ids: Sequence[int] | None = Non
     with make_sessionmaker(current().engine).begin() as session:
         queued = queue_alert_deliveries(session, alert_id, link_base=settings.notify_link_base(),
                                         channel_ids=channel_ids, channel_names=channel_names)
+    for delivery_id, notification in queued:
+        deliver_notification.send(delivery_id, notification.to_dict())
+    return [delivery_id for delivery_id, _ in queued]
+
+
+def notify_digest(organization_id: uuid.UUID, alert_ids: Sequence[uuid.UUID],
+                  channel_names: Sequence[str]) -> list[int]:
+    """Queue one digest of ``alert_ids`` on each named channel; returns the queued delivery ids."""
+    settings = _current_settings()
+    with make_sessionmaker(current().engine).begin() as session:
+        queued = queue_digest_deliveries(session, organization_id, alert_ids, channel_names=channel_names,
+                                         link_base=settings.notify_link_base())
     for delivery_id, notification in queued:
         deliver_notification.send(delivery_id, notification.to_dict())
     return [delivery_id for delivery_id, _ in queued]

@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
+from analytics.alerts import AlertEngine
+from analytics.evaluate import Evaluator
 from ingest.icmp import Resolver
 from ingest.loader import Loader
 from ingest.simulator import Fleet
@@ -41,6 +43,8 @@ class Runtime:
     resolver: Resolver = field(init=False)
     snmp_poller: SnmpPoller = field(init=False, default_factory=SnmpPoller)
     leases: ProbeLeases | None = field(init=False, default=None)
+    evaluator: Evaluator = field(init=False, default_factory=Evaluator)   # keeps dynamic baselines per hour
+    alert_engine: AlertEngine = field(init=False, default_factory=AlertEngine)
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.database_url)

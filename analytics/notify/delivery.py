@@ -38,7 +38,8 @@ from netpulse.schema import (
 )
 
 __all__ = ["RetryPolicy", "AttemptResult", "Schedule", "ANSWER_LIMIT", "notification_for_alert",
-           "make_test_notification", "queue_alert_deliveries", "queue_delivery", "attempt_delivery", "send_test"]
+           "make_test_notification", "queue_alert_deliveries", "queue_delivery", "attempt_delivery", "send_test",
+           "digest_notification", "queue_digest_deliveries"]
 
 ANSWER_LIMIT = 2000  # characters of a provider's answer kept per attempt
 # Called with (next delivery id, delay in ms) before the transaction that created that row commits.
@@ -142,6 +143,33 @@ def queue_alert_deliveries(session: Session, alert_id: uuid.UUID, *, link_base: 
         query = query.where(NotificationChannel.name.in_(list(channel_names)))
     channels = session.scalars(query.order_by(NotificationChannel.id)).all()
     return [(queue_delivery(session, channel, alert_id).id, notification) for channel in channels]
+
+
+def digest_notification(session: Session, alert_ids: Sequence[uuid.UUID], *, link_base: str | None,
+                        now: datetime | None = None) -> Notification:
+    """One notification listing several alerts (the warning digest): the worst first, at most 20 named."""
+    rows = session.execute(
+        select(Alert.message, Device.name, Alert.created_at)
+        .outerjoin(Device, Device.id == Alert.device_id)
+        .where(Alert.id.in_(list(alert_ids))).order_by(Alert.created_at)).all()
+    lines = [f"- {device or '-'}: {message}" for message, device, _ in rows[:20]]
+    if len(rows) > 20:
+        lines.append(f"- ... and {len(rows) - 20} more")
+    return Notification(title=f"{len(rows)} warning(s) in the last digest period", severity="warning",
+                        message="\n".join(lines) or "no alerts",
+                        started_at=rows[0][2] if rows else now or datetime.now(UTC),
+                        link=f"{link_base.rstrip('/')}/alerts" if link_base else None)
+
+
+def queue_digest_deliveries(session: Session, organization_id: uuid.UUID, alert_ids: Sequence[uuid.UUID], *,
+                            channel_names: Sequence[str], link_base: str | None) -> list[tuple[int, Notification]]:
+    """One queued delivery of the digest per enabled named channel (recorded without an alert: it
+    covers several)."""
+    notification = digest_notification(session, alert_ids, link_base=link_base)
+    channels = session.scalars(select(NotificationChannel).where(
+        NotificationChannel.organization_id == organization_id, NotificationChannel.enabled.is_(True),
+        NotificationChannel.name.in_(list(channel_names))).order_by(NotificationChannel.id)).all()
+    return [(queue_delivery(session, channel, None).id, notification) for channel in channels]
 
 
 def _finish(row: NotificationDelivery, status: DeliveryStatus, answer: ProviderAnswer | None,

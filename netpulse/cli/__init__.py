@@ -33,9 +33,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from netpulse.cli import demo, devices, notify, ops
+    from netpulse.cli import demo, devices, notify, ops, rules, sla
 
-    for module in (ops, devices, notify, demo):
+    for module in (ops, devices, notify, rules, sla, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,213 @@
+"""Rules against stored samples: the live evaluation every tick, and the backtest over history.
+
+Both read samples through :mod:`analytics.frames` and replay them with
+:func:`analytics.rules.episodes`, so a backtest shows exactly what the live rule would have done.
+The live evaluation reads a short window per rule (``for`` plus a few probe intervals) and
+carries the open alerts in as "already firing", so a breach that began before the window is
+neither lost nor opened twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analytics.alerts import Finding
+from analytics.frames import Resolution, load_metrics
+from analytics.rules import MAD_TO_SIGMA, Episodes, Rule, episodes
+from netpulse.metrics import MetricKind
+
+# Devices in a rule's scope (the same matching as maintenance windows).
+_SCOPE = """
+SELECT d.id FROM devices d
+LEFT JOIN sites s ON s.id = d.site_id
+LEFT JOIN device_groups g ON g.id = d.group_id
+WHERE d.organization_id = %(org)s AND d.probe_enabled AND (
+    %(scope)s = 'all'
+    OR (%(scope)s = 'device' AND d.name = %(ref)s)
+    OR (%(scope)s = 'site' AND s.name = %(ref)s)
+    OR (%(scope)s = 'group' AND g.name = %(ref)s)
+    OR (%(scope)s = 'tag' AND EXISTS (SELECT 1 FROM device_tags dt JOIN tags t ON t.id = dt.tag_id
+                                      WHERE dt.device_id = d.id AND t.name = %(ref)s)))
+ORDER BY d.id
+"""
+
+BAND_FLOOR = 0.05        # a band is at least +-5 % of the median wide: flat series do not fire on noise
+_IFINDEX_BITS = 32
+
+
+def scope_devices(conn: Any, org_id: uuid.UUID, rule: Rule) -> list[int]:
+    return [r[0] for r in conn.execute(_SCOPE, {"org": org_id, "scope": rule.scope, "ref": rule.scope_ref})]
+
+
+def series_keys(device_id: np.ndarray, ifindex: np.ndarray) -> np.ndarray:
+    return (device_id.astype(np.int64) << _IFINDEX_BITS) | ifindex.astype(np.int64)
+
+
+def split_key(key: int) -> tuple[int, int]:
+    return key >> _IFINDEX_BITS, key & ((1 << _IFINDEX_BITS) - 1)
+
+
+def hour_of_week(times_us: np.ndarray) -> np.ndarray:
+    """0 = Monday 00:00 UTC ... 167 = Sunday 23:00 (1970-01-01 was a Thursday)."""
+    hours = times_us // 3_600_000_000
+    return ((hours // 24 + 3) % 7) * 24 + hours % 24
+
+
+def baseline(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int], until: datetime) -> pl.DataFrame:
+    """Per series and hour of the week: the median and MAD of the hourly means over the
+    ``baseline_weeks`` weeks before ``until`` (from the 1 h rollup)."""
+    assert rule.metric is not None
+    start = until - timedelta(weeks=rule.baseline_weeks)
+    hourly = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=until, devices=list(devices),
+                          resolution="1h")
+    if hourly.height == 0:
+        return pl.DataFrame(schema={"key": pl.Int64, "how": pl.Int64, "median": pl.Float64, "mad": pl.Float64})
+    t = hourly["time"].dt.epoch("us").to_numpy()
+    frame = pl.DataFrame({"key": series_keys(hourly["device_id"].to_numpy(), hourly["ifindex"].to_numpy()),
+                          "how": hour_of_week(t), "value": hourly["value"].to_numpy()})
+    med = frame.group_by("key", "how").agg(pl.col("value").median().alias("median"))
+    return (frame.join(med, on=["key", "how"])
+            .group_by("key", "how")
+            .agg(pl.col("median").first(), (pl.col("value") - pl.col("median")).abs().median().alias("mad")))
+
+
+def bands(rule: Rule, base: pl.DataFrame, keys: np.ndarray, times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band (lo, hi) at each sample; NaN where the series has no baseline for that hour."""
+    assert rule.k_mad is not None
+    samples = pl.DataFrame({"key": keys, "how": hour_of_week(times_us), "i": np.arange(len(keys))})
+    joined = samples.join(base, on=["key", "how"], how="left").sort("i")
+    med = joined["median"].fill_null(np.nan).to_numpy()
+    spread = np.fmax(joined["mad"].fill_null(np.nan).to_numpy() * MAD_TO_SIGMA, np.abs(med) * BAND_FLOOR)
+    spread = np.where(spread > 0, spread, 1e-9)
+    return med - rule.k_mad * spread, med + rule.k_mad * spread
+
+
+def answered_only(rule: Rule, frame: pl.DataFrame) -> pl.DataFrame:
+    """A probe that got no answer at all (100 % loss) is the status rule's business (device down):
+    loss rules look at answered probes, so an outage does not also raise a packet-loss alert."""
+    if rule.metric is MetricKind.ICMP_LOSS_PCT and frame.height:
+        return frame.filter(pl.col("value") < 100.0)
+    return frame
+
+
+@dataclass
+class SeriesSamples:
+    keys: np.ndarray
+    times_us: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> SeriesSamples:
+        if frame.height == 0:
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+        keys = series_keys(frame["device_id"].to_numpy(), frame["ifindex"].to_numpy())
+        times = frame["time"].dt.epoch("us").to_numpy()
+        order = np.lexsort((times, keys))
+        return cls(keys[order], times[order], frame["value"].to_numpy()[order])
+
+
+def replay(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int], start: datetime, end: datetime, *,
+           firing_keys: set[int] | None = None, baseline_until: datetime | None = None,
+           resolution: Resolution = "raw") -> tuple[Episodes, SeriesSamples]:
+    """The rule's episodes over [start, end) for ``devices``."""
+    assert rule.metric is not None
+    frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=end, devices=list(devices),
+                         resolution=resolution)
+    s = SeriesSamples.from_frame(answered_only(rule, frame))
+    lo = hi = None
+    if rule.kind == "dynamic":
+        lo, hi = bands(rule, baseline(conn, org_id, rule, devices, baseline_until or start), s.keys, s.times_us)
+    before = np.isin(s.keys, list(firing_keys)) if firing_keys else None
+    return episodes(rule, s.keys, s.times_us, s.values, lo=lo, hi=hi, firing_before=before), s
+
+
+def _us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _dt(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+
+
+@dataclass
+class Evaluator:
+    """Live evaluation: each call reads the last window of every enabled rule of an organization."""
+
+    lookback: timedelta = timedelta(minutes=3)     # samples before the ``for`` window (a few intervals)
+    _baselines: dict[tuple[int | str, datetime], pl.DataFrame] = field(default_factory=dict, init=False)
+
+    def evaluate(self, conn: Any, org_id: uuid.UUID, rules: Sequence[Rule], now: datetime) -> list[Finding]:
+        findings: list[Finding] = []
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            devices = scope_devices(conn, org_id, rule)
+            if not devices:
+                continue
+            open_alerts = {r[0]: r[1] for r in conn.execute(
+                "SELECT device_id::bigint << 32 | ifindex, started_at FROM alerts "
+                "WHERE organization_id = %s AND rule_id = %s AND NOT resolved", (org_id, rule.id))}
+            if rule.kind == "status":
+                findings += self._status(conn, rule, devices, open_alerts, now)
+            else:
+                findings += self._samples(conn, org_id, rule, devices, open_alerts, now)
+        return findings
+
+    def _status(self, conn: Any, rule: Rule, devices: list[int], open_alerts: dict[int, datetime],
+                now: datetime) -> list[Finding]:
+        out = []
+        for device_id, status, since in conn.execute(
+                "SELECT id, oper_status, oper_status_since FROM devices WHERE id = ANY(%s)", (devices,)):
+            down = status == "down"
+            if down or (device_id << _IFINDEX_BITS) in open_alerts:
+                out.append(Finding(rule, device_id, down, now, started_at=since if down else None,
+                                   message=f"{rule.name}: device is {status}"))
+        return out
+
+    def _samples(self, conn: Any, org_id: uuid.UUID, rule: Rule, devices: list[int],
+                 open_alerts: dict[int, datetime], now: datetime) -> list[Finding]:
+        start = now - timedelta(seconds=rule.for_s) - self.lookback
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        firing_keys = set(open_alerts)
+        if rule.kind == "dynamic":
+            cache_key = (rule.id if rule.id is not None else rule.name, hour)
+            if cache_key not in self._baselines:   # the baseline moves by the hour, not by the tick
+                self._baselines = {k: v for k, v in self._baselines.items() if k[1] == hour}
+                self._baselines[cache_key] = baseline(conn, org_id, rule, devices, hour)
+            assert rule.metric is not None
+            frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=now + timedelta(microseconds=1),
+                                 devices=devices, resolution="raw")
+            s = SeriesSamples.from_frame(answered_only(rule, frame))
+            lo, hi = bands(rule, self._baselines[cache_key], s.keys, s.times_us)
+            before = np.isin(s.keys, list(firing_keys)) if firing_keys else None
+            eps = episodes(rule, s.keys, s.times_us, s.values, lo=lo, hi=hi, firing_before=before)
+        else:
+            eps, s = replay(conn, org_id, rule, devices, start, now + timedelta(microseconds=1),
+                            firing_keys=firing_keys)
+        return findings_from(rule, eps, s, open_alerts, now)
+
+
+def findings_from(rule: Rule, eps: Episodes, samples: SeriesSamples, open_alerts: dict[int, Any],
+                  now: datetime) -> list[Finding]:
+    """Each series' state at its last sample: firing (an unresolved episode) or cleared."""
+    out = []
+    still = eps.frame.filter(pl.col("resolved_us").is_null())
+    firing = set(still["series"].to_list())
+    for key, started_us, last_value in still.select("series", "started_us", "last_value").iter_rows():
+        device_id, ifindex = split_key(key)
+        started = open_alerts.get(key) if started_us < 0 else _dt(started_us)
+        out.append(Finding(rule, device_id, True, now, ifindex=ifindex, value=last_value, started_at=started))
+    seen = set(np.unique(samples.keys).tolist())
+    for key in open_alerts:
+        if key in seen and key not in firing:
+            device_id, ifindex = split_key(key)
+            last = samples.values[np.flatnonzero(samples.keys == key)[-1]]
+            out.append(Finding(rule, device_id, False, now, ifindex=ifindex, value=float(last)))
+    return out

@@ -1,0 +1,232 @@
+"""``netpulse rules ...`` and ``netpulse alerts ...``: alert rules and the alerts they open."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from netpulse.cli.devices import _organization, _session, _table, org_option
+from netpulse.errors import ValidationError
+
+
+@contextmanager
+def _conn(org_slug: str | None) -> Iterator[tuple[Any, uuid.UUID]]:
+    """The psycopg connection of one ORM transaction, and the organization's id."""
+    with _session() as session:
+        org = _organization(session, org_slug)
+        yield session.connection().connection.driver_connection, org.id
+
+
+def _since(text: str) -> timedelta:
+    from analytics.rules import parse_duration
+
+    seconds = parse_duration(text, field_name="--since")
+    if seconds <= 0:
+        raise ValidationError("--since must be a positive duration such as 7d", details={"since": text})
+    return timedelta(seconds=seconds)
+
+
+def _when(dt: datetime | None) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    d, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{d}d{h:02d}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s")
+
+
+@click.group()
+def rules() -> None:
+    """Alert rules: try them on history, load them, list them."""
+
+
+@rules.command("backtest")
+@click.argument("rule_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", default="7d", show_default=True, help="How far back to replay (e.g. 24h, 7d, 4w).")
+@click.option("--until", "until_text", default=None, metavar="ISO", help="End of the replay [default: now].")
+@click.option("--resolution", type=click.Choice(["auto", "raw", "1m", "1h"]), default="raw", show_default=True,
+              help="Samples to replay: raw probes, or a rollup for long ranges (faster, coarser).")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Alerts listed per rule.")
+@org_option
+def backtest_command(rule_file: Path, since: str, until_text: str | None, resolution: Any, limit: int,
+                     org_slug: str | None) -> None:
+    """Replay the rules of RULE_FILE (TOML or JSON) over stored history and list the alerts each
+    would have opened and when, without writing anything.
+
+    \b
+    Example rule file (TOML):
+      [[rule]]
+      name = "latency"
+      metric = "icmp_rtt_ms"
+      comparator = ">"
+      value = 150
+      clear = 100
+      for = "5m"
+      severity = "critical"
+      scope = "site:Nairobi"      # device:NAME, group:NAME, tag:NAME or all
+    """
+    from tqdm import tqdm
+
+    from analytics.evaluate import _dt, replay, scope_devices, split_key
+    from analytics.rules import load_rule_file
+
+    rule_list = load_rule_file(rule_file)
+    end = datetime.fromisoformat(until_text) if until_text else datetime.now(UTC)
+    if end.tzinfo is None:
+        raise ValidationError("--until needs a time zone, e.g. 2026-11-20T12:00:00Z", details={"until": until_text})
+    start = end - _since(since)
+    with _conn(org_slug) as (conn, org_id):
+        names = dict(conn.execute("SELECT id, name FROM devices WHERE organization_id = %s", (org_id,)).fetchall())
+        for rule in tqdm(rule_list, desc="replaying", unit="rule", disable=None, leave=False):
+            click.echo(f"\n{rule.name} [{rule.severity}]: {rule.describe()}")
+            if rule.kind == "status":
+                click.echo("  status rules follow the probes' device status; see `netpulse sla report` for outages")
+                continue
+            devices = scope_devices(conn, org_id, rule)
+            if not devices:
+                click.echo("  no device in scope")
+                continue
+            eps, samples = replay(conn, org_id, rule, devices, start, end, baseline_until=start,
+                                  resolution=resolution)
+            frame = eps.frame.sort("opened_us")
+            rows = []
+            for key, started, opened, resolved, worst in frame.select(
+                    "series", "started_us", "opened_us", "resolved_us", "worst").head(limit).iter_rows():
+                device_id, ifindex = split_key(key)
+                rows.append([names.get(device_id, str(device_id)) + (f" if{ifindex}" if ifindex else ""),
+                             _when(_dt(started)), _when(_dt(opened)), _when(_dt(resolved)) if resolved else "open",
+                             _span(((resolved or int(end.timestamp() * 1e6)) - opened) / 1e6),
+                             "-" if worst is None or worst != worst else f"{worst:.4g}"])
+            if rows:
+                click.echo(_table(["device", "breach began", "alert opened", "resolved", "lasted", "worst"], rows))
+            still = frame.filter(frame["resolved_us"].is_null()).height
+            more = f" (first {limit} listed)" if frame.height > limit else ""
+            click.echo(f"  {frame.height} alert(s) would have opened{more}, {still} still open at the end; "
+                       f"{len(set(frame['series'].to_list()))} series of {len(set(samples.keys.tolist()))} "
+                       f"over {len(samples.keys):,} samples from {_when(start)} to {_when(end)}")
+
+
+@rules.command("load")
+@click.argument("rule_file", type=click.Path(dir_okay=False, path_type=Path))
+@org_option
+def load_command(rule_file: Path, org_slug: str | None) -> None:
+    """Create or update (by name) the rules of RULE_FILE; the live evaluation picks them up."""
+    from analytics.rules import load_rule_file, save_rules
+
+    rule_list = load_rule_file(rule_file)
+    with _conn(org_slug) as (conn, org_id):
+        saved = save_rules(conn, org_id, rule_list)
+    click.echo(f"{len(saved)} rule(s) saved: {', '.join(r.name for r in saved)}")
+
+
+@rules.command("list")
+@org_option
+def list_command(org_slug: str | None) -> None:
+    """List the rules."""
+    from analytics.rules import load_rules
+
+    with _conn(org_slug) as (conn, org_id):
+        found = load_rules(conn, org_id, enabled_only=False)
+    if not found:
+        click.echo("no rules yet; load some with `netpulse rules load FILE`")
+        return
+    click.echo(_table(["name", "severity", "enabled", "condition"],
+                      [[r.name, r.severity, "yes" if r.enabled else "no", r.describe()] for r in found]))
+
+
+@click.group()
+def alerts() -> None:
+    """Alerts: list them, see one's history, acknowledge or resolve."""
+
+
+@alerts.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved alerts.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@org_option
+def alerts_list(show_all: bool, limit: int, org_slug: str | None) -> None:
+    """List open alerts, newest first."""
+    with _conn(org_slug) as (conn, org_id):
+        rows = conn.execute(
+            "SELECT a.id, a.severity, a.status, coalesce(d.name, '-'), a.message, a.occurrences, a.created_at, "
+            "a.suppressed_reason, a.flapping FROM alerts a LEFT JOIN devices d ON d.id = a.device_id "
+            "WHERE a.organization_id = %s" + ("" if show_all else " AND NOT a.resolved")
+            + " ORDER BY a.created_at DESC LIMIT %s", (org_id, limit)).fetchall()
+    if not rows:
+        click.echo("no alerts" if show_all else "no open alerts")
+        return
+    click.echo(_table(["id", "severity", "status", "device", "message", "count", "opened", "notes"], [
+        [str(r[0])[:8], r[1], r[2], r[3], r[4][:60], str(r[5]), _when(r[6]),
+         ", ".join(x for x in (f"suppressed: {r[7]}" if r[7] else "", "flapping" if r[8] else "") if x)]
+        for r in rows]))
+
+
+def _alert_id(conn: Any, org_id: uuid.UUID, text: str) -> uuid.UUID:
+    """A full id or a unique prefix (as `alerts list` prints)."""
+    from netpulse.errors import NotFound
+
+    rows = conn.execute("SELECT id FROM alerts WHERE organization_id = %s AND id::text LIKE %s LIMIT 2",
+                        (org_id, text.lower() + "%")).fetchall()
+    if len(rows) != 1:
+        raise NotFound(f"no alert {'matches' if not rows else 'is uniquely matched by'} {text!r}",
+                       code="ALERT_NOT_FOUND", details={"alert": text})
+    return uuid.UUID(str(rows[0][0]))
+
+
+@alerts.command("show")
+@click.argument("alert")
+@org_option
+def alerts_show(alert: str, org_slug: str | None) -> None:
+    """Show ALERT (an id or its prefix) and its full history."""
+    from analytics.alerts import history
+
+    with _conn(org_slug) as (conn, org_id):
+        alert_id = _alert_id(conn, org_id, alert)
+        row = conn.execute("SELECT severity, status, message, occurrences, started_at, created_at, last_seen "
+                           "FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+        events = history(conn, alert_id)
+    click.echo(f"{alert_id} [{row[0]}] {row[1]}: {row[2]}")
+    click.echo(f"began {_when(row[4])}, opened {_when(row[5])}, last seen {_when(row[6])}, {row[3]} occurrence(s)")
+    click.echo(_table(["time", "event", "note", "details"],
+                      [[_when(t), k, n or "", ", ".join(f"{a}={b}" for a, b in d.items())] for t, k, n, d in events]))
+
+
+@alerts.command("ack")
+@click.argument("alert")
+@click.option("--note", default=None, help="What you are doing about it.")
+@org_option
+def alerts_ack(alert: str, note: str | None, org_slug: str | None) -> None:
+    """Acknowledge ALERT: escalation stops; it still resolves when its condition clears."""
+    from analytics.alerts import acknowledge
+
+    with _conn(org_slug) as (conn, org_id):
+        alert_id = _alert_id(conn, org_id, alert)
+        acknowledge(conn, org_id, alert_id, None, note, datetime.now(UTC))
+    click.echo(f"acknowledged {alert_id}")
+
+
+@alerts.command("resolve")
+@click.argument("alert")
+@click.option("--note", required=True, help="Why it is resolved (kept in the alert's history).")
+@org_option
+def alerts_resolve(alert: str, note: str, org_slug: str | None) -> None:
+    """Resolve ALERT by hand, with a note."""
+    from analytics.alerts import resolve
+
+    with _conn(org_slug) as (conn, org_id):
+        alert_id = _alert_id(conn, org_id, alert)
+        resolve(conn, org_id, alert_id, None, note, datetime.now(UTC))
+    click.echo(f"resolved {alert_id}")
+
+
+COMMANDS = [rules, alerts]

@@ -1,0 +1,271 @@
+"""``netpulse sla ...`` and ``netpulse maintenance ...``: availability reports, SLA targets, maintenance windows.
+
+Every command works in one organization (``--org SLUG``, or the only one). Bad input is a NetPulse
+error, which the ``netpulse`` group prints as one ``Error: ...`` line (exit 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from netpulse.cli.devices import _organization, _session, _table, org_option
+from netpulse.errors import NotFound, StorageError, ValidationError
+
+if TYPE_CHECKING:
+    from netpulse.schema import Organization
+
+# The same values as analytics.sla (BY, SCOPES), which loads only when a command runs.
+BY_CHOICES = ("device", "group", "site", "tag", "org")
+SCOPE_CHOICES = ("device", "group", "site", "tag", "all")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+)([wdhms])")
+
+
+@contextmanager
+def _connection(org_slug: str | None) -> Iterator[tuple[Any, Organization]]:
+    """The organization and the psycopg connection of one transaction (committed when the command succeeds)."""
+    import psycopg
+
+    with _session() as session:
+        org = _organization(session, org_slug)
+        try:
+            yield session.connection().connection.driver_connection, org
+        except psycopg.errors.UndefinedTable as exc:
+            raise StorageError(f"the database lacks a table ({exc.diag.message_primary}); "
+                               "run `netpulse migrate` first") from None
+
+
+def parse_duration(text: str, option: str = "--since") -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w`` or a sum such as ``1d12h``."""
+    compact = text.strip().lower()
+    if not compact or _DURATION.sub("", compact) or not _DURATION.search(compact):
+        raise ValidationError(f"{option}: {text!r} is not a duration; use a number and a unit (w, d, h, m, s), "
+                              "e.g. 30d, 12h, 90m or 1d12h", details={option.lstrip("-"): "not a duration"})
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise ValidationError(f"{option}: {text!r} is empty; give a duration longer than zero",
+                              details={option.lstrip("-"): "must be longer than zero"})
+    return timedelta(seconds=seconds)
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 date or time; UTC unless it carries an offset."""
+    try:
+        ts = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(f"{option}: {text!r} is not an ISO 8601 time; e.g. 2026-11-01 or "
+                              "2026-11-01T08:00:00Z", details={option.lstrip("-"): "not an ISO 8601 time"}) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _span(start_text: str | None, end_text: str) -> tuple[datetime, datetime]:
+    if not start_text:
+        raise ValidationError("--to needs --from (or use --since for a period that ends now)",
+                              details={"from": "required with --to"})
+    start, end = parse_time(start_text, "--from"), parse_time(end_text, "--to")
+    if end <= start:
+        raise ValidationError(f"--to ({_iso(end)}) must be after --from ({_iso(start)})",
+                              details={"to": "must be after --from"})
+    return start, end
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
+
+
+def human(seconds: float | None) -> str:
+    """A duration for a table: ``2d 3h``, ``1h 05m``, ``4m 30s``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}%"
+
+
+def _budget(minutes: float | None) -> str:
+    if minutes is None:
+        return "-"
+    return human(minutes * 60) if minutes >= 0 else "-" + human(-minutes * 60)
+
+
+# --------------------------------------------------------------------------------------------------
+@click.group()
+def sla() -> None:
+    """Availability reports and SLA targets, from the device status history.
+
+    Down time in maintenance windows counts neither as monitored nor as down; degraded counts as up.
+    """
+
+
+@sla.command("report")
+@click.option("--since", metavar="DURATION", help="The period that ends now: 30d, 12h, 2w, 90m or 1d12h "
+                                                  "[default: 30d].")
+@click.option("--from", "start_text", metavar="ISO", help="Start of the period (ISO 8601; UTC unless it has an "
+                                                         "offset). Instead of --since.")
+@click.option("--to", "end_text", metavar="ISO", help="End of the period, exclusive [default: now].")
+@click.option("--by", type=click.Choice(BY_CHOICES), default="device", show_default=True,
+              help="One row per device, or time-weighted per group, site, tag or for the organization.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write every column (seconds, unrounded) to this CSV file.")
+@org_option
+def report_command(since: str | None, start_text: str | None, end_text: str | None, by: str,
+                   csv_path: Path | None, org_slug: str | None) -> None:
+    """Availability, down time, outages, MTTR and MTBF per device, group, site or tag, worst first.
+
+    \b
+    Examples:
+      netpulse sla report --since 7d --by site
+      netpulse sla report --from 2026-10-01 --to 2026-11-01 --csv october.csv
+    """
+    from analytics.sla import availability
+
+    now = datetime.now(UTC)
+    if since is not None and (start_text or end_text):
+        raise ValidationError("use either --since or --from/--to, not both", details={"since": "conflicts"})
+    if start_text or end_text:
+        start, end = _span(start_text, end_text or now.isoformat())
+    else:
+        end = now
+        start = end - parse_duration(since or "30d")
+    with _connection(org_slug) as (conn, org):
+        frame = availability(conn, org.id, start, end, by=by)  # type: ignore[arg-type]
+    key = "NAME" if by in ("device", "org") else by.upper()
+    headers = [key, *(["SITE", "GROUP"] if by == "device" else ["DEVICES"]),
+               "AVAILABILITY", "DOWN", "OUTAGES", "MTTR", "MTBF"]
+    rows = [[r["name"] or "(none)", *([r["site"] or "-", r["group"] or "-"] if by == "device" else [str(r["devices"])]),
+             _pct(r["availability_pct"]), human(r["down_s"]), str(r["outages"]), human(r["mttr_s"]),
+             human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
+    click.echo(f"availability by {by}, {_iso(start)} to {_iso(end)} UTC, worst first")
+    click.echo(_table(headers, rows) if rows else f"no devices in {org.slug} yet")
+    if csv_path is not None:
+        try:
+            frame.write_csv(csv_path)
+        except OSError as exc:
+            raise ValidationError(f"--csv: cannot write {csv_path}: {exc.strerror or exc}",
+                                  details={"csv": str(exc)}) from None
+        click.echo(f"wrote {frame.height} row(s) to {csv_path}")
+
+
+@sla.command("targets")
+@click.option("--at", "at_text", metavar="ISO", help="Evaluate as of this time instead of now, e.g. the last "
+                                                    "second of a past month.")
+@org_option
+def targets_command(at_text: str | None, org_slug: str | None) -> None:
+    """SLA targets and what each achieved so far in its calendar period (UTC).
+
+    BUDGET is the down time still allowed until the period ends (device-minutes for several devices);
+    negative once it is spent.
+    """
+    from analytics.sla import evaluate_targets
+
+    now = parse_time(at_text, "--at") if at_text else datetime.now(UTC)
+    with _connection(org_slug) as (conn, org):
+        results = evaluate_targets(conn, org.id, now)
+    if not results:
+        click.echo(f"no SLA targets in {org.slug} yet")
+        return
+    rows = [[str(r.target_id), r.scope, r.scope_ref or "-", r.period, _iso(r.period_start),
+             str(r.devices), f"{r.target_pct:g}%", _pct(r.achieved_pct),
+             _budget(r.error_budget_min),
+             "BREACHED" if r.breached else ("no data" if r.achieved_pct is None else "ok")] for r in results]
+    click.echo(_table(["ID", "SCOPE", "REF", "PERIOD", "SINCE", "DEVICES", "TARGET", "ACHIEVED", "BUDGET", "STATUS"],
+                      rows))
+    breached = sum(r.breached for r in results)
+    click.echo(f"{len(results)} target(s), {breached} breached")
+
+
+# --------------------------------------------------------------------------------------------------
+@click.group()
+def maintenance() -> None:
+    """Maintenance windows: time that counts neither as monitored nor as down in availability and SLAs."""
+
+
+def _resolve_ref(conn: Any, org_id: Any, scope: str, ref: str) -> str:
+    """The exact name the window will match: a device by name; a group, site or tag by name or slug."""
+    from netpulse.inventory import slugify
+
+    if scope == "device":
+        row = conn.execute("SELECT name FROM devices WHERE organization_id = %s AND name = %s",
+                           (org_id, ref)).fetchone()
+    else:
+        table = {"group": "device_groups", "site": "sites", "tag": "tags"}[scope]
+        row = conn.execute(f"SELECT name FROM {table} WHERE organization_id = %s AND (name = %s OR slug = %s)"
+                           " ORDER BY name = %s DESC, id LIMIT 1", (org_id, ref, slugify(ref), ref)).fetchone()
+    if row is None:
+        raise NotFound(f"no {scope} named {ref!r} in this organization; check --ref (names are exact"
+                       f"{'' if scope == 'device' else ', slugs also match'})", details={"ref": ref},
+                       code=f"{scope.upper()}_NOT_FOUND")
+    return str(row[0])
+
+
+@maintenance.command("add")
+@click.option("--scope", required=True, type=click.Choice(SCOPE_CHOICES),
+              help="What the window covers: one device, a group, a site, a tag, or all devices.")
+@click.option("--ref", metavar="NAME", help="The device, group, site or tag name (not with --scope all).")
+@click.option("--from", "start_text", required=True, metavar="ISO",
+              help="Start (ISO 8601; UTC unless it has an offset).")
+@click.option("--to", "end_text", required=True, metavar="ISO", help="End, exclusive.")
+@click.option("--reason", default="", help="Free text shown in the list.")
+@org_option
+def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_text: str, reason: str,
+                            org_slug: str | None) -> None:
+    """Add a maintenance window.
+
+    \b
+    Example:
+      netpulse maintenance add --scope site --ref Nairobi --from 2026-12-01T22:00Z --to 2026-12-02T02:00Z \\
+        --reason "core upgrade"
+    """
+    if scope == "all" and ref:
+        raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
+    if scope != "all" and not ref:
+        raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
+    start, end = _span(start_text, end_text)
+    with _connection(org_slug) as (conn, org):
+        name = _resolve_ref(conn, org.id, scope, ref) if ref else None
+        row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at,"
+                           " reason) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                           (org.id, scope, name, start, end, reason)).fetchone()
+    what = "all devices" if name is None else f"{scope} {name!r}"
+    click.echo(f"added maintenance window {row[0]}: {what} from {_iso(start)} to {_iso(end)} UTC "
+               f"({human((end - start).total_seconds())})")
+
+
+@maintenance.command("list")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Show at most this many windows.")
+@org_option
+def maintenance_list_command(limit: int, org_slug: str | None) -> None:
+    """List maintenance windows, latest start first."""
+    with _connection(org_slug) as (conn, org):
+        found = conn.execute("SELECT id, scope, scope_ref, starts_at, ends_at, reason, now() FROM maintenance_windows"
+                             " WHERE organization_id = %s ORDER BY starts_at DESC, id DESC LIMIT %s",
+                             (org.id, limit)).fetchall()
+    if not found:
+        click.echo(f"no maintenance windows in {org.slug} yet; add one with `netpulse maintenance add`")
+        return
+    rows = [[str(i), scope, ref or "-", _iso(s), _iso(e), human((e - s).total_seconds()),
+             "active" if s <= now < e else ("upcoming" if now < s else "past"), reason or "-"]
+            for i, scope, ref, s, e, reason, now in found]
+    click.echo(_table(["ID", "SCOPE", "REF", "FROM", "TO", "LENGTH", "STATE", "REASON"], rows))
+    click.echo(f"{len(rows)} window(s)")
+
+
+COMMANDS = [sla, maintenance]
