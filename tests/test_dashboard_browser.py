@@ -30,6 +30,7 @@ from dashboard import ids
 from dashboard.app import create_app
 from ingest.loader import Loader
 from ingest.rows import MetricRows
+from ingest.status import Hysteresis
 from netpulse.config import load_settings
 from netpulse.db import make_engine, make_sessionmaker
 from netpulse.metrics import MetricKind
@@ -169,7 +170,7 @@ def load_like_live(db: psycopg.Connection, rows: MetricRows) -> None:
     rows = MetricRows(rows.time_us[order], rows.device_id[order], rows.metric_id[order], rows.ifindex[order],
                       rows.value[order])
     starts = np.flatnonzero(np.diff(rows.time_us, prepend=-1))
-    loader = Loader()
+    loader = Loader(hysteresis=Hysteresis(down_after=1))  # one unanswered probe shows as down on the page
     for a, b in zip(starts, [*starts[1:], len(rows)], strict=True):
         loader.load(db, rows.slice(int(a), int(b)))
 
