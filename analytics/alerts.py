@@ -32,6 +32,7 @@ from typing import Any, Literal
 import structlog
 
 from analytics.rules import Rule
+from analytics.sla import SlaResult
 from netpulse.errors import Conflict, NotFound
 
 log = structlog.get_logger("netpulse.analytics.alerts")
@@ -239,6 +240,50 @@ class AlertEngine:
                         report.notify.append(Notify("resolved", "critical", (alert_id,),
                                                     tiers[f.rule.escalation_policy]))
         _events(conn, events)
+
+
+def apply_sla(conn: Any, org_id: uuid.UUID, results: Sequence[SlaResult], now: datetime) -> EngineReport:
+    """An alert per breached SLA target and period (deduplicated like any other: a breach that
+    persists bumps it), resolved once the target is met again or its period has ended. Routed by
+    the target's severity like rule alerts: critical at once to tier 0 of the default policy."""
+    report = EngineReport()
+    breached = {f"sla:{r.target_id}:{r.period_start:%Y%m%dT%H%M}": r for r in results if r.breached}
+    with conn.transaction():
+        for fp, r in breached.items():
+            scope = "all devices" if r.scope == "all" else f"{r.scope} {r.scope_ref}"
+            message = (f"SLA breached for {scope}: {r.achieved_pct:.3f} % available this {r.period} "
+                       f"(target {r.target_pct:g} %, {-(r.error_budget_min or 0.0):.0f} min over budget)")
+            row = conn.execute(
+                "INSERT INTO alerts AS a (organization_id, alert_type, severity, fingerprint, message, value, "
+                "threshold, started_at, created_at, last_seen) "
+                "VALUES (%s, 'sla_breach', %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (organization_id, fingerprint) WHERE NOT resolved DO UPDATE SET "
+                "occurrences = a.occurrences + 1, last_seen = EXCLUDED.last_seen, value = EXCLUDED.value, "
+                "message = EXCLUDED.message RETURNING a.id, (xmax = 0)",
+                (org_id, r.severity, fp, message, r.achieved_pct, r.target_pct, r.period_start, now, now)).fetchone()
+            if not row[1]:
+                report.repeated += 1
+                continue
+            report.opened.append(row[0])
+            events: list[tuple[Any, ...]] = [(row[0], now, "opened", None, None, _json(
+                {"target_id": r.target_id, "achieved_pct": r.achieved_pct, "target_pct": r.target_pct}))]
+            if r.severity == "critical":
+                channels = _policies(conn, org_id)[None][:1]
+                names = tuple(channels[0].get("channels", [])) if channels else ()
+                if names:
+                    report.notify.append(Notify("sla", "critical", (row[0],), names))
+                    events.append((row[0], now, "notified", None, None, _json({"channels": list(names), "tier": 0})))
+                conn.execute("UPDATE alerts SET notified_at = %s WHERE id = %s", (now, row[0]))
+            _events(conn, events)
+        for alert_id, fp in conn.execute(
+                "UPDATE alerts SET status = 'resolved', resolved = true, resolved_at = %s, "
+                "resolution_note = 'SLA target met again, or its period ended' "
+                "WHERE organization_id = %s AND alert_type = 'sla_breach' AND NOT resolved "
+                "AND NOT (fingerprint = ANY(%s)) RETURNING id, fingerprint", (now, org_id, list(breached))).fetchall():
+            report.resolved.append(alert_id)
+            _events(conn, [(alert_id, now, "resolved", None, "SLA target met again, or its period ended",
+                            _json({"fingerprint": fp}))])
+    return report
 
 
 def _policies(conn: Any, org_id: uuid.UUID) -> dict[str | None, list[dict[str, Any]]]:

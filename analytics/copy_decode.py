@@ -18,7 +18,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-__all__ = ["PgType", "PG_EPOCH_OFFSET_US", "tuple_dtype", "decode", "copy_out", "fetch_columns"]
+__all__ = ["PgType", "PG_EPOCH_OFFSET_US", "tuple_dtype", "decode", "copy_out", "fetch_columns", "fetch_columns_copy"]
 
 PgType = Literal["bool", "int2", "int4", "int8", "float4", "float8", "timestamptz"]
 # The wire format of each type; timestamptz is int64 microseconds since 2000-01-01 UTC.
@@ -101,7 +101,47 @@ def copy_out(conn: psycopg.Connection[Any], query: sql.Composable,
     return buf
 
 
-def fetch_columns(conn: psycopg.Connection[Any], query: sql.Composable, params: Mapping[str, Any] | None,
-                  fields: Sequence[tuple[str, PgType]]) -> dict[str, npt.NDArray[Any]]:
+def fetch_columns_copy(conn: psycopg.Connection[Any], query: sql.Composable, params: Mapping[str, Any] | None,
+                       fields: Sequence[tuple[str, PgType]]) -> dict[str, npt.NDArray[Any]]:
     """Run the SELECT ``query`` through binary COPY and decode its ``fields`` (see :func:`decode`)."""
     return decode(copy_out(conn, query, params), fields)
+
+
+# Each type's binary send function: the server packs a whole column into one bytea.
+_SEND = {"bool": "boolsend", "int2": "int2send", "int4": "int4send", "int8": "int8send", "float4": "float4send",
+         "float8": "float8send", "timestamptz": "timestamptz_send"}
+AGG_MAX_ROWS = 50_000_000   # one bytea per column must stay under PostgreSQL's 1 GB value limit
+
+
+def fetch_columns(conn: psycopg.Connection[Any], query: sql.Composable, params: Mapping[str, Any] | None,
+                  fields: Sequence[tuple[str, PgType]]) -> dict[str, npt.NDArray[Any]]:
+    """The SELECT ``query``'s ``fields`` as numpy columns (native order; timestamps as Unix microseconds).
+
+    The server concatenates each column's binary values into one bytea (``string_agg`` of the
+    type's send function), so the whole result is one row of a few large values: about twice as
+    fast as binary COPY, which costs psycopg one message per row. All aggregates of one query see
+    the rows in the same order, so the columns stay aligned; a NULL (which string_agg would skip)
+    is caught by comparing each column's length with ``count(*)``.
+    """
+    aggs = sql.SQL(", ").join(
+        sql.SQL("coalesce(string_agg({}(q.{}), ''::bytea), ''::bytea)").format(sql.SQL(_SEND[t]), sql.Identifier(n))
+        for n, t in fields)
+    statement = sql.SQL("SELECT count(*), {} FROM ({}) q").format(aggs, query)
+    # Not prepared: a generic plan cannot prune the partitions by the time range, and ranges change every call.
+    row = conn.execute(statement, params, binary=True, prepare=False).fetchone()
+    assert row is not None
+    n_rows = int(row[0])
+    if n_rows > AGG_MAX_ROWS:  # pragma: no cover - a frame this large goes through COPY instead
+        return fetch_columns_copy(conn, query, params, fields)
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for (name, pg_type), data in zip(fields, row[1:], strict=True):
+        wire = np.dtype(_WIRE[pg_type])
+        column = np.frombuffer(data, dtype=wire).astype(wire.newbyteorder("="))
+        if len(column) != n_rows:
+            raise ValueError(f"column {name!r} is NULL in some rows; cast it to {pg_type} NOT NULL")
+        if pg_type == "timestamptz":
+            if column.size and np.isin(column, _INFINITY).any():
+                raise ValueError(f"column {name!r} holds an infinite timestamp, which has no datetime")
+            column += PG_EPOCH_OFFSET_US
+        columns[name] = column
+    return columns

@@ -54,6 +54,12 @@ def split_key(key: int) -> tuple[int, int]:
     return key >> _IFINDEX_BITS, key & ((1 << _IFINDEX_BITS) - 1)
 
 
+def device_filter(rule: Rule, devices: Sequence[int]) -> list[int] | None:
+    """The devices to read for ``rule``: none listed for scope 'all' (the organization filter is
+    enough, and a list of ten thousand ids costs more to send than it saves)."""
+    return None if rule.scope == "all" else list(devices)
+
+
 def hour_of_week(times_us: np.ndarray) -> np.ndarray:
     """0 = Monday 00:00 UTC ... 167 = Sunday 23:00 (1970-01-01 was a Thursday)."""
     hours = times_us // 3_600_000_000
@@ -65,7 +71,8 @@ def baseline(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int], u
     ``baseline_weeks`` weeks before ``until`` (from the 1 h rollup)."""
     assert rule.metric is not None
     start = until - timedelta(weeks=rule.baseline_weeks)
-    hourly = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=until, devices=list(devices),
+    hourly = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=until,
+                          devices=device_filter(rule, devices),
                           resolution="1h")
     if hourly.height == 0:
         return pl.DataFrame(schema={"key": pl.Int64, "how": pl.Int64, "median": pl.Float64, "mad": pl.Float64})
@@ -118,7 +125,8 @@ def replay(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int], sta
            resolution: Resolution = "raw") -> tuple[Episodes, SeriesSamples]:
     """The rule's episodes over [start, end) for ``devices``."""
     assert rule.metric is not None
-    frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=end, devices=list(devices),
+    frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=end,
+                         devices=device_filter(rule, devices),
                          resolution=resolution)
     s = SeriesSamples.from_frame(answered_only(rule, frame))
     lo = hi = None
@@ -145,20 +153,35 @@ class Evaluator:
 
     def evaluate(self, conn: Any, org_id: uuid.UUID, rules: Sequence[Rule], now: datetime) -> list[Finding]:
         findings: list[Finding] = []
-        for rule in rules:
-            if not rule.enabled:
-                continue
-            devices = scope_devices(conn, org_id, rule)
-            if not devices:
-                continue
-            open_alerts = {r[0]: r[1] for r in conn.execute(
-                "SELECT device_id::bigint << 32 | ifindex, started_at FROM alerts "
-                "WHERE organization_id = %s AND rule_id = %s AND NOT resolved", (org_id, rule.id))}
+        active = [r for r in rules if r.enabled]
+        # One read of the latest samples for every metric rule (one scan of the newest partition,
+        # not one per rule); each rule then takes its metric, window and devices from it.
+        on_samples = [r for r in active if r.kind != "status" and r.metric is not None]
+        recent = None
+        if on_samples:
+            start = min(self._window_start(r, now) for r in on_samples)
+            recent = load_metrics(conn, org_id, metrics=sorted({r.metric for r in on_samples if r.metric}),
+                                  start=start, end=now + timedelta(microseconds=1), resolution="raw")
+        open_by_rule: dict[int | None, dict[int, datetime]] = {}
+        for rule_id, key, started in conn.execute(
+                "SELECT rule_id, device_id::bigint << 32 | ifindex, started_at FROM alerts "
+                "WHERE organization_id = %s AND rule_id IS NOT NULL AND NOT resolved", (org_id,)):
+            open_by_rule.setdefault(rule_id, {})[key] = started
+        for rule in active:
+            devices: list[int] | None = None   # scope 'all': the organization filter is the scope
+            if rule.kind == "status" or rule.scope != "all":
+                devices = scope_devices(conn, org_id, rule)
+                if not devices:
+                    continue
+            open_alerts = open_by_rule.get(rule.id, {})
             if rule.kind == "status":
-                findings += self._status(conn, rule, devices, open_alerts, now)
-            else:
-                findings += self._samples(conn, org_id, rule, devices, open_alerts, now)
+                findings += self._status(conn, rule, devices or [], open_alerts, now)
+            elif recent is not None:
+                findings += self._samples(conn, org_id, rule, devices, recent, open_alerts, now)
         return findings
+
+    def _window_start(self, rule: Rule, now: datetime) -> datetime:
+        return now - timedelta(seconds=rule.for_s) - self.lookback
 
     def _status(self, conn: Any, rule: Rule, devices: list[int], open_alerts: dict[int, datetime],
                 now: datetime) -> list[Finding]:
@@ -171,26 +194,24 @@ class Evaluator:
                                    message=f"{rule.name}: device is {status}"))
         return out
 
-    def _samples(self, conn: Any, org_id: uuid.UUID, rule: Rule, devices: list[int],
+    def _samples(self, conn: Any, org_id: uuid.UUID, rule: Rule, devices: list[int] | None, recent: pl.DataFrame,
                  open_alerts: dict[int, datetime], now: datetime) -> list[Finding]:
-        start = now - timedelta(seconds=rule.for_s) - self.lookback
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        firing_keys = set(open_alerts)
+        assert rule.metric is not None
+        window = recent.filter((pl.col("metric_id") == int(rule.metric))
+                               & (pl.col("time") >= self._window_start(rule, now)))
+        if devices is not None:
+            window = window.filter(pl.col("device_id").is_in(devices))
+        s = SeriesSamples.from_frame(answered_only(rule, window))
+        lo = hi = None
         if rule.kind == "dynamic":
+            hour = now.replace(minute=0, second=0, microsecond=0)
             cache_key = (rule.id if rule.id is not None else rule.name, hour)
             if cache_key not in self._baselines:   # the baseline moves by the hour, not by the tick
                 self._baselines = {k: v for k, v in self._baselines.items() if k[1] == hour}
-                self._baselines[cache_key] = baseline(conn, org_id, rule, devices, hour)
-            assert rule.metric is not None
-            frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=now + timedelta(microseconds=1),
-                                 devices=devices, resolution="raw")
-            s = SeriesSamples.from_frame(answered_only(rule, frame))
+                self._baselines[cache_key] = baseline(conn, org_id, rule, devices or [], hour)
             lo, hi = bands(rule, self._baselines[cache_key], s.keys, s.times_us)
-            before = np.isin(s.keys, list(firing_keys)) if firing_keys else None
-            eps = episodes(rule, s.keys, s.times_us, s.values, lo=lo, hi=hi, firing_before=before)
-        else:
-            eps, s = replay(conn, org_id, rule, devices, start, now + timedelta(microseconds=1),
-                            firing_keys=firing_keys)
+        before = np.isin(s.keys, list(open_alerts)) if open_alerts else None
+        eps = episodes(rule, s.keys, s.times_us, s.values, lo=lo, hi=hi, firing_before=before)
         return findings_from(rule, eps, s, open_alerts, now)
 
 

@@ -188,3 +188,30 @@ def test_manual_transitions_and_their_errors(db: psycopg.Connection, org: uuid.U
     assert row == ("resolved", user, "on it", user, "replaced the uplink")
     assert [(k, n) for _, k, n, _ in history(db, alert_id)] == [
         ("opened", None), ("notified", None), ("acknowledged", "on it"), ("resolved", "replaced the uplink")]
+
+
+def test_an_sla_breach_opens_one_alert_until_the_target_is_met(db: psycopg.Connection, org: uuid.UUID) -> None:
+    from analytics.alerts import apply_sla
+    from analytics.sla import evaluate_targets
+
+    (dev,) = make_devices(db, org, 1)
+    day = utc(2026, 11, 20)
+    # Up from midnight, down 01:00-02:00: 1 h of 12 h down by noon is far below 99.9 %.
+    for t, a, b in ((day, "unknown", "up"), (day + timedelta(hours=1), "up", "down"),
+                    (day + timedelta(hours=2), "down", "up")):
+        db.execute("INSERT INTO device_status_events (organization_id, device_id, time, confirmed_at, from_status, "
+                   "to_status) VALUES (%s, %s, %s, %s, %s, %s)", (org, dev, t, t, a, b))
+    db.execute("INSERT INTO sla_targets (organization_id, scope, target_pct, period, severity) "
+               "VALUES (%s, 'all', 99.9, 'day', 'critical')", (org,))
+    first = apply_sla(db, org, evaluate_targets(db, org, NOW), NOW)
+    assert len(first.opened) == 1 and [(n.reason, n.channels) for n in first.notify] == [
+        ("sla", ("noc-email", "noc-slack"))]
+    again = apply_sla(db, org, evaluate_targets(db, org, NOW + timedelta(minutes=5)), NOW + timedelta(minutes=5))
+    assert again.opened == [] and again.repeated == 1
+    message, value, threshold = db.execute("SELECT message, value, threshold FROM alerts").fetchone()
+    assert "SLA breached for all devices" in message and threshold == 99.9
+    assert value == pytest.approx(100 * (12 + 5 / 60 - 1) / (12 + 5 / 60), abs=0.001)  # as of the last check
+    # The next day starts clean: the breach of yesterday is resolved.
+    tomorrow = day + timedelta(days=1, hours=1)
+    done = apply_sla(db, org, evaluate_targets(db, org, tomorrow), tomorrow)
+    assert done.resolved == first.opened and done.opened == []

@@ -23,7 +23,7 @@ from analytics.anomaly import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-NAB = ROOT.parent / "shared" / "data" / "nab"
+NAB = ROOT / "tests" / "data" / "nab"   # three NAB series kept with the tests (see NOTICE.md there)
 # A small subset: gaps of up to an hour, repeated timestamps, a daily pattern with a jump.
 NAB_FILES = ("realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv", "realAWSCloudwatch/ec2_network_in_5abac7.csv",
              "artificialWithAnomaly/art_daily_jumpsup.csv")
@@ -36,7 +36,7 @@ T0 = np.datetime64("2026-01-01T00:00:00", "us")
 def nab(name: str) -> pl.DataFrame:
     path = NAB / name
     if not path.exists():
-        pytest.skip(f"NAB data not found at {path} (the shared data folder beside the repository)")
+        raise FileNotFoundError(f"{path} is missing: the NAB series the tests use live in tests/data/nab")
     return pl.read_csv(path, schema={"timestamp": pl.String, "value": pl.Float64}).with_columns(
         pl.col("timestamp").str.to_datetime("%Y-%m-%d %H:%M:%S"))
 

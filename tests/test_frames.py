@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from analytics.copy_decode import decode, fetch_columns
+from analytics.copy_decode import decode, fetch_columns, fetch_columns_copy
 from analytics.frames import (
     RAW_SCHEMA,
     ROLLUP_SCHEMA,
@@ -317,4 +317,27 @@ def test_decoder_reads_the_encoders_stream_header_extension_and_empty() -> None:
 ])
 def test_decoder_rejects_what_it_cannot_read(db: psycopg.Connection, select: str, fields: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        fetch_columns(db, sql.SQL(select), None, fields)  # type: ignore[arg-type]
+        fetch_columns_copy(db, sql.SQL(select), None, fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("select", "fields", "match"), [
+    ("SELECT v FROM (VALUES (1.0::float8), (NULL), (2.0)) t(v)", [("v", "float8")], "NULL"),
+    ("SELECT 'infinity'::timestamptz AS t", [("t", "timestamptz")], "infinite"),
+])
+def test_the_aggregate_path_rejects_nulls_and_infinity(db: psycopg.Connection, select: str, fields: Any,
+                                                        match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        fetch_columns(db, sql.SQL(select), None, fields)
+
+
+def test_both_fetch_paths_give_the_same_columns(db: psycopg.Connection) -> None:
+    query = sql.SQL("SELECT now() + g * interval '1 ms' AS t, g::int4 AS d, (g % 7)::int2 AS m, random() AS v "
+                    "FROM generate_series(-5000, 5000) g")
+    fields: Any = [("t", "timestamptz"), ("d", "int4"), ("m", "int2"), ("v", "float8")]
+    with db.transaction():  # one snapshot and one now() for both reads
+        db.execute("SELECT setseed(0.5)")
+        a = fetch_columns(db, query, None, fields)
+        db.execute("SELECT setseed(0.5)")
+        b = fetch_columns_copy(db, query, None, fields)
+    for name, _ in fields:
+        assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name

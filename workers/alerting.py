@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import dramatiq
 import structlog
 
-from analytics.alerts import EngineReport, Notify, digest, escalate
+from analytics.alerts import EngineReport, Notify, apply_sla, digest, escalate
 from analytics.rules import load_rules
+from analytics.sla import evaluate_targets
 from workers.notify import notify_alert, notify_digest
 from workers.runtime import Runtime, current
 
@@ -78,4 +79,21 @@ def send_digests() -> None:
         dispatch(org_id, notify)
 
 
-ACTORS = (evaluate_alerts, send_digests)
+@dramatiq.actor(actor_name="workers.check_sla", queue_name=ALERTING, max_retries=3, max_age=600_000,
+                time_limit=300_000)
+def check_sla() -> None:
+    """Every few minutes: each SLA target over its period so far; a breach opens (or keeps) an alert."""
+    rt = current()
+    now = datetime.now(UTC)
+    with rt.connection() as conn:
+        orgs = [r[0] for r in conn.execute("SELECT DISTINCT organization_id FROM sla_targets")]
+    for org_id in orgs:
+        with rt.connection() as conn:
+            report = apply_sla(conn, org_id, evaluate_targets(conn, org_id, now), now)
+        dispatch(org_id, report.notify)
+        if report.opened or report.resolved:
+            log.info("netpulse.workers.sla_checked", org=str(org_id), opened=len(report.opened),
+                     resolved=len(report.resolved))
+
+
+ACTORS = (evaluate_alerts, send_digests, check_sla)
