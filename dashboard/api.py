@@ -3,29 +3,41 @@
 Every answer is an envelope (:mod:`dashboard.envelope`), errors included: a :class:`NetPulseError`
 becomes ``error{code,message,details}`` with its ``.status``; unknown routes, wrong methods and
 crashes under ``/api/`` answer 404/405/500 envelopes instead of HTML. Tenancy comes from the token's
-``org`` claim only, so a device of another organization is simply not found.
+``org`` claim only, so a device or alert of another organization is simply not found.
+
+Resources: devices and the fleet summary (``device:read``), alerts (``alert:read``; acknowledging and
+resolving need ``alert:write``) and uptime SLAs (``metrics:read``: availability is derived from the
+probes' status history, and integrations holding only ``api_user`` may read it).
 """
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
+import polars as pl
+import psycopg
 import structlog
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from psycopg.rows import dict_row
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from analytics import alerts, sla
 from analytics.fleet import fleet_summary
 from dashboard import envelope
 from dashboard.auth import API_PREFIX, current_org_id, issue_access_token, role_allows, sessionmaker_of
 from netpulse import inventory
 from netpulse.db import raw_connection
-from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, ValidationError
+from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, NotFound, ValidationError
 from netpulse.schema import Device
 from netpulse.users import authenticate
 
@@ -103,6 +115,40 @@ def _session() -> Session:
     return sessionmaker_of(current_app)()
 
 
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["netpulse.engine"]
+    return engine
+
+
+def _json_value(value: Any) -> Any:
+    """A value as JSON can carry it: times as ISO 'Z', UUIDs as text, NaN and infinities as None."""
+    if isinstance(value, datetime):
+        return _iso(value.astimezone(UTC))
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _json_value(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
+
+
+def _time_arg(name: str, errors: dict[str, str]) -> datetime | None:
+    """An ISO 8601 query time in UTC (a time without an offset is taken as UTC); None when absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        # A literal '+' in a query string arrives as a space: say how to send an offset.
+        errors[name] = f"{raw!r} is not an ISO 8601 time like 2026-11-20T00:00:00Z (send '+' as %2B)"
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 # --- routes ----------------------------------------------------------------------------------------
 
 @bp.post("/auth/login")
@@ -162,6 +208,226 @@ def get_fleet_summary() -> Response:
     with raw_connection(current_app.extensions["netpulse.engine"]) as conn:
         summary = fleet_summary(conn, current_org_id())
     return envelope.success(summary.as_dict())
+
+
+# --- alerts ----------------------------------------------------------------------------------------
+
+ALERT_STATUSES = ("open", "firing", "acknowledged", "resolved", "all")  # open: firing or acknowledged
+ALERT_SEVERITIES = ("info", "warning", "critical")
+MAX_NOTE = 2000
+
+_ALERT_SELECT = """
+SELECT a.id, a.severity, a.status, a.device_id, d.name AS device, a.alert_type, a.message, a.metric, a.value,
+       a.threshold, a.occurrences, a.started_at, a.created_at, a.last_seen, a.acknowledged_at, a.acknowledged_by,
+       a.acknowledged_note, a.resolved_at, a.resolved_by, a.resolution_note, a.suppressed, a.suppressed_reason,
+       a.flapping, a.escalation_level
+FROM alerts a LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
+"""
+
+# Every filter is a parameter (NULL: not filtered), so the statement text never varies.
+_ALERT_FILTER = """
+WHERE a.organization_id = %(org)s
+  AND (%(status)s = 'all' OR (%(status)s = 'open' AND NOT a.resolved) OR a.status = %(status)s)
+  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
+  AND (%(device)s::integer IS NULL OR a.device_id = %(device)s)
+"""
+
+
+def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _json_value(v) for k, v in row.items()}
+
+
+def _alert_not_found(alert_id: str) -> NotFound:
+    return NotFound(f"no alert {alert_id}", code="ALERT_NOT_FOUND", details={"alert_id": alert_id})
+
+
+def _alert_id(raw: str) -> uuid.UUID:
+    """Alert ids are UUIDs; anything else names no alert, so it is the same 404 as an unknown one."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise _alert_not_found(raw) from None
+
+
+def _alert_detail(conn: psycopg.Connection[Any], org_id: uuid.UUID, alert_id: uuid.UUID) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_ALERT_SELECT + "WHERE a.organization_id = %s AND a.id = %s", (org_id, alert_id)).fetchone()
+    if row is None:
+        raise _alert_not_found(str(alert_id))
+    data = _alert_json(row)
+    # history() does not filter by organization: it runs only after the alert was found in this one.
+    data["history"] = [{"time": _json_value(t), "kind": kind, "note": note, "details": details}
+                       for t, kind, note, details in alerts.history(conn, alert_id)]
+    return data
+
+
+def _note(*, required: bool) -> str | None:
+    """The ``note`` of the JSON body; an empty body is an absent note."""
+    body: Any = request.get_json(silent=True) if request.get_data(cache=True).strip() else {}
+    if not isinstance(body, dict):
+        raise ValidationError('send a JSON object, e.g. {"note": "..."}', details={"body": "expected a JSON object"})
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise ValidationError("note must be a string",
+                              details={"note": f"expected a string, got {type(note).__name__}"})
+    note = note.strip() if note else None
+    if required and not note:
+        raise ValidationError("resolving an alert by hand needs a note saying why", code="MISSING_REQUIRED_FIELD",
+                              details={"note": "required"})
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValidationError(f"note is too long ({len(note)} characters; at most {MAX_NOTE})",
+                              details={"note": f"at most {MAX_NOTE} characters"})
+    return note
+
+
+def _current_user_id() -> uuid.UUID:
+    try:
+        return uuid.UUID(str(get_jwt()["sub"]))
+    except (KeyError, ValueError):
+        raise InvalidCredentials("the token names no user: sign in again", code="INVALID_TOKEN") from None
+
+
+def _transition(raw_id: str, act: Callable[..., None], *, note_required: bool) -> Response:
+    """Run ``act`` (acknowledge or resolve) as the signed-in user, then answer with the alert as it now is.
+
+    The alert is looked up before the body is judged, so an unknown alert is a 404 whatever the body.
+    """
+    alert_id, org_id, user_id = _alert_id(raw_id), current_org_id(), _current_user_id()
+    with raw_connection(_engine()) as conn:
+        found = conn.execute("SELECT 1 FROM alerts WHERE organization_id = %s AND id = %s", (org_id, alert_id))
+        if found.fetchone() is None:
+            raise _alert_not_found(raw_id)
+        note = _note(required=note_required)
+        try:
+            act(conn, org_id, alert_id, user_id, note, datetime.now(UTC))
+        except psycopg.errors.ForeignKeyViolation:
+            # A valid token of a user deleted since it was issued: acknowledged_by must name a user.
+            raise InvalidCredentials("your user no longer exists: sign in again", code="INVALID_TOKEN") from None
+        conn.commit()  # the pooled connection may already be in a transaction, making act's a savepoint
+        return envelope.success(_alert_detail(conn, org_id, alert_id))
+
+
+@bp.get("/alerts")
+@require_permission("alert:read")
+def list_alerts() -> Response:
+    """Alerts newest first. Query: ``status`` (open (default), firing, acknowledged, resolved, all),
+    ``severity``, ``device`` (a device id), ``limit`` (1..200) and ``offset``. The pagination block is
+    the devices list's, with ``page`` = offset // limit + 1, plus ``limit`` and ``offset``."""
+    errors: dict[str, str] = {}
+    limit = _int_arg("limit", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, errors)
+    offset = _int_arg("offset", 0, 0, 100_000_000, errors)
+    device = _int_arg("device", 0, 1, 2**31 - 1, errors) or None  # 0: not filtered
+    status = request.args.get("status") or "open"
+    if status not in ALERT_STATUSES:
+        errors["status"] = f"{status!r} is not one of {', '.join(ALERT_STATUSES)}"
+    severity = request.args.get("severity") or None
+    if severity is not None and severity not in ALERT_SEVERITIES:
+        errors["severity"] = f"{severity!r} is not one of {', '.join(ALERT_SEVERITIES)}"
+    if errors:
+        raise ValidationError("invalid query parameters", details=errors)
+    params = {"org": current_org_id(), "status": status, "severity": severity, "device": device,
+              "limit": limit, "offset": offset}
+    with raw_connection(_engine()) as conn, conn.cursor(row_factory=dict_row) as cur:
+        total = cur.execute("SELECT count(*) AS n FROM alerts a" + _ALERT_FILTER, params).fetchone()
+        rows = cur.execute(_ALERT_SELECT + _ALERT_FILTER + "ORDER BY a.created_at DESC, a.id DESC "
+                           "LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+    n = int(total["n"]) if total else 0
+    pagination = {"page": offset // limit + 1, "per_page": limit, "total": n, "total_pages": (n + limit - 1) // limit,
+                  "has_next": offset + limit < n, "has_prev": offset > 0, "limit": limit, "offset": offset}
+    return envelope.success([_alert_json(r) for r in rows], pagination=pagination)
+
+
+@bp.get("/alerts/<alert_id>")
+@require_permission("alert:read")
+def get_alert(alert_id: str) -> Response:
+    """The alert and its history (time, kind, note, details), oldest event first."""
+    aid = _alert_id(alert_id)
+    with raw_connection(_engine()) as conn:
+        return envelope.success(_alert_detail(conn, current_org_id(), aid))
+
+
+@bp.post("/alerts/<alert_id>/acknowledge")
+@require_permission("alert:write")
+def acknowledge_alert(alert_id: str) -> Response:
+    """Body (optional): ``{"note": "..."}``. 409 when the alert is already acknowledged or resolved."""
+    return _transition(alert_id, alerts.acknowledge, note_required=False)
+
+
+@bp.post("/alerts/<alert_id>/resolve")
+@require_permission("alert:write")
+def resolve_alert(alert_id: str) -> Response:
+    """Body: ``{"note": "why"}`` (required). 409 when the alert is already resolved."""
+    return _transition(alert_id, alerts.resolve, note_required=True)
+
+
+# --- uptime SLA ------------------------------------------------------------------------------------
+
+MAX_SLA_SPAN = timedelta(days=366)  # a yearly target's period; longer ranges would read every event ever kept
+
+
+def _sla_period() -> tuple[datetime, datetime, dict[str, str]]:
+    """``from`` and ``to`` (default: the last 24 hours), ``to`` clipped to now: the future is not known
+    yet, and counting it as the devices' last status would flatter availability."""
+    errors: dict[str, str] = {}
+    now = datetime.now(UTC)
+    end = _time_arg("to", errors)
+    start = _time_arg("from", errors)
+    end = min(end or now, now)
+    start = start or end - timedelta(days=1)
+    if not errors:
+        if start >= now:
+            errors["from"] = f"{_iso(start)} is in the future"
+        elif start >= end:
+            errors["to"] = f"must be after from ({_iso(start)})"
+        elif end - start > MAX_SLA_SPAN:
+            errors["to"] = f"the period may span at most {MAX_SLA_SPAN.days} days"
+    return start, end, errors
+
+
+@bp.get("/sla/availability")
+@require_permission("metrics:read")
+def sla_availability() -> Response:
+    """Availability over ``[from, to)`` per ``by`` (device (default), group, site, tag, org), worst first:
+    :func:`analytics.sla.availability`'s rows."""
+    start, end, errors = _sla_period()
+    by = request.args.get("by") or "device"
+    if by not in sla.BY:
+        errors["by"] = f"{by!r} is not one of {', '.join(sla.BY)}"
+    if errors:
+        raise ValidationError("invalid query parameters", details=errors)
+    with raw_connection(_engine()) as conn:
+        frame = sla.availability(conn, current_org_id(), start, end, by=cast(sla.By, by))
+    return envelope.success({"from": _iso(start), "to": _iso(end), "by": by, "items": _rows(frame)})
+
+
+@bp.get("/sla/outages")
+@require_permission("metrics:read")
+def sla_outages() -> Response:
+    """Every outage over ``[from, to)`` by start (``end`` None while still down): :func:`analytics.sla.outages`."""
+    start, end, errors = _sla_period()
+    if errors:
+        raise ValidationError("invalid query parameters", details=errors)
+    with raw_connection(_engine()) as conn:
+        frame = sla.outages(conn, current_org_id(), start, end)
+    return envelope.success({"from": _iso(start), "to": _iso(end), "items": _rows(frame)})
+
+
+@bp.get("/sla/targets")
+@require_permission("metrics:read")
+def sla_targets() -> Response:
+    """Every SLA target against its calendar period up to ``at`` (default now; a past time shows how the
+    period holding it stood then): :func:`analytics.sla.evaluate_targets`."""
+    errors: dict[str, str] = {}
+    now = datetime.now(UTC)
+    at = _time_arg("at", errors) or now
+    if "at" not in errors and at > now:
+        errors["at"] = f"{_iso(at)} is in the future"
+    if errors:
+        raise ValidationError("invalid query parameters", details=errors)
+    with raw_connection(_engine()) as conn:
+        results = sla.evaluate_targets(conn, current_org_id(), at)
+    items = [{k: _json_value(v) for k, v in asdict(r).items()} for r in results]
+    return envelope.success({"at": _iso(at), "items": items})
 
 
 # --- errors ----------------------------------------------------------------------------------------

@@ -122,6 +122,48 @@ def ensure_demo_rules(conn: Any, org_id: Any, interval_s: int) -> list[str]:
     return [r.name for r in missing]
 
 
+def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
+    """Webhook and Slack channels pointing at the local sink (its port changes per run), and a
+    default escalation policy: both channels at once, the webhook again after ten minutes."""
+    from psycopg.types.json import Jsonb
+
+    from analytics.notify.channels import validate_config
+
+    for name, kind, config in (("demo-webhook", "webhook", {"url": f"{sink_url}/webhook", "secret": secret}),
+                               ("demo-slack", "slack", {"url": f"{sink_url}/slack"})):
+        conn.execute("INSERT INTO notification_channels (organization_id, name, kind, config, rate_limit_per_minute) "
+                     "VALUES (%s, %s, %s, %s, 30) ON CONFLICT (organization_id, name) DO UPDATE SET "
+                     "config = EXCLUDED.config, kind = EXCLUDED.kind",
+                     (org_id, name, kind, Jsonb(validate_config(kind, config))))
+    steps = [{"after_s": 0, "channels": ["demo-webhook", "demo-slack"]}, {"after_s": 600, "channels": ["demo-webhook"]}]
+    conn.execute("INSERT INTO escalation_policies (organization_id, name, steps, digest_every_s) "
+                 "VALUES (%s, 'default', %s, 900) ON CONFLICT (organization_id, name) DO NOTHING",
+                 (org_id, Jsonb(steps)))
+
+
+def replay_recent_alerts(conn: Any, org_id: Any, *, hours: float, step_s: int) -> tuple[int, int]:
+    """Open the alerts the demo's rules would have raised over the last ``hours`` of backfilled
+    history (once, on a new data dir), without notifying anyone. Returns (opened, still open)."""
+    from analytics.alerts import AlertEngine
+    from analytics.evaluate import Evaluator
+    from analytics.rules import load_rules
+
+    if conn.execute("SELECT 1 FROM alerts WHERE organization_id = %s LIMIT 1", (org_id,)).fetchone():
+        return 0, 0
+    rules = [r for r in load_rules(conn, org_id) if r.kind != "status"]   # status alerts come from the live probes
+    evaluator = Evaluator(lookback=timedelta(seconds=2 * step_s))         # history has a sample every step
+    engine = AlertEngine()
+    now = datetime.now(UTC)
+    t = now - timedelta(hours=hours)
+    opened = 0
+    while t < now:
+        opened += len(engine.apply(conn, org_id, evaluator.evaluate(conn, org_id, rules, t), t).opened)
+        t += timedelta(seconds=step_s)
+    still = conn.execute("SELECT count(*) FROM alerts WHERE organization_id = %s AND NOT resolved",
+                         (org_id,)).fetchone()[0]
+    return opened, int(still)
+
+
 def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datetime, end: datetime,
              step_s: int, progress: Callable[[int], None] | None = None) -> int:
     """Load simulated history for [start, end) directly through the loader; returns rows stored."""
@@ -225,10 +267,25 @@ def run_demo(opts: DemoOptions) -> None:
         if materialized:
             click.echo(f"  rollups: {materialized:,} minute buckets materialized")
 
+        from analytics.notify.webhook import verify
+        from netpulse.notify_sink import NotificationSink
+
+        sink_secret = stack.secret("webhook-secret")
+        sink = NotificationSink(echo=click.echo, verify=lambda body, ts, sig: verify(sink_secret, body, ts, sig))
+        sink.start(opts.host)
+        stoppers.append(sink.stop)
         with connect(stack.database_url, autocommit=True) as conn:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
+            ensure_demo_channels(conn, org_id, sink.url, sink_secret)
+            opened, still = replay_recent_alerts(conn, org_id, hours=min(12.0, opts.history_days * 24),
+                                                 step_s=opts.backfill_step_s)
         if added:
             click.echo(f"  alert rules: {', '.join(added)}")
+        if opened:
+            click.echo(f"  alerts: {opened} opened by the scripted incidents of the last hours of history "
+                       f"({still} still open)")
+        click.echo(f"  notifications: webhook and Slack channels post to a local sink at {sink.url}; "
+                   "what it receives prints here")
         agent = start_local_snmpd(stack, engine, opts.data_dir)
         if agent is not None:
             stoppers.append(agent.stop)
@@ -242,6 +299,10 @@ def run_demo(opts: DemoOptions) -> None:
             stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
             tcp_fallback_port=opts.port, resolve_ttl_s=opts.interval_s, redis=stack.redis))
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
+        from workers import notify as notify_worker
+
+        notify_worker.configure(load_settings(database_url=stack.database_url, env="development",
+                                              http_host=opts.host, http_port=opts.port))
         from dramatiq import Worker
 
         from workers.actors import advance_rollups, maintain_storage, probe_batch
