@@ -159,9 +159,10 @@ class AlertEngine:
         fs = list(by_fp.values())
         rows = conn.execute(_UPSERT, (
             org_id, now, now,
-            [f.device_id for f in fs], [f.rule.id for f in fs], [f"rule:{f.rule.kind}" for f in fs],
+            # The rule's name is the alert's type: notifications title it "<rule name> on <device>".
+            [f.device_id for f in fs], [f.rule.id for f in fs], [f.rule.name[:50] for f in fs],
             [f.rule.severity for f in fs], [f.fingerprint for f in fs],
-            [f.message or f"{f.rule.name}: {f.rule.describe()}" for f in fs],
+            [f.message or f.rule.summary(f.value) for f in fs],
             [f.rule.metric.metric_name if f.rule.metric else None for f in fs], [f.ifindex for f in fs],
             [f.value for f in fs], [f.rule.value for f in fs], [f.started_at or f.at for f in fs])).fetchall()
         new = [(r[0], by_fp[r[1]]) for r in rows if r[2]]

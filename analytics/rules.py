@@ -128,6 +128,16 @@ class Rule:
         metric = self.metric.metric_name if self.metric is not None else "status"
         return f"rule:{self.id if self.id is not None else self.name}:dev:{device_id}:{metric}:{ifindex}"
 
+    def summary(self, value: float | None) -> str:
+        """What a firing series of this rule says, with its value (the alert's message)."""
+        if self.kind == "status" or self.metric is None:
+            return f"{self.name}: {self.describe()}"
+        shown = "no value" if value is None else f"{value:.4g}"
+        if self.kind == "threshold":
+            hold = f" for {self.for_s} s" if self.for_s else ""
+            return f"{self.metric.metric_name} is {shown} ({self.comparator} {self.value:g}{hold})"
+        return f"{self.metric.metric_name} is {shown}, outside its usual range for this hour of the week"
+
     def describe(self) -> str:
         scope = "all devices" if self.scope == "all" else f"{self.scope} {self.scope_ref}"
         hold = f" for {self.for_s} s" if self.for_s else ""

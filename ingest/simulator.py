@@ -358,6 +358,7 @@ class Fleet:
         self._seed_key = _mix(np.array([seed & _MASK], np.uint64))[0] ^ _c(0)
         self._build_topology()
         self._build_parameters()
+        self._injected: list[_Inc] = []
 
     # -- construction --------------------------------------------------------------------------------
     def _build_topology(self) -> None:
@@ -479,6 +480,19 @@ class Fleet:
         return np.arange(first, b, step, dtype=np.int64)
 
     # -- incidents -----------------------------------------------------------------------------------
+    def inject(self, kind: IncidentKind, device_index: int, start: datetime, end: datetime,
+               magnitude: float | None = None) -> Incident:
+        """Add an incident of our own (the demo starts one soon after it starts, so there is something
+        to see at once). It takes part like a scripted one: overlapping random incidents give way."""
+        if not 0 <= device_index < self.n_devices:
+            raise ValueError(f"device_index={device_index}: must be 0..{self.n_devices - 1}")
+        if end <= start:
+            raise ValueError("an incident must end after it starts")
+        inc = _Inc(to_micros(start), to_micros(end), device_index, kind,
+                   _magnitude(kind, 0.5) if magnitude is None else magnitude)
+        self._injected.append(inc)
+        return inc.public()
+
     def incidents(self, start: datetime, end: datetime) -> list[Incident]:
         """Incidents overlapping [start, end), by start then device. Devices that are down only because
         an ancestor is down are not listed (see ``affected``)."""
@@ -512,7 +526,7 @@ class Fleet:
         for s in scripted:
             busy.setdefault(s.device, []).append(s)
         last_end: dict[int, int] = {}
-        kept = list(scripted)
+        kept = list(scripted) + [i for i in self._injected if i.start_us < t1 and i.end_us > lo]
         for r in rand:
             clash = last_end.get(r.device, -1) > r.start_us or any(
                 s.start_us < r.end_us and r.start_us < s.end_us for s in busy.get(r.device, ()))

@@ -122,6 +122,30 @@ def ensure_demo_rules(conn: Any, org_id: Any, interval_s: int) -> list[str]:
     return [r.name for r in missing]
 
 
+def inject_demo_incidents(fleet: Any, now: datetime) -> list[str]:
+    """Two incidents in the first minutes, so a short look shows alerts and notifications: packet
+    loss on a leaf (a critical alert, notified at once and again when it clears) and an outage of a
+    distribution switch (one critical alert; its children's alerts are suppressed)."""
+    from ingest.simulator import IncidentKind
+
+    parents = [d.index for d in fleet.devices if fleet.descendants(d.index)]
+    leaves = [d.index for d in fleet.devices if not fleet.descendants(d.index) and d.index not in parents]
+    lines = ["  demo incidents (besides the scripted ones every 2 hours):"]
+    if leaves:
+        leaf = leaves[len(leaves) // 2]
+        start = now + timedelta(minutes=1)
+        fleet.inject(IncidentKind.PACKET_LOSS, leaf, start, start + timedelta(minutes=6), magnitude=35.0)
+        lines.append(f"    packet loss on {fleet.devices[leaf].name} from {start:%H:%M} to "
+                     f"{start + timedelta(minutes=6):%H:%M} UTC")
+    if parents:
+        parent = parents[-1]
+        start = now + timedelta(minutes=4)
+        fleet.inject(IncidentKind.OUTAGE, parent, start, start + timedelta(minutes=5))
+        lines.append(f"    outage of {fleet.devices[parent].name} and the {len(fleet.descendants(parent))} devices "
+                     f"behind it from {start:%H:%M} to {start + timedelta(minutes=5):%H:%M} UTC")
+    return lines if len(lines) > 1 else []
+
+
 def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
     """Webhook and Slack channels pointing at the local sink (its port changes per run), and a
     default escalation policy: both channels at once, the webhook again after ten minutes."""
@@ -290,6 +314,9 @@ def run_demo(opts: DemoOptions) -> None:
         if agent is not None:
             stoppers.append(agent.stop)
 
+        for line in inject_demo_incidents(fleet, datetime.now(UTC)):
+            click.echo(line)
+
         privileged = icmp_permitted(True)
         icmp_ok = privileged or icmp_permitted(False)
         if not icmp_ok:
@@ -307,6 +334,7 @@ def run_demo(opts: DemoOptions) -> None:
 
         from workers.actors import advance_rollups, maintain_storage, probe_batch
         from workers.alerting import check_sla, evaluate_alerts, send_digests
+        from workers.anomaly import score_anomalies
 
         worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
         worker.start()
@@ -315,7 +343,8 @@ def run_demo(opts: DemoOptions) -> None:
 
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
                               periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
-                                        (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send)],
+                                        (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
+                                        (900, score_anomalies.send)],
                               interval_s=opts.interval_s, leases=rt.leases)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()

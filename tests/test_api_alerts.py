@@ -126,12 +126,12 @@ def test_open_alerts_are_listed_newest_first_with_every_field(client: FlaskClien
     assert set(newest) == ALERT_KEYS
     assert newest == newest | {
         "severity": "critical", "status": "firing", "device_id": acme["devs"][2], "device": "core-02",
-        "alert_type": "rule:threshold", "metric": "icmp_rtt_ms", "value": 150.0, "threshold": 100.0,
+        "alert_type": "latency", "metric": "icmp_rtt_ms", "value": 150.0, "threshold": 100.0,
         "occurrences": 1, "started_at": iso(T0), "created_at": iso(T0 + timedelta(minutes=2)),
         "last_seen": iso(T0 + timedelta(minutes=2)), "acknowledged_at": None, "acknowledged_by": None,
         "resolved_at": None, "suppressed": False, "suppressed_reason": None, "flapping": False,
         "escalation_level": 0}
-    assert "latency" in newest["message"]
+    assert newest["message"] == "icmp_rtt_ms is 150 (> 100)"
 
 
 def test_alerts_filter_by_status_severity_and_device(client: FlaskClient, db: psycopg.Connection,

@@ -419,3 +419,15 @@ def test_more_incidents_on_request() -> None:
     busy = Fleet(200, incidents_per_device_day=0.5, scripted_every_h=0)
     n = len(busy.incidents(T0, T0 + timedelta(days=1)))
     assert 50 <= n <= 160
+
+
+def test_an_injected_incident_shows_in_the_samples() -> None:
+    fleet = Fleet(20, scripted_every_h=0, incidents_per_device_day=0.0)
+    start = T0 + timedelta(minutes=7)
+    inc = fleet.inject(IncidentKind.PACKET_LOSS, 3, start, start + timedelta(minutes=5), magnitude=40.0)
+    assert fleet.incidents(T0, T0 + timedelta(hours=1)) == [inc]
+    rows = fleet.sample(minutes(T0, 20), device_indices=np.array([3]))
+    loss = rows.value[rows.metric_id == MetricKind.ICMP_LOSS_PCT]
+    assert (loss[7:12] > 30).all() and (loss[:7] < 10).all() and (loss[12:] < 10).all()
+    with pytest.raises(ValueError, match="end after"):
+        fleet.inject(IncidentKind.OUTAGE, 1, start, start)

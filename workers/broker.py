@@ -65,11 +65,12 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     import workers.actors  # noqa: F401  (declares the actors on the global broker)
     import workers.alerting
+    import workers.anomaly
     import workers.notify
 
     names = ("probe_batch", "load_batch", "advance_rollups", "maintain_storage")
     for actor in [*(getattr(workers.actors, name) for name in names), workers.notify.deliver_notification,
-                  *workers.alerting.ACTORS]:
+                  *workers.alerting.ACTORS, *workers.anomaly.ACTORS]:
         if actor.broker is not broker:
             # Actors bind to the broker of their declaration; a process that builds another one
             # (tests, the benchmark) moves them over.
