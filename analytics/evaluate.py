@@ -38,7 +38,9 @@ WHERE d.organization_id = %(org)s AND d.probe_enabled AND (
 ORDER BY d.id
 """
 
-BAND_FLOOR = 0.05        # a band is at least +-5 % of the median wide: flat series do not fire on noise
+# The baseline is built from hourly means, whose spread from week to week understates the noise of
+# single samples (and is 0 with one week of history): k x MAD is floored at k x 10 % of the median.
+BAND_FLOOR = 0.10
 _IFINDEX_BITS = 32
 
 
@@ -190,8 +192,9 @@ class Evaluator:
                 "SELECT id, oper_status, oper_status_since FROM devices WHERE id = ANY(%s)", (devices,)):
             down = status == "down"
             if down or (device_id << _IFINDEX_BITS) in open_alerts:
-                out.append(Finding(rule, device_id, down, now, started_at=since if down else None,
-                                   message=f"{rule.name}: device is {status}"))
+                message = (f"no answer to its probes since {since:%Y-%m-%d %H:%M} UTC" if down and since
+                           else f"the device is {status}")
+                out.append(Finding(rule, device_id, down, now, started_at=since if down else None, message=message))
         return out
 
     def _samples(self, conn: Any, org_id: uuid.UUID, rule: Rule, devices: list[int] | None, recent: pl.DataFrame,
