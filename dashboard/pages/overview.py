@@ -1,7 +1,8 @@
 """Overview: fleet status counts, device total, freshness of the data and live latency by site.
 
 Everything on the page is refreshed by one ``dcc.Interval`` (every 5 s). Callbacks take the
-organization from the signed-in user's token and read through ``analytics.fleet``; no SQL here.
+organization from the signed-in user's token and read through ``analytics.fleet``; the one statement
+here counts the open alerts for the card that links to the alerts page.
 """
 
 from __future__ import annotations
@@ -55,8 +56,30 @@ def _kpi(label: str, value_id: str, sub_id: str, accent: str, sub: str = "") -> 
             ],
             className=f"np-kpi np-kpi-{accent}",
         ),
-        xs=6, md=4, xl=2,
+        xs=6, md=3, xl=True,  # seven cards share one row on wide screens
     )
+
+
+# Open (not resolved) alerts of the organization, by severity: the card linking to /alerts.
+_OPEN_ALERTS = """
+SELECT count(*) AS open, count(*) FILTER (WHERE severity = 'critical') AS critical,
+       count(*) FILTER (WHERE severity = 'warning') AS warning, count(*) FILTER (WHERE severity = 'info') AS info
+FROM alerts WHERE organization_id = %s AND NOT resolved
+"""
+
+
+def _alerts_card() -> dbc.Col:
+    card = html.Div(
+        [
+            html.Div("Open alerts", className="np-kpi-label"),
+            html.Div(PLACEHOLDER, id=ids.OPEN_ALERTS, className="np-kpi-value"),
+            html.Div("", id=ids.OPEN_ALERTS_SUB, className="np-kpi-sub"),
+        ],
+        id=ids.OPEN_ALERTS_CARD,
+        className="np-kpi",
+    )
+    return dbc.Col(dcc.Link(card, href="/alerts", className="np-kpi-link", title="Open the alerts page"),
+                   xs=6, md=3, xl=True)
 
 
 def layout(**_query: Any) -> html.Div:
@@ -75,7 +98,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             dbc.Row(
                 [_kpi("Devices", ids.TOTAL_DEVICES, ids.TOTAL_DEVICES_SUB, "total", "in inventory"), *status_cards,
-                 _kpi("Last data", ids.LAST_DATA, ids.LAST_DATA_AGO, "fresh")],
+                 _kpi("Last data", ids.LAST_DATA, ids.LAST_DATA_AGO, "fresh"), _alerts_card()],
                 className="g-3 mb-3",
             ),
             dbc.Row(
@@ -169,6 +192,20 @@ def refresh_latency(_n: int) -> Any:
         frame = latency_series(conn, current_org_id(), start, end)
     return latency_figure(frame, start, end, title="ICMP round-trip time by site · last 60 minutes",
                           other=UNASSIGNED_SITE)
+
+
+@dash.callback(
+    Output(ids.OPEN_ALERTS, "children"), Output(ids.OPEN_ALERTS_SUB, "children"),
+    Output(ids.OPEN_ALERTS_CARD, "className"),
+    Input(ids.REFRESH_INTERVAL, "n_intervals"),
+)
+def refresh_open_alerts(_n: int) -> tuple[str, str, str]:
+    with raw_connection(_engine()) as conn:
+        row = conn.execute(_OPEN_ALERTS, (current_org_id(),)).fetchone()
+    total, critical, warning, info = (int(v) for v in row) if row else (0, 0, 0, 0)
+    parts = [f"{n:,} {name}" for n, name in ((critical, "critical"), (warning, "warning"), (info, "info")) if n]
+    accent = "down" if critical else "degraded" if warning else "total" if total else "up"
+    return f"{total:,}", " · ".join(parts) or "all clear", f"np-kpi np-kpi-{accent}"
 
 
 def _attention_row(row: dict[str, Any], now: datetime) -> html.Tr:
