@@ -83,36 +83,46 @@ ins AS (
     return "WITH " + ",".join(ctes) + "\nSELECT count(*) FROM ins"
 
 
-_LOCK_DEVICES = """
-SELECT id, oper_status, fail_streak, ok_streak, streak_since, last_checked FROM devices
-WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE
+# Times travel as epoch microseconds (bigint) both ways: no datetime object per device and value.
+_US = "(extract(epoch FROM {0}) * 1000000)::bigint"
+_LOCK_DEVICES = f"""
+SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')}
+FROM devices WHERE id = ANY(%s::integer[]) ORDER BY id FOR NO KEY UPDATE
 """
+_TS = "'epoch'::timestamptz + {0} * interval '1 microsecond'"
 
-_UPDATE_STATUS = """
+_UPDATE_STATUS = f"""
 UPDATE devices d SET
     oper_status = v.status,
-    oper_status_since = coalesce(v.since, d.oper_status_since),
-    fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = v.streak_since,
-    last_checked = v.checked,
-    last_seen = GREATEST(d.last_seen, v.seen)
-FROM unnest(%s::integer[], %s::text[], %s::timestamptz[], %s::integer[], %s::integer[], %s::timestamptz[],
-            %s::timestamptz[], %s::timestamptz[])
+    oper_status_since = coalesce({_TS.format('v.since')}, d.oper_status_since),
+    fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
+    last_checked = {_TS.format('v.checked')},
+    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')})
+FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
+            %s::bigint[], %s::bigint[])
      AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen)
 WHERE d.id = v.device_id
 """
 
-_INSERT_EVENTS = """
+_INSERT_EVENTS = f"""
 INSERT INTO device_status_events (organization_id, device_id, time, confirmed_at, from_status, to_status)
-SELECT d.organization_id, e.device_id, e.time, e.confirmed_at, e.from_status, e.to_status
-FROM unnest(%s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])
+SELECT d.organization_id, e.device_id, {_TS.format('e.time')}, {_TS.format('e.confirmed_at')}, e.from_status,
+       e.to_status
+FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
      AS e(device_id, time, confirmed_at, from_status, to_status)
 JOIN devices d ON d.id = e.device_id
 ON CONFLICT (device_id, confirmed_at) DO NOTHING
 """
 
 
-def _ts(us: int | None) -> datetime | None:
-    return None if us is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+def _words(values: list[str]) -> str:
+    """A text array literal of plain words (the status names)."""
+    return "{" + ",".join(values) + "}"
+
+
+def _array(values: list[int | None] | list[int]) -> str:
+    """An integer array literal: psycopg dumps list elements one by one in Python, a string is one value."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,22 +250,22 @@ class Loader:
         rows are locked in id order, so concurrent batches for one device take turns."""
         if not probed:
             return 0
-        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], to_micros(r[4]) if r[4] else None,
-                                    to_micros(r[5]) if r[5] else None)
-                  for r in conn.execute(_LOCK_DEVICES, (probed,)).fetchall()}
+        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], r[4], r[5])
+                  for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
         result = apply_status(rows, states, self.hysteresis)
         if not result.updates:
             return 0
         u = result.updates
         conn.execute(_UPDATE_STATUS, (
-            [x.device_id for x in u], [x.status for x in u], [_ts(x.status_since_us) for x in u],
-            [x.fail_streak for x in u], [x.ok_streak for x in u], [_ts(x.streak_since_us) for x in u],
-            [_ts(x.last_checked_us) for x in u], [_ts(x.last_seen_us) for x in u]))
+            _array([x.device_id for x in u]), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
+            _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
+            _array([x.streak_since_us for x in u]), _array([x.last_checked_us for x in u]),
+            _array([x.last_seen_us for x in u])))
         if result.events:
             e = result.events
             conn.execute(_INSERT_EVENTS, (
-                [x.device_id for x in e], [_ts(x.time_us) for x in e], [_ts(x.confirmed_us) for x in e],
-                [x.from_status for x in e], [x.to_status for x in e]))
+                _array([x.device_id for x in e]), _array([x.time_us for x in e]), _array([x.confirmed_us for x in e]),
+                _words([x.from_status for x in e]), _words([x.to_status for x in e])))
         return len(u)
 
     def _ensure_partitions(self, conn: psycopg.Connection, rows: MetricRows) -> None:
