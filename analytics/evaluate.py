@@ -192,7 +192,7 @@ class Evaluator:
                 "SELECT id, oper_status, oper_status_since FROM devices WHERE id = ANY(%s)", (devices,)):
             down = status == "down"
             if down or (device_id << _IFINDEX_BITS) in open_alerts:
-                message = (f"no answer to its probes since {since:%Y-%m-%d %H:%M} UTC" if down and since
+                message = (f"no answer to its probes since {since:%d %b %H:%M} UTC" if down and since
                            else f"the device is {status}")
                 out.append(Finding(rule, device_id, down, now, started_at=since if down else None, message=message))
         return out
