@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -78,3 +78,15 @@ def latency_figure(df: pl.DataFrame, start: datetime, end: datetime, *, title: s
                            yref="paper", x=0.5, y=0.5, font={"size": 14, "color": MUTED})
         fig.update_yaxes(range=[0, 1], showticklabels=False)
     return fig
+
+
+def duration_text(delta: timedelta) -> str:
+    """A short human duration: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    big, small, big_unit, small_unit = ((seconds // 3600, seconds % 3600 // 60, "h", "min") if seconds < 86400
+                                        else (seconds // 86400, seconds % 86400 // 3600, "d", "h"))
+    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"

@@ -113,3 +113,14 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the settings object (cached per process) at the test database for in-process CLI runs."""
+    from netpulse.config import get_settings
+
+    monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from ingest.discovery import Discovered, discover, host_count, parse_network, propose_type
 from ingest.icmp import icmp_permitted
 from netpulse.cli import main
-from netpulse.config import get_settings
 from netpulse.errors import ProbeError, ValidationError
 from netpulse.schema import DeviceType
 from tests.factories import make_org
@@ -42,15 +41,6 @@ def lab() -> Iterator[NetnsLab]:
 @pytest.fixture
 def org(db: psycopg.Connection) -> uuid.UUID:
     return make_org(db, "acme")
-
-
-@pytest.fixture
-def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the settings object (cached per process) at the test database for in-process CLI runs."""
-    monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _snmpget(lab: NetnsLab, *oids: str) -> list[str]:

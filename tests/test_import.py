@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +18,6 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from netpulse.cli import main
-from netpulse.config import get_settings
 from netpulse.inventory import DeviceImportError, ImportReport, import_devices_csv
 from tests.factories import make_org
 
@@ -37,15 +35,6 @@ def org(db: psycopg.Connection) -> uuid.UUID:
                "auth_password) VALUES (%s, 'v3-ops', '3', 'netpulse', 'SHA', 'authpass123')", (org_id,))
     return org_id
 
-
-
-@pytest.fixture
-def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the settings object (cached per process) at the test database for in-process CLI runs."""
-    monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _existing(db: psycopg.Connection, org_id: uuid.UUID) -> int:

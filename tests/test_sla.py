@@ -4,7 +4,6 @@ the simulated fleet's scripted outages through the loader, SLA targets, and the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,6 @@ from ingest.loader import Loader
 from ingest.simulator import Fleet, IncidentKind
 from ingest.status import Hysteresis
 from netpulse.cli import main
-from netpulse.config import get_settings
 from tests.factories import make_org, utc
 
 T0 = utc(2026, 11, 1)  # a Sunday: the day, month and quarter-to-date views differ from the week's
@@ -327,15 +325,6 @@ def test_simulated_outages_match_the_script(db: psycopg.Connection) -> None:
 
 
 # --- the CLI -----------------------------------------------------------------------------------------------------
-@pytest.fixture
-def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the settings object (cached per process) at the test database for in-process CLI runs."""
-    monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def _cli(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stdout, result.stderr

@@ -35,6 +35,7 @@ from analytics import alerts
 from dashboard import ids
 from dashboard.auth import current_claims, current_org_id, role_allows
 from dashboard.charts import MUTED, TEMPLATE
+from dashboard.charts import duration_text as _duration
 from netpulse.db import raw_connection
 from netpulse.errors import NetPulseError
 
@@ -157,15 +158,6 @@ def _parse_id(raw: Any) -> uuid.UUID | None:
 
 # --- formatting ----------------------------------------------------------------------------------------
 
-def _duration(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    big, small, big_unit, small_unit = ((seconds // 3600, seconds % 3600 // 60, "h", "min") if seconds < 86400
-                                        else (seconds // 86400, seconds % 86400 // 3600, "d", "h"))
-    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
 
 
 def _ago(ts: datetime | None, now: datetime) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from analytics.fleet import UNASSIGNED_SITE, devices_needing_attention, fleet_summary, latency_series
 from dashboard import ids
 from dashboard.auth import current_org_id
+from dashboard.charts import duration_text as _duration
 from dashboard.charts import latency_figure
 from netpulse.db import raw_connection
 
@@ -137,15 +138,6 @@ def layout(**_query: Any) -> html.Div:
     )
 
 
-def _duration(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    big, small, big_unit, small_unit = ((seconds // 3600, seconds % 3600 // 60, "h", "min") if seconds < 86400
-                                        else (seconds // 86400, seconds % 86400 // 3600, "d", "h"))
-    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
 
 
 def _share(part: int, whole: int) -> str:
