@@ -1,4 +1,4 @@
-"""Read benchmark: analytics.frames.load_metrics (binary COPY decoded by numpy) against fetchall.
+"""Read benchmark: analytics.frames.load_metrics (columns packed by the server, read by numpy) against fetchall.
 
     python bench/frames.py [--rows 1000000] [--devices 1000] [--repeat 3]
 
@@ -8,8 +8,9 @@ loader, then reads all of them back at raw resolution:
 
 (a) baseline: the very SELECT that load_metrics runs, through ``cursor.fetchall()`` and
     ``pl.DataFrame(rows)`` (then sorted the same way): one Python tuple per row;
-(b) frames: ``load_metrics``, i.e. ``COPY (SELECT ...) TO STDOUT (FORMAT BINARY)`` into one buffer,
-    decoded by numpy and wrapped by Polars without a Python object per row.
+(b) frames: ``load_metrics``: the server packs each column's binary values into one bytea
+    (analytics.copy_decode.fetch_columns), numpy reads them and Polars wraps them, without a Python
+    object per row.
 
 Each is run ``--repeat`` times, alternating, and the best run counts (the machine is shared).
 """
@@ -116,7 +117,7 @@ def main() -> None:
                 pl.col("time").dt.convert_time_zone("UTC"), pl.col("device_id").cast(pl.Int32),
                 pl.col("metric_id").cast(pl.Int16), pl.col("ifindex").cast(pl.Int32))), "the two reads differ"
             print(f"(a) fetchall + DataFrame  {rate(n, best_fetch)}")
-            print(f"(b) load_metrics (COPY)   {rate(n, best_frames)}")
+            print(f"(b) load_metrics           {rate(n, best_frames)}")
             print(f"frames/fetchall ratio: {best_fetch / best_frames:.2f}")
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as c:
