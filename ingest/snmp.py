@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -344,19 +344,7 @@ class SnmpPoller:
         """Poll every target on the running loop with fresh engines; results in target order."""
         if not targets:
             return []
-        slots = _engine_slots(targets)
-        engines = [SnmpEngine() for _ in range(max(slots) + 1)]
-        sem = asyncio.Semaphore(self.concurrency)
-        started = time.perf_counter()
-        try:
-            results = await asyncio.gather(*(self._poll_one(engines[k], t, sem)
-                                             for k, t in zip(slots, targets, strict=True)))
-        finally:
-            for engine in engines:
-                engine.close_dispatcher()
-        log.debug("netpulse.ingest.snmp_polled", targets=len(targets),
-                  failed=sum(1 for r in results if not r.ok), seconds=round(time.perf_counter() - started, 3))
-        return list(results)
+        return await _on_engines(targets, self.concurrency, self._poll_one, "netpulse.ingest.snmp_polled")
 
     async def _poll_one(self, engine: SnmpEngine, target: SnmpTarget, sem: asyncio.Semaphore) -> SnmpPoll:
         async with sem:
@@ -543,6 +531,25 @@ class SnmpPoller:
         return walk
 
 
+async def _on_engines(targets: Sequence[SnmpTarget], concurrency: int,
+                      one: Callable[[SnmpEngine, SnmpTarget, asyncio.Semaphore], Awaitable[SnmpPoll]],
+                      event: str) -> list[SnmpPoll]:
+    """Run ``one`` for every target, at most ``concurrency`` at once, on fresh engines (see
+    ``_engine_slots``) that are closed afterwards; results in target order."""
+    slots = _engine_slots(targets)
+    engines = [SnmpEngine() for _ in range(max(slots) + 1)]
+    sem = asyncio.Semaphore(concurrency)
+    started = time.perf_counter()
+    try:
+        results = await asyncio.gather(*(one(engines[k], t, sem) for k, t in zip(slots, targets, strict=True)))
+    finally:
+        for engine in engines:
+            engine.close_dispatcher()
+    log.debug(event, targets=len(targets), failed=sum(1 for r in results if not r.ok),
+              seconds=round(time.perf_counter() - started, 3))
+    return list(results)
+
+
 def _engine_slots(targets: Sequence[SnmpTarget]) -> list[int]:
     """Which engine of the run polls each target: the first, unless a v3 username comes with
     different keys. pysnmp keeps one USM entry per user name and engine ID, and the agents' engine
@@ -629,19 +636,7 @@ async def get_system_async(targets: Sequence[SnmpTarget], *, concurrency: int = 
         return []
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
-    slots = _engine_slots(targets)
-    engines = [SnmpEngine() for _ in range(max(slots) + 1)]
-    sem = asyncio.Semaphore(concurrency)
-    started = time.perf_counter()
-    try:
-        results = await asyncio.gather(*(_get_system_one(engines[k], t, sem)
-                                         for k, t in zip(slots, targets, strict=True)))
-    finally:
-        for engine in engines:
-            engine.close_dispatcher()
-    log.debug("netpulse.ingest.snmp_system_read", targets=len(targets),
-              failed=sum(1 for r in results if not r.ok), seconds=round(time.perf_counter() - started, 3))
-    return list(results)
+    return await _on_engines(targets, concurrency, _get_system_one, "netpulse.ingest.snmp_system_read")
 
 
 async def _get_system_one(engine: SnmpEngine, target: SnmpTarget, sem: asyncio.Semaphore) -> SnmpPoll:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from netpulse.cli.devices import _organization, _session, _table, org_option
+from netpulse.cli.sla import human
 from netpulse.errors import ValidationError
 
 
@@ -34,16 +35,6 @@ def _since(text: str) -> timedelta:
 
 def _when(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    d, rest = divmod(seconds, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return (f"{d}d{h:02d}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s")
 
 
 @click.group()
@@ -106,7 +97,7 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
                 device_id, ifindex = split_key(key)
                 rows.append([names.get(device_id, str(device_id)) + (f" if{ifindex}" if ifindex else ""),
                              _when(_dt(started)), _when(_dt(opened)), _when(_dt(resolved)) if resolved else "open",
-                             _span(((resolved or int(end.timestamp() * 1e6)) - opened) / 1e6),
+                             human(((resolved or int(end.timestamp() * 1e6)) - opened) / 1e6),
                              "-" if worst is None or worst != worst else f"{worst:.4g}"])
             if rows:
                 click.echo(_table(["device", "breach began", "alert opened", "resolved", "lasted", "worst"], rows))
