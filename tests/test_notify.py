@@ -392,6 +392,20 @@ class Scene:
     alert: uuid.UUID
     db: psycopg.Connection
 
+    def queue(self, names: list[str] | None = None) -> list[int]:
+        """The alert's message on the enabled channels (those named, when given), committed, then sent
+        at once the way the alert engine's callers do."""
+        from analytics.notify import Message, alert_notifications, enabled_channels, enqueue
+        from workers.notify import send_soon
+
+        channels = [c for c, _ in enabled_channels(self.db, self.org, names)]
+        note = alert_notifications(self.db, self.org, [self.alert])[self.alert]
+        ids = enqueue(self.db, self.org, Message(kind="alert", key=f"alert:{self.alert}:opened:0", reason="opened",
+                                                 tier=0, alert_ids=(self.alert,), notification=note),
+                      channel_ids=channels)
+        send_soon(ids)
+        return ids
+
     def channel(self, name: str, kind: str, config: dict[str, Any], rate: int = 60) -> int:
         row = self.db.execute("INSERT INTO notification_channels (organization_id, name, kind, config, "
                               "rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -423,14 +437,15 @@ def scene(db: psycopg.Connection) -> Scene:
 @pytest.fixture
 def worker(redis_url: str, db_url: str) -> Iterator[Callable[..., None]]:
     """A Redis broker and a Dramatiq worker; call the fixture with settings overrides for the actor."""
+    import redis
     from dramatiq import Worker
 
     from workers import broker as broker_mod
     from workers import runtime
 
-    runtime.configure(runtime.Runtime(db_url))
+    runtime.configure(runtime.Runtime(db_url, redis=redis.Redis.from_url(redis_url)))
     b = broker_mod.install(broker_mod.make_broker(url=redis_url))
-    assert "workers.deliver_notification" in b.get_declared_actors()
+    assert "workers.deliver_outbox" in b.get_declared_actors()
     import workers.notify
 
     def configure(**overrides: Any) -> None:
@@ -461,15 +476,13 @@ def _ms(a: datetime, b: datetime) -> float:
 
 def test_5xx_twice_then_200_is_retried_with_growing_delays(scene: Scene, worker: Callable[..., None],
                                                            http_stub: Callable[[], Stub]) -> None:
-    from workers.notify import notify_alert
-
     receiver = http_stub()
     receiver.answer((500, "down for maintenance", {}), (502, "bad gateway", {}), (200, "thanks", {}))
     channel = scene.channel("hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     scene.channel("off", "webhook", {"url": receiver.url + "/off", "secret": SECRET})
     scene.db.execute("UPDATE notification_channels SET enabled = false WHERE name = 'off'")
 
-    assert len(notify_alert(scene.alert)) == 1  # the disabled channel gets nothing
+    assert len(scene.queue()) == 1  # the disabled channel gets nothing
     _wait_for(lambda: [r[1] for r in scene.deliveries(channel)][-1:] == ["sent"])
     rows = scene.deliveries(channel)
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
@@ -483,21 +496,23 @@ def test_5xx_twice_then_200_is_retried_with_growing_delays(scene: Scene, worker:
     assert len(receiver.seen) == 3
     bodies = [json.loads(r.body) for r in receiver.seen]
     assert bodies[0] == bodies[2] and bodies[0]["alert"]["link"] == f"http://noc.example.com/alerts/{scene.alert}"
+    # One message: every attempt carries its key, which the receiver can drop repeats by.
+    assert {r.headers["Idempotency-Key"] for r in receiver.seen} == {f"alert:{scene.alert}:opened:0/{channel}"}
+    assert scene.db.execute("SELECT notified_at IS NOT NULL, delivery_status FROM alerts").fetchone() == (
+        True, "delivered")
     assert bodies[0]["alert"]["device"] == "core-sw-1" and bodies[0]["alert"]["site"] == "Nairobi DC"
 
 
 def test_a_provider_that_always_fails_leaves_the_delivery_failed(scene: Scene, worker: Callable[..., None],
                                                                  http_stub: Callable[[], Stub]) -> None:
-    from workers.notify import notify_alert
-
     api = http_stub()
     api.answer((503, '{"errors":[{"message":"unavailable"}]}', {}))
     worker(sendgrid_api_key="SG.k", sendgrid_api_host=api.url)
     channel = scene.channel("mail", "sendgrid", {"to": ["ops@example.com"]})
     before = scene.db.execute("SELECT status, resolved, message FROM alerts WHERE id = %s", (scene.alert,)).fetchone()
 
-    notify_alert(scene.alert)
-    _wait_for(lambda: len(scene.deliveries(channel)) == 3 and scene.deliveries(channel)[-1][1] != "queued")
+    scene.queue()
+    _wait_for(lambda: len(scene.deliveries(channel)) == 3)
     time.sleep(1.0)  # nothing else comes after the last retry
     rows = scene.deliveries(channel)
     assert [(r[0], r[1], r[2]) for r in rows] == [(1, "failed", 503), (2, "failed", 503), (3, "failed", 503)]
@@ -505,16 +520,18 @@ def test_a_provider_that_always_fails_leaves_the_delivery_failed(scene: Scene, w
     assert len(api.seen) == 3
     after = scene.db.execute("SELECT status, resolved, message FROM alerts WHERE id = %s", (scene.alert,)).fetchone()
     assert after == before == ("firing", False, "No answer to 3 pings.")
+    # Never delivered: not marked notified, and the alert says so.
+    assert scene.db.execute("SELECT notified_at, delivery_status FROM alerts").fetchone() == (None, "failed")
+    assert scene.db.execute("SELECT kind, note FROM alert_events ORDER BY id").fetchall() == [
+        ("undelivered", "not delivered: every channel failed")]
 
 
 def test_transport_errors_and_missing_settings(scene: Scene, worker: Callable[..., None]) -> None:
-    from workers.notify import notify_alert
-
     worker(notify_max_retries=1)
     dead = scene.channel("dead", "slack", {"url": f"http://127.0.0.1:{_free_port()}/services/x"})
     sms = scene.channel("sms", "africastalking", {"to": ["+254711000111"]})
     scene.channel("unrouted", "slack", {"url": "http://127.0.0.1:9/services/x"})
-    notify_alert(scene.alert, channel_names=["dead", "sms", "no-such-channel"])  # routed by name
+    scene.queue(["dead", "sms", "no-such-channel"])  # routed by name
     _wait_for(lambda: [r[1] for r in scene.deliveries(dead)] == ["failed", "failed"]
               and [r[1] for r in scene.deliveries(sms)] == ["failed"])
     transport = scene.deliveries(dead)
@@ -528,8 +545,6 @@ def test_over_the_rate_limit_waits_and_delivers_later(scene: Scene, worker: Call
                                                       http_stub: Callable[[], Stub], redis_url: str) -> None:
     import redis
 
-    from workers.notify import notify_alert
-
     receiver = http_stub()
     channel = scene.channel("hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET}, rate=1)
     # The minute's one send was made 59.4 s ago (by another worker): the window frees in about 0.6 s.
@@ -537,7 +552,7 @@ def test_over_the_rate_limit_waits_and_delivers_later(scene: Scene, worker: Call
     seconds, micros = client.time()
     client.zadd(RateLimiter(client).key(channel), {"earlier-send": seconds * 1000 + micros // 1000 - 59_400})
 
-    notify_alert(scene.alert)
+    scene.queue()
     _wait_for(lambda: [r[1] for r in scene.deliveries(channel)] == ["rate_limited", "sent"])
     limited, sent = scene.deliveries(channel)
     assert (limited[0], sent[0]) == (1, 1)  # a wait is not a retry

@@ -8,13 +8,14 @@ A channel turns a provider's refusal (4xx, 5xx, an SMTP error reply) into a fail
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from netpulse.errors import NetPulseError
 
-__all__ = ["Notification", "ProviderAnswer", "Channel", "TransportError", "DeliveryFailed", "truncate"]
+__all__ = ["Notification", "Attachment", "ProviderAnswer", "Channel", "TransportError", "DeliveryFailed", "truncate"]
 
 
 class TransportError(NetPulseError):
@@ -65,6 +66,15 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a notification by the channels that carry files (email)."""
+
+    filename: str
+    content_type: str  # e.g. application/pdf
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderAnswer:
     """What the provider said. ``status`` is the HTTP status, or the SMTP reply code for email by SMTP."""
 
@@ -96,13 +106,17 @@ class Channel(ABC):
     """One way of reaching people. Subclasses hold their provider settings and recipients."""
 
     kind: ClassVar[str]
+    carries_attachments: ClassVar[bool] = False  # email does; the others send the text (and its link) only
 
     @abstractmethod
-    def send(self, notification: Notification) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None,
+             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
         """Send ``notification`` once.
 
-        Returns the provider's answer, failed or not. Raises :class:`TransportError` when the provider
-        could not be reached; any other exception is a bug.
+        ``key`` is the message's idempotency key: the same for every attempt of one message, so a
+        provider (or receiver) that takes one can drop a repeat. Channels whose provider accepts no
+        key ignore it. Returns the provider's answer, failed or not. Raises :class:`TransportError`
+        when the provider could not be reached; any other exception is a bug.
         """
 
 

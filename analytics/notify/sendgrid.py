@@ -2,11 +2,14 @@
 
 The API host comes from settings (``NETPULSE_SENDGRID_API_HOST``), so an EU-pinned account or a
 local stand-in can take the place of https://api.sendgrid.com. Each recipient gets their own
-personalization: recipients do not see each other's addresses.
+personalization: recipients do not see each other's addresses. The message's idempotency key goes
+in its custom args (``netpulse_key``, shown in SendGrid's event webhooks and activity feed) and in
+an ``X-NetPulse-Idempotency-Key`` header of the mail.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import urllib.error
 from collections.abc import Sequence
@@ -14,16 +17,35 @@ from typing import ClassVar
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, From, Mail, Personalization, To
+from sendgrid.helpers.mail import (
+    Attachment as SgAttachment,
+)
+from sendgrid.helpers.mail import (
+    Content,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    From,
+    Header,
+    Mail,
+    Personalization,
+    To,
+)
 
 from analytics.notify import templates
-from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
+from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer, TransportError
 
-__all__ = ["SendGridChannel"]
+__all__ = ["SendGridChannel", "KEY_ARG", "KEY_HEADER"]
+
+KEY_ARG = "netpulse_key"
+KEY_HEADER = "X-NetPulse-Idempotency-Key"
 
 
 class SendGridChannel(Channel):
     kind: ClassVar[str] = "sendgrid"
+    carries_attachments: ClassVar[bool] = True
 
     def __init__(self, *, api_key: str, api_host: str, from_email: str, to: Sequence[str],
                  timeout_s: float = 10.0) -> None:
@@ -33,7 +55,7 @@ class SendGridChannel(Channel):
         self.to = list(to)
         self.timeout_s = timeout_s
 
-    def mail(self, n: Notification) -> Mail:
+    def mail(self, n: Notification, *, key: str | None = None, attachments: Sequence[Attachment] = ()) -> Mail:
         mail = Mail(from_email=From(self.from_email), subject=templates.email_subject(n))
         for i, address in enumerate(self.to):
             personalization = Personalization()
@@ -41,13 +63,21 @@ class SendGridChannel(Channel):
             mail.add_personalization(personalization, index=i)  # the SDK inserts at 0 unless told
         mail.add_content(Content("text/plain", templates.email_text(n)))
         mail.add_content(Content("text/html", templates.email_html(n)))
+        if key:
+            mail.custom_arg = CustomArg(KEY_ARG, key)
+            mail.header = Header(KEY_HEADER, key)
+        for a in attachments:
+            mail.attachment = SgAttachment(FileContent(base64.b64encode(a.content).decode("ascii")),
+                                           FileName(a.filename), FileType(a.content_type), Disposition("attachment"))
         return mail
 
-    def send(self, notification: Notification) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None,
+             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
         client = SendGridAPIClient(api_key=self.api_key, host=self.api_host)
+        body = self.mail(notification, key=key, attachments=attachments).get()
         try:
             # client.send() takes no timeout; the SDK's fluent call below is what it does, plus one.
-            resp = client.client.mail.send.post(request_body=self.mail(notification).get(), timeout=self.timeout_s)
+            resp = client.client.mail.send.post(request_body=body, timeout=self.timeout_s)
         except HTTPError as exc:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
             retry_after = (exc.headers or {}).get("Retry-After", "")
