@@ -6,16 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,109 +37,12 @@ from cli import main
 from netpulse.config import Settings, get_settings, load_settings
 from netpulse.errors import ConfigError, ValidationError
 from tests.factories import make_org
+from tests.stubs import Mailbox, Stub, free_port
 
 SECRET = "s3cret-webhook-key-0123456789"
 NOTE = Notification(title="Device down on core-sw-1", severity="critical", message="No answer to 3 pings.",
                     started_at=datetime(2026, 5, 1, 10, 42, 7, tzinfo=UTC), device="core-sw-1", site="Nairobi DC",
                     link="http://noc.example.com/alerts/42", alert_id="1b4e28ba-2fa1-11d2-883f-0016d3cca427")
-
-
-# --- local servers --------------------------------------------------------------------------------------
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Stub:
-    """A threaded HTTP server on 127.0.0.1 that records requests and plays scripted answers."""
-
-    server: ThreadingHTTPServer
-    seen: list[Seen] = field(default_factory=list)
-    # (status, body, headers) per request in order; the last one repeats.
-    answers: list[tuple[int, str, dict[str, str]]] = field(default_factory=lambda: [(200, "ok", {})])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, *answers: tuple[int, str, dict[str, str]]) -> None:
-        self.answers = list(answers)
-
-
-@pytest.fixture
-def http_stub() -> Iterator[Callable[[], Stub]]:
-    started: list[Stub] = []
-
-    def start() -> Stub:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stub.seen.append(Seen("POST", self.path, dict(self.headers.items()), body, time.time()))
-                status, text, headers = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
-                raw = text.encode()
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        stub = Stub(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
-        threading.Thread(target=stub.server.serve_forever, daemon=True).start()
-        started.append(stub)
-        return stub
-
-    yield start
-    for stub in started:
-        stub.server.shutdown()
-        stub.server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult
-
-    box = Mailbox(_free_port())
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            msg = message_from_bytes(envelope.content, policy=policy.default)
-            assert isinstance(msg, EmailMessage)
-            box.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
-            return "250 Message accepted for delivery"
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        box.logins.append((data.login, data.password))
-        return AuthResult(success=(data.login, data.password) == (b"noc", b"pw"), handled=False)
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=box.port, authenticator=authenticator,
-                            auth_require_tls=False)
-    controller.start()
-    yield box
-    controller.stop()
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -357,7 +255,7 @@ def test_smtp_refused_login_is_a_failed_answer(smtp_server: Mailbox) -> None:
 
 
 def test_unreachable_providers_raise_transport_errors() -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(TransportError, match="got no answer"):
         WebhookChannel(url=f"http://127.0.0.1:{port}/x", secret=SECRET, timeout_s=2).send(NOTE)
     with pytest.raises(TransportError, match="SendGrid"):
@@ -528,7 +426,7 @@ def test_a_provider_that_always_fails_leaves_the_delivery_failed(scene: Scene, w
 
 def test_transport_errors_and_missing_settings(scene: Scene, worker: Callable[..., None]) -> None:
     worker(notify_max_retries=1)
-    dead = scene.channel("dead", "slack", {"url": f"http://127.0.0.1:{_free_port()}/services/x"})
+    dead = scene.channel("dead", "slack", {"url": f"http://127.0.0.1:{free_port()}/services/x"})
     sms = scene.channel("sms", "africastalking", {"to": ["+254711000111"]})
     scene.channel("unrouted", "slack", {"url": "http://127.0.0.1:9/services/x"})
     scene.queue(["dead", "sms", "no-such-channel"])  # routed by name
