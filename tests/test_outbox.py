@@ -25,7 +25,7 @@ from analytics.notify.outbox import backlog, claim, deliver
 from analytics.rules import Rule, save_rules
 from netpulse.config import Settings, load_settings
 from netpulse.metrics import MetricKind
-from tests.factories import make_devices, make_org
+from tests.factories import make_channel, make_devices, make_org
 from tests.stubs import Mailbox, Stub
 
 SECRET = "s3cret-webhook-key-0123456789"
@@ -45,14 +45,6 @@ def connector(url: str) -> Callable[[], Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             yield conn
     return connect
-
-
-def add_channel(db: psycopg.Connection, org: uuid.UUID, name: str, kind: str, config: dict[str, Any], *,
-                enabled: bool = True) -> int:
-    row = db.execute("INSERT INTO notification_channels (organization_id, name, kind, config, enabled) "
-                     "VALUES (%s, %s, %s, %s, %s) RETURNING id", (org, name, kind, Jsonb(config), enabled)).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def policy(db: psycopg.Connection, org: uuid.UUID, *tiers: list[str]) -> None:
@@ -79,7 +71,7 @@ def outbox(db: psycopg.Connection) -> list[tuple[Any, ...]]:
 
 def test_a_decision_and_its_messages_commit_together(db: psycopg.Connection) -> None:
     org = make_org(db)
-    add_channel(db, org, "hooks", "webhook", {"url": "http://127.0.0.1:9/x", "secret": SECRET})
+    make_channel(db, org, "hooks", "webhook", {"url": "http://127.0.0.1:9/x", "secret": SECRET})
     policy(db, org, ["hooks"])
     rule = critical_rule(db, org)
     (dev,) = make_devices(db, org, 1)
@@ -110,9 +102,9 @@ def _channel_id(db: psycopg.Connection, name: str) -> int:
 
 def test_a_critical_alert_without_a_usable_policy_goes_to_every_enabled_channel(db: psycopg.Connection) -> None:
     org = make_org(db)
-    add_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
-    add_channel(db, org, "chat", "slack", {"url": "https://hooks.slack.com/services/T/B/x"})
-    add_channel(db, org, "off", "slack", {"url": "https://hooks.slack.com/services/T/B/y"}, enabled=False)
+    make_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
+    make_channel(db, org, "chat", "slack", {"url": "https://hooks.slack.com/services/T/B/x"})
+    make_channel(db, org, "off", "slack", {"url": "https://hooks.slack.com/services/T/B/y"}, enabled=False)
     rule = critical_rule(db, org)
     a, b = make_devices(db, org, 2)
     with capture_logs() as logs:
@@ -145,7 +137,7 @@ def test_no_channel_at_all_says_not_delivered(db: psycopg.Connection) -> None:
         assert digest(db, org, NOW + timedelta(minutes=15)) == []
     assert counts(db, org)["undelivered"] == 2
     # A channel added later: the next critical alert goes out (and the start-up warning stops).
-    add_channel(db, org, "noc-email", "sendgrid", {"to": ["noc@acme.test"]})
+    make_channel(db, org, "noc-email", "sendgrid", {"to": ["noc@acme.test"]})
     assert [n.channels for n in fire(db, org, rule, c).notify] == [("noc-email",)]
 
 
@@ -156,7 +148,7 @@ def test_serve_warns_at_start_about_an_organization_without_channels(db_url: str
 
     make_org(db, "lonely")
     org = make_org(db, "covered")
-    add_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
+    make_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
     monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
     monkeypatch.setenv("NETPULSE_SECRET_KEY", "k3y-" + "x9" * 16)
     get_settings.cache_clear()
@@ -180,7 +172,7 @@ def _message(org: uuid.UUID, key: str, **kw: Any) -> Message:
 
 def test_two_senders_never_claim_the_same_row(db_url: str, db: psycopg.Connection) -> None:
     org = make_org(db)
-    channel = add_channel(db, org, "hooks", "webhook", {"url": "http://127.0.0.1:9/x", "secret": SECRET})
+    channel = make_channel(db, org, "hooks", "webhook", {"url": "http://127.0.0.1:9/x", "secret": SECRET})
     for i in range(40):
         enqueue(db, org, _message(org, f"m{i}"), channel_ids=[channel])
     got: list[list[int]] = [[], []]
@@ -206,7 +198,7 @@ def test_a_timed_out_send_is_retried_with_the_same_key_and_a_sent_row_never_agai
     # The first request arrives but its answer comes after the client gave up; the second is answered.
     receiver.answer((200, "slow", {}, 3.0), (200, "thanks", {}))
     org = make_org(db)
-    channel = add_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
+    channel = make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     [row_id] = enqueue(db, org, _message(org, "alert:one:opened:0"), channel_ids=[channel])
     s = settings(notify_timeout_s=0.5)
     connect = connector(db_url)
@@ -229,7 +221,7 @@ def test_a_dead_senders_claim_runs_out_and_the_row_goes_once_more(db_url: str, d
                                                                   http_stub: Callable[[], Stub]) -> None:
     receiver = http_stub()
     org = make_org(db)
-    channel = add_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
+    channel = make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     [row_id] = enqueue(db, org, _message(org, "k1"), channel_ids=[channel])
     s = settings()
     policy_ = RetryPolicy.from_settings(s)
@@ -250,10 +242,10 @@ def test_a_dead_senders_claim_runs_out_and_the_row_goes_once_more(db_url: str, d
 def test_a_report_mail_carries_its_attachment_and_its_key(db_url: str, db: psycopg.Connection,
                                                           smtp_server: Mailbox, http_stub: Callable[[], Stub]) -> None:
     org = make_org(db)
-    mail = add_channel(db, org, "managers", "smtp", {"to": ["boss@example.com"]})
+    mail = make_channel(db, org, "managers", "smtp", {"to": ["boss@example.com"]})
     api = http_stub()
     api.answer((202, "", {"X-Message-Id": "sg-1"}))
-    sg = add_channel(db, org, "managers-sg", "sendgrid", {"to": ["boss@example.com"]})
+    sg = make_channel(db, org, "managers-sg", "sendgrid", {"to": ["boss@example.com"]})
     pdf = b"%PDF-1.4 fake report\n%%EOF"
     report = Message(kind="report", key="report:7:20261123",
                      notification=Notification(title="Weekly SLA report", severity="info", message="All targets met.",
@@ -293,7 +285,7 @@ def test_warnings_are_digested_through_the_outbox_and_marked_notified_when_sent(
         db_url: str, db: psycopg.Connection, http_stub: Callable[[], Stub]) -> None:
     receiver = http_stub()
     org = make_org(db)
-    add_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
+    make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     policy(db, org, ["hooks"])
     warn = critical_rule(db, org, "warning")
     devs = make_devices(db, org, 3)
@@ -353,7 +345,7 @@ def test_the_same_message_delivered_twice_sends_once(worker: Any, db: psycopg.Co
 
     receiver = http_stub()
     org = make_org(db)
-    channel = add_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
+    channel = make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     ids = [i for k in range(5) for i in enqueue(db, org, _message(org, f"twice{k}"), channel_ids=[channel])]
     for i in ids:  # each message twice (a redelivery), and a sweep on top
         deliver_outbox.send([i])
@@ -373,7 +365,7 @@ def test_a_provider_answering_500_is_retried_until_it_takes_it(worker: Any, db: 
     receiver = http_stub()
     receiver.answer((500, "oops", {}), (503, "busy", {}), (200, "ok", {}))
     org = make_org(db)
-    channel = add_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
+    channel = make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     send_soon(enqueue(db, org, _message(org, "flaky"), channel_ids=[channel]))
     _wait_for(lambda: db.execute("SELECT status FROM notification_outbox").fetchone() == ("sent",))
     assert [r[0] for r in db.execute("SELECT status FROM notification_deliveries ORDER BY id")] == [

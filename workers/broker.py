@@ -38,15 +38,19 @@ from dramatiq.middleware import (
 from dramatiq.middleware.age_limit import current_millis
 
 from workers import counters
+from workers.outage import OutageRetry
 
 log = structlog.get_logger("netpulse.workers")
 
 NAMESPACE = "netpulse"
 DEAD_LETTER_TTL_MS = 3_600_000
 # Dramatiq's defaults (60 s, one command in a thousand) left a killed worker's messages waiting 3 to
-# 6 minutes. A worker heartbeats on every broker command, at least once a second per idle queue.
-REDIS_HEARTBEAT_TIMEOUT_MS = 15_000
-REDIS_MAINTENANCE_CHANCE = 50_000  # per million commands: a maintenance pass every ~20 commands per queue
+# 6 minutes. A worker heartbeats with every broker command: each idle queue (and delay queue) polls
+# about once a second, so a live worker misses 10 s only if every one of its queues is busy that long
+# (a message processed twice then is harmless: actors are idempotent). A maintenance pass is a few
+# cheap commands, run here by one command in five.
+REDIS_HEARTBEAT_TIMEOUT_MS = 10_000
+REDIS_MAINTENANCE_CHANCE = 200_000  # per million commands
 
 
 class LogContext(Middleware):
@@ -59,8 +63,10 @@ class LogContext(Middleware):
                               result: Any = None, exception: BaseException | None = None) -> None:
         structlog.contextvars.clear_contextvars()
         if exception is not None:
-            log.warning("netpulse.workers.actor_failed", actor_name=message.actor_name,
-                        retries=message.options.get("retries", 0), error=str(exception))
+            # A retry for a service that is away is logged once per outage (workers.outage), not per message.
+            (log.debug if isinstance(exception, OutageRetry) else log.warning)(
+                "netpulse.workers.actor_failed", actor_name=message.actor_name,
+                retries=message.options.get("retries", 0), error=str(exception))
 
     after_skip_message = after_process_message  # type: ignore[assignment]
 

@@ -14,8 +14,9 @@ filled 4.8 MB of scheduler log). :class:`OutageLog` turns the stream of failures
     [('netpulse.workers.outage_started', 'warning', None), ('netpulse.workers.outage_ended', 'info', 60)]
 
 :func:`retry_on_outage` does the same for actors: an infrastructure error (the database, Redis or
-the broker away) becomes a one-line ``dramatiq.Retry`` instead of a logged traceback, and the
-message is retried with the usual backoff.
+the broker away) becomes a ``dramatiq.Retry`` instead of a logged traceback, the message is retried
+with the usual backoff, and the process logs the outage once when it starts and once when an actor
+succeeds again.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import dramatiq
 import psycopg
 import redis
 import sqlalchemy.exc
+import structlog
 
 from netpulse.errors import StorageError
 
-__all__ = ["OutageLog", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "describe"]
+__all__ = ["OutageLog", "OutageRetry", "ACTORS_OUTAGE", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "describe"]
 
 # Errors that mean "a service is away", not "this code is wrong": retried quietly.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
@@ -86,15 +88,27 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class OutageRetry(dramatiq.Retry):
+    """An actor's message retried because a service is away (logged by :data:`ACTORS_OUTAGE`, not per message)."""
+
+
+# The state of this process's actors: one line when their services start failing, one when an actor
+# succeeds again (with how many attempts failed meanwhile), instead of a line per failed message.
+ACTORS_OUTAGE = OutageLog(structlog.get_logger("netpulse.workers"), "actors")
+
+
 def retry_on_outage(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn an infrastructure error raised by actor ``fn`` into ``dramatiq.Retry``: retried with the
-    backoff of the Retries middleware, logged as one line by ``LogContext``, without a traceback."""
+    """Turn an infrastructure error raised by actor ``fn`` into a Dramatiq retry (:class:`OutageRetry`):
+    retried with the backoff of the Retries middleware, logged once per outage, without a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except INFRASTRUCTURE_ERRORS as exc:
-            raise dramatiq.Retry(describe(exc)) from None
+            ACTORS_OUTAGE.failed(exc)
+            raise OutageRetry(describe(exc)) from None
+        ACTORS_OUTAGE.ok()
+        return result
 
     return wrapper

@@ -66,6 +66,7 @@ Kind = Literal["alert", "digest", "report", "test"]
 KINDS: tuple[str, ...] = ("alert", "digest", "report", "test")
 ANSWER_LIMIT = 2000  # characters of a provider's answer kept per attempt
 MAX_KEY = 180  # the row's key is the message's key plus "/<channel id>", within varchar(200)
+RECORD_GRACE_S = 120.0  # how long past its lease a sender keeps trying to record an outcome
 
 # A context manager lending an autocommit psycopg connection (workers.runtime.Runtime.connection).
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -387,19 +388,27 @@ def deliver(connect: Connect, row: Claimed, *, settings: Settings, policy: Retry
 
 
 def _with_retries(connect: Connect, row: Claimed, fn: Callable[[psycopg.Connection], SendResult]) -> SendResult:
-    """Record an outcome, trying again while the database is away and the claim lasts: a send that
-    went out must be recorded, or it is made again when the claim runs out."""
-    delay = 0.5
+    """Record an outcome, trying again every second while the database is away: a send that went out
+    must be recorded, or it is made again once the claim runs out. The claim token still matches
+    after the lease as long as nobody claimed the row since, which nobody can while the database is
+    away; so this keeps trying for two minutes past the lease."""
+    give_up = row.held_until + RECORD_GRACE_S
+    tries = 0
     while True:
         try:
             with connect() as conn:
-                return fn(conn)
+                result = fn(conn)
+            if tries:
+                log.info("netpulse.analytics.notify.recorded_late", outbox_id=row.id, tries=tries + 1)
+            return result
         except psycopg.OperationalError as exc:
-            if time.monotonic() + delay > row.held_until:
+            tries += 1
+            if time.monotonic() + 1.0 > give_up:
                 raise
-            log.warning("netpulse.analytics.notify.record_retry", outbox_id=row.id, error=str(exc).splitlines()[0])
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            if tries == 1:
+                log.warning("netpulse.analytics.notify.record_waiting", outbox_id=row.id,
+                            error=str(exc).splitlines()[0])
+            time.sleep(1.0)
 
 
 def _postpone(connect: Connect, row: Claimed, channel: str, wait_ms: int, per_minute: int,
