@@ -120,6 +120,8 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_no_row(broker_url: str, db_
             seconds_from_kill_to_last_row=round(recovered_s, 1))
     assert rows == total and rollup == total and doubled == 0
     assert before < total  # the kill came before the end
+    # The organization has no notification channel: the worker said so when it started.
+    assert "organization 'acme' has no enabled notification channel" in a.output(1)
 
 
 # --- PostgreSQL gone for 30 s ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from analytics.rules import Rule, save_rules
 from netpulse.config import Settings, load_settings
 from netpulse.metrics import MetricKind
 from tests.factories import make_channel, make_devices, make_org
+from tests.faultlab import wait_for
 from tests.stubs import Mailbox, Stub
 
 SECRET = "s3cret-webhook-key-0123456789"
@@ -331,14 +332,6 @@ def worker(request: pytest.FixtureRequest, db_url: str, redis_url: str) -> Itera
     workers.notify.configure(None)
 
 
-def _wait_for(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 def test_the_same_message_delivered_twice_sends_once(worker: Any, db: psycopg.Connection,
                                                      http_stub: Callable[[], Stub]) -> None:
     from workers.notify import NOTIFICATIONS, deliver_outbox, sweep_outbox
@@ -352,7 +345,8 @@ def test_the_same_message_delivered_twice_sends_once(worker: Any, db: psycopg.Co
         deliver_outbox.send([i])
     sweep_outbox.send()
     worker.join(NOTIFICATIONS)
-    _wait_for(lambda: db.execute("SELECT count(*) FROM notification_outbox WHERE status = 'sent'").fetchone() == (5,))
+    wait_for(lambda: db.execute("SELECT count(*) FROM notification_outbox WHERE status = 'sent'").fetchone() == (5,),
+             30, "five rows sent")
     worker.join(NOTIFICATIONS)
     keys = [r.headers["Idempotency-Key"] for r in receiver.seen]
     assert sorted(keys) == sorted(f"twice{k}/{channel}" for k in range(5))  # five requests, no repeat
@@ -367,7 +361,7 @@ def test_a_provider_answering_500_is_retried_until_it_takes_it(worker: Any, db: 
     org = make_org(db)
     channel = make_channel(db, org, "hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     send_soon(enqueue(db, org, _message(org, "flaky"), channel_ids=[channel]))
-    _wait_for(lambda: db.execute("SELECT status FROM notification_outbox").fetchone() == ("sent",))
+    wait_for(lambda: db.execute("SELECT status FROM notification_outbox").fetchone() == ("sent",), 30, "the row sent")
     assert [r[0] for r in db.execute("SELECT status FROM notification_deliveries ORDER BY id")] == [
         "failed", "failed", "sent"]
     assert len({r.headers["Idempotency-Key"] for r in receiver.seen}) == 1 and len(receiver.seen) == 3
