@@ -117,6 +117,18 @@ def redis_url() -> Iterator[str]:
     client.close()
 
 
+@pytest.fixture
+def log_events() -> Iterator[list[dict[str, object]]]:
+    """The structlog events written during the test, at every level (a CLI run earlier in the session
+    may have configured structlog to drop the lower ones)."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    structlog.reset_defaults()
+    with capture_logs() as events:
+        yield events
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A RabbitMQ virtual host of its own for this test session (made with rabbitmqctl, deleted after), on

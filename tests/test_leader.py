@@ -12,7 +12,6 @@ import dramatiq
 import pytest
 import redis
 from dramatiq import Worker
-from structlog.testing import capture_logs
 
 from workers import counters
 from workers.broker import REDIS_HEARTBEAT_TIMEOUT_MS
@@ -35,11 +34,11 @@ def _wait(check: Any, timeout_s: float = 10.0) -> float:
     return time.monotonic() - started
 
 
-def test_one_leader_and_a_waiting_one_that_takes_over(client: redis.Redis) -> None:
+def test_one_leader_and_a_waiting_one_that_takes_over(client: redis.Redis,
+                                                      log_events: list[dict[str, Any]]) -> None:
     first, second = LeaderLease(client, ttl_ms=1500), LeaderLease(client, ttl_ms=1500)
-    with capture_logs() as logs:
-        assert first.hold() and not second.hold() and not second.hold()
-    assert [e["event"] for e in logs] == ["netpulse.workers.leader_acquired", "netpulse.workers.leader_waiting"]
+    assert first.hold() and not second.hold() and not second.hold()
+    assert [e["event"] for e in log_events] == ["netpulse.workers.leader_acquired", "netpulse.workers.leader_waiting"]
     status = leader_status(client)
     assert status.holder == first.token and status.ttl_ms is not None and 0 < status.ttl_ms <= 1500
     assert status.as_dict()["status"] == "ok"

@@ -17,7 +17,6 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from psycopg.types.json import Jsonb
-from structlog.testing import capture_logs
 
 from analytics.alerts import AlertEngine, Finding, counts, digest, history, list_alerts
 from analytics.notify import Attachment, Message, Notification, RetryPolicy, enqueue, send_due
@@ -101,34 +100,33 @@ def _channel_id(db: psycopg.Connection, name: str) -> int:
 
 # --- no silent routing holes ------------------------------------------------------------------------------
 
-def test_a_critical_alert_without_a_usable_policy_goes_to_every_enabled_channel(db: psycopg.Connection) -> None:
+def test_a_critical_alert_without_a_usable_policy_goes_to_every_enabled_channel(
+        db: psycopg.Connection, log_events: list[dict[str, Any]]) -> None:
     org = make_org(db)
     make_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
     make_channel(db, org, "chat", "slack", {"url": "https://hooks.slack.com/services/T/B/x"})
     make_channel(db, org, "off", "slack", {"url": "https://hooks.slack.com/services/T/B/y"}, enabled=False)
     rule = critical_rule(db, org)
     a, b = make_devices(db, org, 2)
-    with capture_logs() as logs:
-        no_policy = fire(db, org, rule, a)  # no policy at all
+    no_policy = fire(db, org, rule, a)  # no policy at all
     assert [(n.reason, n.channels) for n in no_policy.notify] == [("opened", ("chat", "mail"))]
-    assert [e for e in logs if e["event"] == "netpulse.alerts.unrouted"][0]["sent_to"] == ["chat", "mail"]
+    [warned] = [e for e in log_events if e["event"] == "netpulse.alerts.unrouted"]
+    assert warned["sent_to"] == ["chat", "mail"] and warned["log_level"] == "warning"
     policy(db, org, ["off", "gone"])  # a policy naming only a disabled and an unknown channel
-    with capture_logs() as logs:
-        unusable = fire(db, org, rule, b)
+    unusable = fire(db, org, rule, b)
     assert [(n.reason, n.channels) for n in unusable.notify] == [("opened", ("chat", "mail"))]
-    assert any(e["event"] == "netpulse.alerts.unrouted" and e["log_level"] == "warning" for e in logs)
+    assert len([e for e in log_events if e["event"] == "netpulse.alerts.unrouted"]) == 2
     assert [(k, c) for k, c, *_ in outbox(db)] == [("alert", "mail"), ("alert", "chat")] * 2
 
 
-def test_no_channel_at_all_says_not_delivered(db: psycopg.Connection) -> None:
+def test_no_channel_at_all_says_not_delivered(db: psycopg.Connection, log_events: list[dict[str, Any]]) -> None:
     org = make_org(db)
     policy(db, org, ["noc-email"])
     rule, warn = critical_rule(db, org), critical_rule(db, org, "warning")
     a, b, c = make_devices(db, org, 3)
-    with capture_logs() as logs:
-        report = fire(db, org, rule, a)
+    report = fire(db, org, rule, a)
     assert report.notify == [] and outbox(db) == []
-    assert any(e["event"] == "netpulse.alerts.no_channel" for e in logs)
+    assert any(e["event"] == "netpulse.alerts.no_channel" for e in log_events)
     [alert] = list_alerts(db, org)[0]
     assert (alert["delivery_status"], alert["notified_at"]) == ("no_channel", None)
     assert [(k, n) for _, k, n, _ in history(db, alert["id"])] == [
@@ -369,8 +367,8 @@ def test_a_provider_answering_500_is_retried_until_it_takes_it(worker: Any, db: 
 
 # --- isolation ------------------------------------------------------------------------------------------
 
-def test_one_organizations_failure_does_not_stop_the_others(db_url: str, db: psycopg.Connection,
-                                                            redis_url: str) -> None:
+def test_one_organizations_failure_does_not_stop_the_others(db_url: str, db: psycopg.Connection, redis_url: str,
+                                                            log_events: list[dict[str, Any]]) -> None:
     import numpy as np
     import redis
 
@@ -390,9 +388,8 @@ def test_one_organizations_failure_does_not_stop_the_others(db_url: str, db: psy
                                  np.zeros(1, np.int32), np.array([250.0])))
     client = redis.Redis.from_url(redis_url)
     runtime.configure(runtime.Runtime(db_url, redis=client))
-    with capture_logs() as logs:
-        evaluate_alerts()  # synchronously, as a worker runs it
+    evaluate_alerts()  # synchronously, as a worker runs it
     assert db.execute("SELECT organization_id FROM alerts").fetchall() == [(fine,)]
-    failures = [e for e in logs if e["event"] == "netpulse.workers.organization_failed"]
+    failures = [e for e in log_events if e["event"] == "netpulse.workers.organization_failed"]
     assert [(e["job"], e["org"]) for e in failures] == [("evaluate_alerts", str(broken))]
     assert counters.snapshot(client) == {"organization_failed:evaluate_alerts": 1}

@@ -3,15 +3,14 @@
 A loop that retries every second must not write a traceback every second (a 60 s Redis outage once
 filled 4.8 MB of scheduler log). :class:`OutageLog` turns the stream of failures into two lines::
 
-    >>> import structlog
-    >>> from structlog.testing import capture_logs
-    >>> redis_down = OutageLog(structlog.get_logger(), "redis")
-    >>> with capture_logs() as events:
-    ...     for _ in range(60):
-    ...         redis_down.failed(ConnectionError("Connection refused"))
-    ...     redis_down.ok()
-    >>> [(e["event"], e["log_level"], e.get("failures")) for e in events]
-    [('netpulse.workers.outage_started', 'warning', None), ('netpulse.workers.outage_ended', 'info', 60)]
+    >>> from structlog.testing import CapturingLogger
+    >>> log = CapturingLogger()
+    >>> redis_down = OutageLog(log, "redis")
+    >>> for _ in range(60):
+    ...     redis_down.failed(ConnectionError("Connection refused"))
+    >>> redis_down.ok()
+    >>> [(call.method_name, call.args[0], call.kwargs.get("failures")) for call in log.calls]
+    [('warning', 'netpulse.workers.outage_started', None), ('info', 'netpulse.workers.outage_ended', 60)]
 
 :func:`retry_on_outage` does the same for actors: an infrastructure error (the database, Redis or
 the broker away) becomes a ``dramatiq.Retry`` instead of a logged traceback, the message is retried

@@ -61,9 +61,9 @@ EVENT_LABELS = {"opened": "Opened", "repeated": "Repeated", "acknowledged": "Ack
                 "escalated": "Escalated", "notified": "Notified", "digested": "Sent in digest", "queued": "Queued",
                 "undelivered": "Not delivered"}
 # Delivery chips: an alert whose notification did not reach anyone.
-DELIVERY_CHIPS = {"no_channel": ("Not delivered: no channel",
-                                 "No enabled notification channel in this organization: add one"),
-                  "failed": ("Not delivered", "Every channel failed for good: see the history")}
+DELIVERY_CHIPS = {"no_channel": ("No channel", "Not delivered: no channel. This organization has no enabled "
+                                                "notification channel: add one"),
+                  "failed": ("Not delivered", "Not delivered: every channel failed for good (see the history)")}
 # What an analytics.alerts error means to the person who clicked (its message names the alert's UUID).
 ERROR_TEXT = {
     "ALERT_ALREADY_RESOLVED": "This alert is already resolved: there is nothing left to do.",
@@ -442,6 +442,8 @@ def _event_details(kind: str, details: Any) -> str:
     if kind in ("notified", "escalated", "queued"):
         channels = ", ".join(str(c) for c in d.get("channels") or []) or "no channels"
         return f"tier {d.get('tier') or 0} → {channels}"
+    if kind == "undelivered":  # the note says why
+        return f"last tried via {d['channel']}" if d.get("channel") else ""
     if kind == "suppressed":
         return SUPPRESSION_REASONS.get(str(d.get("reason")), str(d.get("reason", "")))
     if kind == "flapping":
