@@ -112,20 +112,29 @@ def test_an_expired_message_is_dropped_and_counted_and_a_failed_one_dead_lettere
         if tag == "broken":
             raise ValueError("broken on purpose")
 
+    @dramatiq.actor(broker=broker, actor_name="workers.sweep_outbox", queue_name="faults_test", max_retries=1,
+                    min_backoff=10, max_backoff=20)
+    def periodic() -> None:  # a periodic run that cannot finish: skipped, the next period runs it
+        ran.append("periodic")
+        raise ConnectionError("database away")
+
     old = job.message("stale")
     old = old.copy(message_timestamp=old.message_timestamp - 5000)  # queued five seconds ago
     broker.enqueue(old)
     job.send("fresh")
     job.send("broken")
+    periodic.send()
     worker = Worker(broker, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
         broker.join("faults_test")
-        _wait(lambda: counters.snapshot(client).get("dead_lettered:job") == 1)
+        _wait(lambda: counters.snapshot(client).get("dead_lettered:job") == 1
+              and counters.snapshot(client).get("skipped:workers.sweep_outbox") == 1)
     finally:
         worker.stop()
-    assert sorted(ran) == ["broken", "broken", "fresh"]  # the stale one never ran; the broken one retried once
-    assert counters.snapshot(client) == {"expired:job": 1, "dead_lettered:job": 1}
+    # The stale one never ran; the broken one and the periodic one were retried once.
+    assert sorted(ran) == ["broken", "broken", "fresh", "periodic", "periodic"]
+    assert counters.snapshot(client) == {"expired:job": 1, "dead_lettered:job": 1, "skipped:workers.sweep_outbox": 1}
     if type(broker).__name__ == "_RabbitmqBroker":
         # The dead-letter queue keeps a message for the configured time, not Dramatiq's week.
         # Declaring it again with the same arguments succeeds (RabbitMQ refuses a different TTL).

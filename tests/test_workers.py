@@ -162,9 +162,13 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
     from workers.actors import LOADS, PROBES, probe_batch
     from workers.leases import ProbeLeases
 
+    from workers import counters
+
     devices = [dict(d, interval_s=60) for d in _devices(db)]
-    leases = ProbeLeases(redis.Redis.from_url(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    leases = ProbeLeases(client)
     runtime.current().leases = leases
+    runtime.current().redis = client
     old_tick = to_micros(datetime.now(UTC).replace(microsecond=0)) - 120_000_000  # two intervals ago
     assert all(leases.acquire([d["id"] for d in devices], old_tick, 600_000))
     probe_batch.send(devices, old_tick)
@@ -172,6 +176,7 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
     broker.join(LOADS)
     assert db.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
     assert not any(leases.held([d["id"] for d in devices]))
+    assert counters.snapshot(client) == {"probes_stale": len(devices)}  # dropped and counted, not kept
 
 
 def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connection) -> None:

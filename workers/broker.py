@@ -12,8 +12,10 @@ Two brokers, chosen by URL (``NETPULSE_BROKER_URL``, else ``NETPULSE_REDIS_URL``
 Either way Redis also keeps probe leases, rate limits, counters and the scheduler's leader lease.
 
 Messages that outlive their use are dropped and counted, not kept: a message older than its actor's
-``max_age`` is acknowledged unprocessed (:class:`DropExpired`), and a message that failed all its
-retries is dead-lettered for ``NETPULSE_BROKER_DEAD_LETTER_TTL_S`` only (Dramatiq keeps them a week).
+``max_age`` is acknowledged unprocessed (:class:`DropExpired`), so is a periodic run that failed all
+its retries (:class:`SkipFailedPeriodic`: the next period runs it again), and any other message that
+failed all its retries is dead-lettered for ``NETPULSE_BROKER_DEAD_LETTER_TTL_S`` only (Dramatiq
+keeps them a week).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dramatiq.middleware.age_limit import current_millis
 
 from workers import counters
 from workers.outage import OutageRetry
+from workers.periodic import PERIODIC_ACTORS
 
 log = structlog.get_logger("netpulse.workers")
 
@@ -89,6 +92,23 @@ class DropExpired(AgeLimit):
             raise SkipMessage("message older than its max_age")
 
 
+class SkipFailedPeriodic(Middleware):
+    """A periodic run whose retries are used up (the database away for longer) is acknowledged and
+    counted as skipped: the scheduler sends the next one. Listed before Retries, so its ``after`` hook
+    runs after Retries has decided."""
+
+    def __init__(self, *, redis: Any = None) -> None:
+        self.redis = redis
+
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,  # type: ignore[override]
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        if exception is not None and message.failed and message.actor_name in PERIODIC_ACTORS:
+            message.failed = False
+            log.info("netpulse.workers.periodic_run_skipped", actor_name=message.actor_name,
+                     retries=message.options.get("retries", 0))
+            counters.incr(self.redis, f"skipped:{message.actor_name}")
+
+
 class CountDeadLetters(Middleware):
     """Counts and logs each message rejected after its last retry (it goes to the dead-letter queue)."""
 
@@ -110,6 +130,7 @@ def middleware(*, redis: Any = None) -> list[Middleware]:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
+        SkipFailedPeriodic(redis=redis),
         # Retries last among the stock ones: it sees the failure after the others ran.
         Retries(min_backoff=500, max_backoff=60_000, max_retries=10),
         CountDeadLetters(redis=redis),

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["periodic_jobs"]
+__all__ = ["periodic_jobs", "PERIODIC_ACTORS"]
+
+# Runs the scheduler sends again next period: one that cannot finish is skipped, not dead-lettered.
+PERIODIC_ACTORS = frozenset({"workers.advance_rollups", "workers.maintain_storage", "workers.evaluate_alerts",
+                             "workers.send_digests", "workers.check_sla", "workers.score_anomalies",
+                             "workers.sweep_outbox"})
 
 
 def periodic_jobs(*, outbox_sweep_s: int) -> list[tuple[int, Callable[[], object]]]:

@@ -92,6 +92,7 @@ class Scheduler:
     _plan: _Plan | None = field(default=None, init=False)
     _last_tick_s: int | None = field(default=None, init=False)
     _outage: OutageLog = field(default_factory=lambda: OutageLog(log, "scheduler tick"), init=False)
+    _stale_plan: OutageLog = field(default_factory=lambda: OutageLog(log, "device list (kept)"), init=False)
     # Workers behind: previous probes still in flight (logged when it starts and ends, not each second).
     _behind: OutageLog = field(default_factory=lambda: OutageLog(log, "probe capacity"), init=False)
 
@@ -119,7 +120,14 @@ class Scheduler:
         """Send the probes that came due since the last tick (the first tick: this second's).
         Returns the number of messages sent."""
         if self._plan is None or time.monotonic() - self._plan.loaded_at >= self.refresh_s:
-            self.refresh()
+            try:
+                self.refresh()
+                self._stale_plan.ok()
+            except Exception as exc:
+                if self._plan is None:
+                    raise
+                # The database is away: go on with the devices known, and re-read them once it is back.
+                self._stale_plan.failed(exc)
         assert self._plan is not None
         after = self._last_tick_s if self._last_tick_s is not None else now_s - 1
         self._last_tick_s = max(after, now_s)
