@@ -78,8 +78,10 @@ class PgCluster:
         return self
 
     def start(self) -> None:
+        # fsync off: a stopped server (even "immediate") loses nothing the OS has; synchronous_commit
+        # stays on, or a commit the client saw could vanish in the crash (as it can in production).
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+                "-c full_page_writes=off -c max_connections=60")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
 

@@ -159,10 +159,9 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
                                                                      redis_url: str) -> None:
     import redis
 
+    from workers import counters
     from workers.actors import LOADS, PROBES, probe_batch
     from workers.leases import ProbeLeases
-
-    from workers import counters
 
     devices = [dict(d, interval_s=60) for d in _devices(db)]
     client = redis.Redis.from_url(redis_url)

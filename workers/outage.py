@@ -33,7 +33,7 @@ import structlog
 
 from netpulse.errors import StorageError
 
-__all__ = ["OutageLog", "OutageRetry", "ACTORS_OUTAGE", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "describe"]
+__all__ = ["OutageLog", "OutageRetry", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "describe"]
 
 # Errors that mean "a service is away", not "this code is wrong": retried quietly.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
@@ -88,26 +88,24 @@ R = TypeVar("R")
 
 
 class OutageRetry(dramatiq.Retry):
-    """An actor's message retried because a service is away (logged by :data:`ACTORS_OUTAGE`, not per message)."""
-
-
-# The state of this process's actors: one line when their services start failing, one when an actor
-# succeeds again (with how many attempts failed meanwhile), instead of a line per failed message.
-ACTORS_OUTAGE = OutageLog(structlog.get_logger("netpulse.workers"), "actors")
+    """An actor's message retried because a service is away (logged once per outage, not per message)."""
 
 
 def retry_on_outage(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn an infrastructure error raised by actor ``fn`` into a Dramatiq retry (:class:`OutageRetry`):
-    retried with the backoff of the Retries middleware, logged once per outage, without a traceback."""
+    retried with the backoff of the Retries middleware, without a traceback. Each actor of the process
+    logs one line when its runs start failing and one when a run succeeds again (with how many failed
+    meanwhile), instead of a line per failed message."""
+    outage = OutageLog(structlog.get_logger("netpulse.workers"), f"actor {fn.__name__}")
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             result = fn(*args, **kwargs)
         except INFRASTRUCTURE_ERRORS as exc:
-            ACTORS_OUTAGE.failed(exc)
+            outage.failed(exc)
             raise OutageRetry(describe(exc)) from None
-        ACTORS_OUTAGE.ok()
+        outage.ok()
         return result
 
     return wrapper
