@@ -30,7 +30,7 @@ from netpulse.inventory.scopes import resolve_scope_ref
 from netpulse.schema import SlaTarget
 
 __all__ = ["parse_target_pct", "add_sla_target", "list_sla_targets", "get_sla_target", "remove_sla_target",
-           "describe_scope"]
+           "describe_scope", "format_pct"]
 
 
 def parse_target_pct(value: str | float | Decimal) -> Decimal:
@@ -47,6 +47,11 @@ def parse_target_pct(value: str | float | Decimal) -> Decimal:
     if pct != pct.quantize(Decimal("0.0001")):
         raise ValidationError(f"target {value!r} has more than four decimals", details={"target_pct": str(value)})
     return pct
+
+
+def format_pct(pct: Decimal | float) -> str:
+    """``99.9%`` for the stored ``99.9000``."""
+    return f"{float(pct):g}%"
 
 
 def describe_scope(scope: str, ref: str | None) -> str:
@@ -71,8 +76,8 @@ def add_sla_target(session: Session, organization_id: uuid.UUID, *, scope: str, 
         SlaTarget.organization_id == organization_id, SlaTarget.scope == scope,
         SlaTarget.scope_ref.is_(None) if name is None else SlaTarget.scope_ref == name, SlaTarget.period == period))
     if existing is not None:
-        raise Conflict(f"{describe_scope(scope, name)} already has a {period}ly target of {existing.target_pct:g}% "
-                       f"(id {existing.id}); remove it first to change it",
+        raise Conflict(f"{describe_scope(scope, name)} already has a {period}ly target of "
+                       f"{format_pct(existing.target_pct)} (id {existing.id}); remove it first to change it",
                        details={"scope": scope, "ref": name, "period": period}, code="SLA_TARGET_ALREADY_EXISTS")
     target = SlaTarget(organization_id=organization_id, scope=scope, scope_ref=name, target_pct=pct, period=period,
                        severity=severity)

@@ -135,7 +135,7 @@ def target_add_command(scope: str, ref: str | None, target_pct: str, period: str
       netpulse sla target add --scope all --target 99.9
       netpulse sla target add --scope site --ref Nairobi --target 99.95 --period quarter
     """
-    from analytics.sla_targets import add_sla_target, describe_scope
+    from analytics.sla_targets import add_sla_target, describe_scope, format_pct
 
     _check_ref(scope, ref)
     with session_scope() as session:
@@ -143,7 +143,7 @@ def target_add_command(scope: str, ref: str | None, target_pct: str, period: str
         added = add_sla_target(session, org.id, scope=scope, ref=ref, target_pct=target_pct, period=period,
                                severity=severity)
         summary = (f"added SLA target {added.id} to {org.slug}: {describe_scope(added.scope, added.scope_ref)} "
-                   f"{added.target_pct:g}% per {added.period}, a breach opens a {added.severity} alert")
+                   f"{format_pct(added.target_pct)} per {added.period}, a breach opens a {added.severity} alert")
     click.echo(summary)
 
 
@@ -180,12 +180,12 @@ def target_list_command(at_text: str | None, org_slug: str | None) -> None:
 @org_option
 def target_remove_command(target_id: int, org_slug: str | None) -> None:
     """Remove the SLA target ID (see `sla target list`); its open breach alert is resolved."""
-    from analytics.sla_targets import describe_scope, remove_sla_target
+    from analytics.sla_targets import describe_scope, format_pct, remove_sla_target
 
     with session_scope() as session:
         removed, resolved = remove_sla_target(session, organization(session, org_slug).id, target_id)
         summary = (f"removed SLA target {removed.id}: {describe_scope(removed.scope, removed.scope_ref)} "
-                   f"{removed.target_pct:g}% per {removed.period}")
+                   f"{format_pct(removed.target_pct)} per {removed.period}")
     click.echo(summary + ("; resolved its open breach alert" if resolved else ""))
 
 

@@ -125,7 +125,8 @@ def _checked(spec: SnmpCredentialSpec) -> dict[str, Any]:
                                ("priv_password", spec.priv_protocol, priv_pw)):
             what = "auth password" if key == "auth_password" else "privacy password"
             if proto is not None and pw is None:
-                errors[key] = f"the {what} is required with a {key[:4]} protocol"
+                kind = "an auth" if key == "auth_password" else "a privacy"
+                errors[key] = f"the {what} is required with {kind} protocol"
             elif pw is not None:
                 problem = _secret_problem(pw, what, min_len=MIN_SNMP_PASSWORD)
                 if problem:
