@@ -264,8 +264,8 @@ def test_cli_prompts_for_the_password_twice_on_a_terminal(db_url: str, db: psyco
     env = {**os.environ, "NETPULSE_DATABASE_URL": db_url}
     exe = str(Path(sys.executable).parent / "netpulse")
     subprocess.run([exe, "org", "create", "Acme"], env=env, check=True, capture_output=True)
-    code, out = run_in_terminal([exe, "users", "add", "a@acme.test", "--role", "admin"],
-                                 [PASSWORD, "a different one", PASSWORD, PASSWORD], env)
+    typed = iter([PASSWORD, "a different one", PASSWORD, PASSWORD])
+    code, out = run_in_terminal([exe, "users", "add", "a@acme.test", "--role", "admin"], lambda _: next(typed), env)
     assert code == 0, out
     assert "Error: The two entered values do not match." in out
     assert "Password:" in out and "Repeat for confirmation:" in out and PASSWORD not in out
