@@ -149,7 +149,7 @@ def _changed(user: User) -> None:
 
 
 def _keep_an_admin(session: Session, user: User, action: str) -> None:
-    """Refuse ``action`` when ``user`` is the organization's last active admin."""
+    """Refuse ``action`` (e.g. "disable a@b.test") when ``user`` is the organization's last active admin."""
     if user.role != Role.ADMIN.value or not user.is_active:
         return
     # Locking the other admins makes two concurrent demotions of the last two admins conflict.
@@ -157,8 +157,8 @@ def _keep_an_admin(session: Session, user: User, action: str) -> None:
         User.organization_id == user.organization_id, User.role == Role.ADMIN.value, User.is_active,
         User.id != user.id).with_for_update()).all()
     if not others:
-        raise Conflict(f"cannot {action} {user.email}: it is the organization's only active admin; make another "
-                       "user admin first (`netpulse users role EMAIL admin`)", details={"user": user.email},
+        raise Conflict(f"cannot {action}: it is the organization's only active admin; make another user "
+                       "admin first (`netpulse users role EMAIL admin`)", details={"user": user.email},
                        code="LAST_ADMIN")
 
 
@@ -168,7 +168,7 @@ def disable_user(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | 
     if not user.is_active:
         raise Conflict(f"user {user.email} is already disabled", details={"user": user.email},
                        code="USER_ALREADY_DISABLED")
-    _keep_an_admin(session, user, "disable")
+    _keep_an_admin(session, user, f"disable {user.email}")
     user.is_active = False
     _changed(user)
     session.flush()
@@ -197,7 +197,7 @@ def set_role(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str,
         raise Conflict(f"user {user.email} already has role {checked.value}", details={"role": checked.value},
                        code="ROLE_UNCHANGED")
     if checked is not Role.ADMIN:
-        _keep_an_admin(session, user, f"make {checked.value} of")
+        _keep_an_admin(session, user, f"make {user.email} {checked.value}")
     user.role = checked.value
     user.is_superuser = checked is Role.ADMIN
     _changed(user)
