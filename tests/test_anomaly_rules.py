@@ -18,6 +18,7 @@ from analytics.evaluate import Evaluator, replay, split_key
 from analytics.rules import Rule, breach_and_clear, load_rule_file, load_rules, rule_from_mapping, save_rules
 from netpulse.errors import ValidationError
 from netpulse.metrics import MetricKind
+from tests.factories import make_org
 from tests.test_anomaly_store import NOW, Fleet, load
 
 RTT, CPU = MetricKind.ICMP_RTT_MS, MetricKind.CPU_PCT
@@ -60,15 +61,16 @@ def test_breach_is_score_at_or_above_k_and_clear_is_below() -> None:
     assert clear.tolist() == [True, False, True, False, False]
 
 
-def test_anomaly_rules_are_saved_and_loaded(db: psycopg.Connection, fleet: Fleet) -> None:
-    saved = save_rules(db, fleet.org, [ODD_RTT, ODD_CPU])
-    loaded = load_rules(db, fleet.org)
+def test_anomaly_rules_are_saved_and_loaded(db: psycopg.Connection) -> None:
+    org = make_org(db)
+    saved = save_rules(db, org, [ODD_RTT, ODD_CPU])
+    loaded = load_rules(db, org)
     assert [(r.name, r.kind, r.metric, r.k_mad) for r in loaded] == [(r.name, r.kind, r.metric, r.k_mad)
                                                                        for r in saved]
     with pytest.raises(psycopg.errors.CheckViolation):
         with db.transaction():
             db.execute("INSERT INTO alert_rules (organization_id, name, kind, metric, k_mad, severity) "
-                       "VALUES (%s, 'too big', 'anomaly', 'cpu_pct', 3, 'warning')", (fleet.org,))
+                       "VALUES (%s, 'too big', 'anomaly', 'cpu_pct', 3, 'warning')", (org,))
 
 
 def test_backtest_replays_stored_scores_and_finds_each_spike(db: psycopg.Connection, fleet: Fleet) -> None:
