@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from psycopg.rows import dict_row
 
 from analytics.rules import Rule
 from analytics.sla import SlaResult
@@ -402,3 +403,103 @@ def history(conn: Any, alert_id: uuid.UUID) -> list[tuple[datetime, str, str | N
     return [(r[0], r[1], r[2], r[3]) for r in conn.execute(
         "SELECT time, kind, note, details FROM alert_events WHERE alert_id = %s ORDER BY time, id",
         (alert_id,)).fetchall()]
+
+
+# --- reads: the one alert list behind the CLI, the REST API and the dashboard ----------------------
+
+AlertState = Literal["open", "firing", "acknowledged", "resolved", "all"]
+ALERT_STATES: tuple[str, ...] = ("open", "firing", "acknowledged", "resolved", "all")  # open: not resolved
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+_ALERT_COLUMNS = """
+SELECT a.id, a.severity, a.status, a.device_id, d.name AS device, s.name AS site, p.name AS parent,
+       a.alert_type, a.rule_id, a.message, a.metric, a.value, a.threshold, a.occurrences, a.started_at,
+       a.created_at, a.last_seen, a.notified_at, a.acknowledged_at, a.acknowledged_by,
+       ua.email AS acknowledged_by_email, a.acknowledged_note, a.resolved_at, a.resolved_by,
+       ur.email AS resolved_by_email, a.resolution_note, a.suppressed, a.suppressed_reason, a.flapping,
+       a.escalation_level
+"""
+_ALERT_FROM = """
+FROM alerts a
+LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
+LEFT JOIN sites s ON s.id = d.site_id
+LEFT JOIN devices p ON p.id = d.parent_id
+LEFT JOIN users ua ON ua.id = a.acknowledged_by
+LEFT JOIN users ur ON ur.id = a.resolved_by
+"""
+# Every filter is a parameter (NULL: not filtered), so the statement text never varies.
+_ALERT_WHERE = """
+WHERE a.organization_id = %(org)s
+  AND (%(state)s = 'all' OR (%(state)s = 'open' AND NOT a.resolved) OR a.status = %(state)s)
+  AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s::text[]))
+  AND (%(device)s::integer IS NULL OR a.device_id = %(device)s)
+  AND (%(site)s::text IS NULL OR s.name = %(site)s)
+  AND (%(rule)s::integer IS NULL OR a.rule_id = %(rule)s)
+  AND (%(suppressed)s::boolean IS NULL OR a.suppressed = %(suppressed)s)
+  AND (%(search)s::text IS NULL OR d.name ILIKE %(search)s OR a.message ILIKE %(search)s)
+"""
+_ALERT_PAGE = "ORDER BY a.created_at DESC, a.id DESC LIMIT %(limit)s OFFSET %(offset)s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """Which alerts to list; ``None`` leaves a field unfiltered."""
+
+    state: AlertState = "open"
+    severities: Sequence[str] | None = None
+    device_id: int | None = None
+    site: str | None = None
+    rule_id: int | None = None
+    suppressed: bool | None = None  # False: hide suppressed alerts
+    search: str | None = None  # substring of the device name or the message
+
+    def params(self, org_id: uuid.UUID) -> dict[str, Any]:
+        search = None
+        if self.search:
+            search = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return {"org": org_id, "state": self.state, "severities": list(self.severities) if self.severities else None,
+                "device": self.device_id, "site": self.site, "rule": self.rule_id, "suppressed": self.suppressed,
+                "search": search}
+
+
+def list_alerts(conn: Any, org_id: uuid.UUID, where: AlertFilter = AlertFilter(), *, limit: int = 50,
+                offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """One page of alerts, newest first, and how many match in all (no hidden cap)."""
+    params = where.params(org_id) | {"limit": limit, "offset": offset}
+    with conn.cursor(row_factory=dict_row) as cur:
+        total = cur.execute("SELECT count(*) AS n " + _ALERT_FROM + _ALERT_WHERE, params).fetchone()
+        rows = cur.execute(_ALERT_COLUMNS + _ALERT_FROM + _ALERT_WHERE + _ALERT_PAGE, params).fetchall()
+    return list(rows), int(total["n"]) if total else 0
+
+
+def get_alert(conn: Any, org_id: uuid.UUID, alert_id: uuid.UUID) -> dict[str, Any] | None:
+    """One alert of this organization (None when it has no such alert)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_ALERT_COLUMNS + _ALERT_FROM + "WHERE a.organization_id = %s AND a.id = %s",
+                          (org_id, alert_id)).fetchone()
+    return dict(row) if row is not None else None
+
+
+_COUNTS = """
+SELECT count(*) AS open,
+       count(*) FILTER (WHERE severity = 'critical') AS critical,
+       count(*) FILTER (WHERE severity = 'critical' AND status = 'firing') AS critical_firing,
+       count(*) FILTER (WHERE severity = 'warning') AS warning,
+       count(*) FILTER (WHERE severity = 'warning' AND status = 'firing') AS warning_firing,
+       count(*) FILTER (WHERE severity = 'info') AS info,
+       count(*) FILTER (WHERE severity = 'info' AND status = 'firing') AS info_firing,
+       count(*) FILTER (WHERE status = 'acknowledged') AS acknowledged,
+       count(*) FILTER (WHERE suppressed) AS suppressed,
+       count(*) FILTER (WHERE suppressed AND suppressed_reason = 'maintenance') AS maintenance,
+       count(*) FILTER (WHERE suppressed AND suppressed_reason = 'parent_down') AS parent_down,
+       count(*) FILTER (WHERE flapping) AS flapping
+FROM alerts WHERE organization_id = %s AND NOT resolved
+"""
+
+
+def counts(conn: Any, org_id: uuid.UUID) -> dict[str, int]:
+    """Open (not resolved) alerts: in all, by severity (and of those, still firing), acknowledged,
+    suppressed (for maintenance, behind a down parent) and flapping."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_COUNTS, (org_id,)).fetchone()
+    return {k: int(v or 0) for k, v in (row or {}).items()}

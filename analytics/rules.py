@@ -22,7 +22,6 @@ seconds, and resolves at the first sample that clears.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from netpulse import timespec
 from netpulse.errors import ValidationError
 from netpulse.metrics import MetricKind
 
@@ -44,21 +44,12 @@ SEVERITIES = ("info", "warning", "critical")
 SCOPES = ("device", "group", "site", "tag", "all")
 CLEAR_FRACTION = 0.75          # a dynamic alert clears inside 75 % of the band that fired it
 MAD_TO_SIGMA = 1.4826          # MAD x this estimates the standard deviation of normal noise
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
 def parse_duration(text: str | int | float, *, field_name: str = "duration") -> int:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"2h"``, ``"7d"``, ``"1w"``."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        if text < 0:
-            raise ValidationError(f"{field_name} cannot be negative", details={field_name: str(text)})
-        return int(text)
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValidationError(f"{field_name} {text!r} is not a duration like 90s, 5m, 2h, 7d or 1w",
-                              details={field_name: str(text)})
-    return int(float(m.group(1)) * _UNIT_S[m.group(2)])
+    """Whole seconds from ``90``, ``"90s"``, ``"5m"``, ``"2h"``, ``"7d"``, ``"1w"`` or ``"1d12h"`` (zero allowed):
+    :func:`netpulse.timespec.parse_duration`, the parser the CLI and the API use too."""
+    return int(timespec.parse_duration(text, field=field_name, allow_zero=True).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ import psycopg
 import structlog
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
-from psycopg.rows import dict_row
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -212,26 +211,9 @@ def get_fleet_summary() -> Response:
 
 # --- alerts ----------------------------------------------------------------------------------------
 
-ALERT_STATUSES = ("open", "firing", "acknowledged", "resolved", "all")  # open: firing or acknowledged
-ALERT_SEVERITIES = ("info", "warning", "critical")
+ALERT_STATUSES = alerts.ALERT_STATES  # open: firing or acknowledged
+ALERT_SEVERITIES = alerts.SEVERITIES
 MAX_NOTE = 2000
-
-_ALERT_SELECT = """
-SELECT a.id, a.severity, a.status, a.device_id, d.name AS device, a.alert_type, a.message, a.metric, a.value,
-       a.threshold, a.occurrences, a.started_at, a.created_at, a.last_seen, a.acknowledged_at, a.acknowledged_by,
-       a.acknowledged_note, a.resolved_at, a.resolved_by, a.resolution_note, a.suppressed, a.suppressed_reason,
-       a.flapping, a.escalation_level
-FROM alerts a LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
-"""
-
-# Every filter is a parameter (NULL: not filtered), so the statement text never varies.
-_ALERT_FILTER = """
-WHERE a.organization_id = %(org)s
-  AND (%(status)s = 'all' OR (%(status)s = 'open' AND NOT a.resolved) OR a.status = %(status)s)
-  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
-  AND (%(device)s::integer IS NULL OR a.device_id = %(device)s)
-"""
-
 
 def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _json_value(v) for k, v in row.items()}
@@ -250,8 +232,7 @@ def _alert_id(raw: str) -> uuid.UUID:
 
 
 def _alert_detail(conn: psycopg.Connection[Any], org_id: uuid.UUID, alert_id: uuid.UUID) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_ALERT_SELECT + "WHERE a.organization_id = %s AND a.id = %s", (org_id, alert_id)).fetchone()
+    row = alerts.get_alert(conn, org_id, alert_id)
     if row is None:
         raise _alert_not_found(str(alert_id))
     data = _alert_json(row)
@@ -325,13 +306,10 @@ def list_alerts() -> Response:
         errors["severity"] = f"{severity!r} is not one of {', '.join(ALERT_SEVERITIES)}"
     if errors:
         raise ValidationError("invalid query parameters", details=errors)
-    params = {"org": current_org_id(), "status": status, "severity": severity, "device": device,
-              "limit": limit, "offset": offset}
-    with raw_connection(_engine()) as conn, conn.cursor(row_factory=dict_row) as cur:
-        total = cur.execute("SELECT count(*) AS n FROM alerts a" + _ALERT_FILTER, params).fetchone()
-        rows = cur.execute(_ALERT_SELECT + _ALERT_FILTER + "ORDER BY a.created_at DESC, a.id DESC "
-                           "LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
-    n = int(total["n"]) if total else 0
+    where = alerts.AlertFilter(state=cast(alerts.AlertState, status), severities=[severity] if severity else None,
+                               device_id=device)
+    with raw_connection(_engine()) as conn:
+        rows, n = alerts.list_alerts(conn, current_org_id(), where, limit=limit, offset=offset)
     pagination = {"page": offset // limit + 1, "per_page": limit, "total": n, "total_pages": (n + limit - 1) // limit,
                   "has_next": offset + limit < n, "has_prev": offset > 0, "limit": limit, "offset": offset}
     return envelope.success([_alert_json(r) for r in rows], pagination=pagination)

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, REAL, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, CHAR, DOUBLE_PRECISION, INET, JSONB, REAL, TIMESTAMP, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -127,6 +127,7 @@ class Site(Base):
     slug: Mapped[str] = mapped_column(String(100))
     time_zone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
 
 
 class DeviceGroup(Base):
@@ -136,6 +137,7 @@ class DeviceGroup(Base):
     name: Mapped[str] = mapped_column(String(100))
     slug: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
 
 
 class Tag(Base):
@@ -144,7 +146,7 @@ class Tag(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     slug: Mapped[str] = mapped_column(String(100))
-    color: Mapped[str] = mapped_column(String(6), server_default="9e9e9e")
+    color: Mapped[str] = mapped_column(CHAR(6), server_default="9e9e9e")
 
 
 class SnmpCredential(Base):
@@ -184,9 +186,13 @@ class Device(Base):
     last_seen: Mapped[datetime | None] = mapped_column(TZ)
     last_checked: Mapped[datetime | None] = mapped_column(TZ)
     oper_status_since: Mapped[datetime | None] = mapped_column(TZ)
+    # Hysteresis (ingest.status): the run of identical probe outcomes and when its first probe was.
+    fail_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    ok_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    streak_since: Mapped[datetime | None] = mapped_column(TZ)
     probe_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     probe_interval_s: Mapped[int | None] = mapped_column(Integer)
-    probe_timeout_s: Mapped[float | None] = mapped_column()
+    probe_timeout_s: Mapped[float | None] = mapped_column(REAL)
     probe_count: Mapped[int | None] = mapped_column(SmallInteger)
     snmp_version: Mapped[str | None] = mapped_column(String(2))
     snmp_port: Mapped[int] = mapped_column(Integer, server_default=text("161"))
@@ -221,6 +227,21 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(TZ)
     last_seen: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    rule_id: Mapped[int | None] = mapped_column(Integer)  # alert_rules.id (rules are read with SQL, not mapped)
+    metric: Mapped[str | None] = mapped_column(String(64))
+    ifindex: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    value: Mapped[float | None] = mapped_column(DOUBLE_PRECISION)
+    threshold: Mapped[float | None] = mapped_column(DOUBLE_PRECISION)
+    # When the condition began (its first breaching sample); created_at is when the alert fired.
+    started_at: Mapped[datetime | None] = mapped_column(TZ)
+    suppressed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    suppressed_reason: Mapped[str | None] = mapped_column(String(20))  # parent_down or maintenance
+    flapping: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    notified_at: Mapped[datetime | None] = mapped_column(TZ)
+    acknowledged_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Interface(Base):

@@ -41,7 +41,8 @@ T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)  # when the engine opened the alerts
 ALERT_KEYS = {"id", "severity", "status", "device_id", "device", "alert_type", "message", "metric", "value",
               "threshold", "occurrences", "started_at", "created_at", "last_seen", "acknowledged_at",
               "acknowledged_by", "acknowledged_note", "resolved_at", "resolved_by", "resolution_note", "suppressed",
-              "suppressed_reason", "flapping", "escalation_level"}
+              "suppressed_reason", "flapping", "escalation_level", "site", "parent", "rule_id", "notified_at",
+              "acknowledged_by_email", "resolved_by_email"}
 
 
 # --- fixtures and builders (the app fixtures of test_api, which pytest does not share across modules) ------

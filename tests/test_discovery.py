@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from cli import main
 from ingest.discovery import Discovered, discover, host_count, parse_network, propose_type
 from ingest.icmp import icmp_permitted
-from netpulse.cli import main
 from netpulse.errors import ProbeError, ValidationError
 from netpulse.schema import DeviceType
 from tests.factories import make_org

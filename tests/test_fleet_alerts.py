@@ -120,7 +120,7 @@ def test_backtest_command_rejects_a_bad_since(bad: str, tmp_path, db_url: str, d
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from netpulse.cli import main
+    from cli import main
     from netpulse.config import get_settings
 
     make_org(db)

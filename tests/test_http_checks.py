@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
+from cli import main
 from ingest.http import (
     MAX_BODY_BYTES,
     CheckTargets,
@@ -45,7 +46,6 @@ from ingest.http import (
 from ingest.loader import Loader
 from ingest.rows import to_micros
 from ingest.tcp import TcpTarget, connect_many, connect_rows, tcp_rows
-from netpulse.cli import main
 from netpulse.config import get_settings
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.inventory import (

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from netpulse.cli import main
+from cli import main
 from netpulse.inventory import DeviceImportError, ImportReport, import_devices_csv
 from tests.factories import make_org
 

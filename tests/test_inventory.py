@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from netpulse.cli import main
+from cli import main
 from netpulse.config import get_settings
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.inventory import (
@@ -373,7 +373,7 @@ def test_cli_without_organization_or_database(cli: CliRunner, db: psycopg.Connec
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     result = cli.invoke(main, ["devices", "list"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: the database has no organization yet; create one before adding devices\n"
+    assert result.stderr == "Error: the database has no organization yet; create one with `netpulse org create NAME`\n"
     monkeypatch.delenv("NETPULSE_DATABASE_URL")
     monkeypatch.setenv("NETPULSE_ENV_FILE", "/nonexistent/.env")
     get_settings.cache_clear()

@@ -38,7 +38,7 @@ from analytics.notify.sendgrid import SendGridChannel
 from analytics.notify.slack import SlackChannel
 from analytics.notify.smtp import SmtpChannel
 from analytics.notify.webhook import WebhookChannel, sign, verify
-from netpulse.cli import main
+from cli import main
 from netpulse.config import Settings, get_settings, load_settings
 from netpulse.errors import ConfigError, ValidationError
 from tests.factories import make_org

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from analytics.notify.base import Notification
 from analytics.notify.slack import SlackChannel
 from analytics.notify.webhook import WebhookChannel, verify
+from cli.demo.notify_sink import NotificationSink
 from netpulse.config import load_settings
-from netpulse.notify_sink import NotificationSink
 from tests.factories import make_org
 
 SECRET = "s" * 32
@@ -44,10 +44,10 @@ def test_the_sink_prints_signed_webhooks_and_slack_messages() -> None:
 
 def test_demo_channels_reach_the_sink_and_history_replay_opens_alerts(db: psycopg.Connection, session: Session) -> None:
     from analytics.notify.delivery import send_test
+    from cli.demo.run import ensure_demo_channels, ensure_demo_rules, replay_recent_alerts
     from ingest.loader import Loader
     from ingest.simulator import Fleet
     from ingest.status import Hysteresis
-    from netpulse.demo import ensure_demo_channels, ensure_demo_rules, replay_recent_alerts
 
     org = make_org(db)
     lines: list[str] = []

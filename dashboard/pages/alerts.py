@@ -78,46 +78,6 @@ KPI_CARDS = (
 
 # --- reads (organization-scoped, parameterised) ------------------------------------------------------
 
-_COUNTS = """
-SELECT count(*) FILTER (WHERE severity = 'critical') AS critical,
-       count(*) FILTER (WHERE severity = 'critical' AND status = 'firing') AS critical_firing,
-       count(*) FILTER (WHERE severity = 'warning') AS warning,
-       count(*) FILTER (WHERE severity = 'warning' AND status = 'firing') AS warning_firing,
-       count(*) FILTER (WHERE severity = 'info') AS info,
-       count(*) FILTER (WHERE severity = 'info' AND status = 'firing') AS info_firing,
-       count(*) FILTER (WHERE status = 'acknowledged') AS acknowledged,
-       count(*) FILTER (WHERE suppressed) AS suppressed,
-       count(*) FILTER (WHERE suppressed AND suppressed_reason = 'maintenance') AS maintenance,
-       count(*) FILTER (WHERE suppressed AND suppressed_reason = 'parent_down') AS parent_down,
-       count(*) FILTER (WHERE flapping) AS flapping
-FROM alerts WHERE organization_id = %(org)s AND NOT resolved
-"""
-
-_LIST = """
-SELECT a.id, a.severity, a.status, a.message, a.occurrences, a.started_at, a.created_at, a.suppressed,
-       a.suppressed_reason, a.flapping, a.escalation_level, d.name AS device, s.name AS site,
-       count(*) OVER () AS total
-FROM alerts a
-LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
-LEFT JOIN sites s ON s.id = d.site_id
-WHERE a.organization_id = %(org)s AND (%(all)s OR NOT a.resolved) AND a.severity = ANY(%(severities)s)
-ORDER BY a.created_at DESC, a.id DESC
-LIMIT %(limit)s
-"""
-
-_DETAIL = """
-SELECT a.id, a.severity, a.status, a.rule_id, a.alert_type, a.message, a.metric, a.value, a.threshold, a.occurrences,
-       a.started_at, a.created_at, a.last_seen, a.acknowledged_at, a.acknowledged_note, a.resolved_at,
-       a.resolution_note, a.suppressed, a.suppressed_reason, a.flapping, a.escalation_level,
-       d.name AS device, s.name AS site, ua.email AS acknowledged_by, ur.email AS resolved_by
-FROM alerts a
-LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
-LEFT JOIN sites s ON s.id = d.site_id
-LEFT JOIN users ua ON ua.id = a.acknowledged_by
-LEFT JOIN users ur ON ur.id = a.resolved_by
-WHERE a.organization_id = %(org)s AND a.id = %(id)s
-"""
-
 _OPENED_PER_HOUR = """
 SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AS hour, severity, count(*) AS n
 FROM alerts WHERE organization_id = %(org)s AND created_at >= %(since)s
@@ -138,8 +98,7 @@ def _rows(query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
 def _detail(org_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[dict[str, Any] | None, list[tuple[Any, ...]]]:
     """The alert (None when this organization has no such alert) and its history, oldest event first."""
     with raw_connection(_engine()) as conn:
-        with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(_DETAIL, {"org": org_id, "id": alert_id}).fetchone()
+        row = alerts.get_alert(conn, org_id, alert_id)
         # history() does not filter by organization: it runs only once the alert was found in this one.
         events = alerts.history(conn, alert_id) if row is not None else []
     return row, list(events)
@@ -346,7 +305,8 @@ def _kpi_texts(c: dict[str, int]) -> tuple[list[str], list[str]]:
     Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERT_VERSION, "data"),
 )
 def refresh_kpis(_n: int, _version: int) -> list[str]:
-    (counts,) = _rows(_COUNTS, {"org": current_org_id()})
+    with raw_connection(_engine()) as conn:
+        counts = alerts.counts(conn, current_org_id())
     values, subs = _kpi_texts({k: int(v) for k, v in counts.items()})
     css = ["np-kpi-value" if v != "0" else "np-kpi-value np-zero" for v in values]
     return [*values, *subs, *css, datetime.now(UTC).strftime("%H:%M:%S UTC")]
@@ -429,8 +389,9 @@ def refresh_table(_n: int, status: str | None, severities: list[str] | None, sel
     chosen = [s for s in (severities or []) if s in ids.ALERT_SEVERITIES]
     if not chosen:
         return html.Div("Pick at least one severity to list alerts.", className="np-empty np-empty-pad"), "0"
-    rows = _rows(_LIST, {"org": current_org_id(), "all": show_all, "severities": chosen, "limit": MAX_ROWS})
-    total = int(rows[0]["total"]) if rows else 0
+    where = alerts.AlertFilter(state="all" if show_all else "open", severities=chosen)
+    with raw_connection(_engine()) as conn:
+        rows, total = alerts.list_alerts(conn, current_org_id(), where, limit=MAX_ROWS)
     count = f"{total:,} {'in all' if show_all else 'open'}"
     if not rows:
         text = "No alerts match these filters." if show_all else "No open alerts: all clear."
@@ -492,7 +453,7 @@ def _event_details(kind: str, details: Any) -> str:
 
 
 def _history(events: list[tuple[Any, ...]], alert: dict[str, Any]) -> html.Div:
-    who = {"acknowledged": alert["acknowledged_by"], "resolved": alert["resolved_by"]}
+    who = {"acknowledged": alert["acknowledged_by_email"], "resolved": alert["resolved_by_email"]}
     items = []
     for at, kind, note, details in events:
         kind = str(kind)
@@ -531,8 +492,8 @@ def _detail_body(a: dict[str, Any], now: datetime) -> list[Any]:
     for label, key in (("Began", "started_at"), ("Opened", "created_at"), ("Last seen", "last_seen")):
         fields += _field(label, _ago(a[key], now), html.Span(_stamp(a[key]), className="np-abs"))
     fields += _field("Occurrences", f"{a['occurrences']:,}")
-    for label, at, by, note in (("Acknowledged", "acknowledged_at", "acknowledged_by", "acknowledged_note"),
-                                ("Resolved", "resolved_at", "resolved_by", "resolution_note")):
+    for label, at, by, note in (("Acknowledged", "acknowledged_at", "acknowledged_by_email", "acknowledged_note"),
+                                ("Resolved", "resolved_at", "resolved_by_email", "resolution_note")):
         if a[at] is not None:
             quoted = html.Div(f"“{a[note]}”", className="np-ev-note") if a[note] else None
             fields += _field(label, f"{_ago(a[at], now)} by {a[by] or 'the system'}", quoted)

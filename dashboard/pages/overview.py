@@ -17,6 +17,7 @@ from dash import Input, Output, dcc, html
 from flask import current_app
 from sqlalchemy import Engine
 
+from analytics import alerts
 from analytics.fleet import UNASSIGNED_SITE, devices_needing_attention, fleet_summary, latency_series
 from dashboard import ids
 from dashboard.auth import current_org_id
@@ -59,14 +60,6 @@ def _kpi(label: str, value_id: str, sub_id: str, accent: str, sub: str = "") -> 
         ),
         xs=6, md=3, xl=True,  # seven cards share one row on wide screens
     )
-
-
-# Open (not resolved) alerts of the organization, by severity: the card linking to /alerts.
-_OPEN_ALERTS = """
-SELECT count(*) AS open, count(*) FILTER (WHERE severity = 'critical') AS critical,
-       count(*) FILTER (WHERE severity = 'warning') AS warning, count(*) FILTER (WHERE severity = 'info') AS info
-FROM alerts WHERE organization_id = %s AND NOT resolved
-"""
 
 
 def _alerts_card() -> dbc.Col:
@@ -193,8 +186,8 @@ def refresh_latency(_n: int) -> Any:
 )
 def refresh_open_alerts(_n: int) -> tuple[str, str, str]:
     with raw_connection(_engine()) as conn:
-        row = conn.execute(_OPEN_ALERTS, (current_org_id(),)).fetchone()
-    total, critical, warning, info = (int(v) for v in row) if row else (0, 0, 0, 0)
+        c = alerts.counts(conn, current_org_id())
+    total, critical, warning, info = c["open"], c["critical"], c["warning"], c["info"]
     parts = [f"{n:,} {name}" for n, name in ((critical, "critical"), (warning, "warning"), (info, "info")) if n]
     accent = "down" if critical else "degraded" if warning else "total" if total else "up"
     return f"{total:,}", " · ".join(parts) or "all clear", f"np-kpi np-kpi-{accent}"

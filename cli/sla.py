@@ -6,93 +6,35 @@ error, which the ``netpulse`` group prints as one ``Error: ...`` line (exit 1).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from netpulse.cli.devices import _organization, _session, _table, org_option
-from netpulse.errors import NotFound, StorageError, ValidationError
+from cli._common import connection, org_option, table
+from netpulse.errors import NotFound, ValidationError
+from netpulse.timespec import format_time as _iso
+from netpulse.timespec import human_duration as human
+from netpulse.timespec import parse_duration, parse_time
 
 if TYPE_CHECKING:
-    from netpulse.schema import Organization
+    pass
 
 # The same values as analytics.sla (BY, SCOPES), which loads only when a command runs.
 BY_CHOICES = ("device", "group", "site", "tag", "org")
 SCOPE_CHOICES = ("device", "group", "site", "tag", "all")
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(\d+)([wdhms])")
-
-
-@contextmanager
-def _connection(org_slug: str | None) -> Iterator[tuple[Any, Organization]]:
-    """The organization and the psycopg connection of one transaction (committed when the command succeeds)."""
-    import psycopg
-
-    with _session() as session:
-        org = _organization(session, org_slug)
-        try:
-            yield session.connection().connection.driver_connection, org
-        except psycopg.errors.UndefinedTable as exc:
-            raise StorageError(f"the database lacks a table ({exc.diag.message_primary}); "
-                               "run `netpulse migrate` first") from None
-
-
-def parse_duration(text: str, option: str = "--since") -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w`` or a sum such as ``1d12h``."""
-    compact = text.strip().lower()
-    if not compact or _DURATION.sub("", compact) or not _DURATION.search(compact):
-        raise ValidationError(f"{option}: {text!r} is not a duration; use a number and a unit (w, d, h, m, s), "
-                              "e.g. 30d, 12h, 90m or 1d12h", details={option.lstrip("-"): "not a duration"})
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
-    if seconds <= 0:
-        raise ValidationError(f"{option}: {text!r} is empty; give a duration longer than zero",
-                              details={option.lstrip("-"): "must be longer than zero"})
-    return timedelta(seconds=seconds)
-
-
-def parse_time(text: str, option: str) -> datetime:
-    """An ISO 8601 date or time; UTC unless it carries an offset."""
-    try:
-        ts = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(f"{option}: {text!r} is not an ISO 8601 time; e.g. 2026-11-01 or "
-                              "2026-11-01T08:00:00Z", details={option.lstrip("-"): "not an ISO 8601 time"}) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _span(start_text: str | None, end_text: str) -> tuple[datetime, datetime]:
     if not start_text:
         raise ValidationError("--to needs --from (or use --since for a period that ends now)",
                               details={"from": "required with --to"})
-    start, end = parse_time(start_text, "--from"), parse_time(end_text, "--to")
+    start, end = parse_time(start_text, field="--from"), parse_time(end_text, field="--to")
     if end <= start:
         raise ValidationError(f"--to ({_iso(end)}) must be after --from ({_iso(start)})",
                               details={"to": "must be after --from"})
     return start, end
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
-
-
-def human(seconds: float | None) -> str:
-    """A duration for a table: ``2d 3h``, ``1h 05m``, ``4m 30s``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    days, rest = divmod(s, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def _pct(value: float | None) -> str:
@@ -100,9 +42,7 @@ def _pct(value: float | None) -> str:
 
 
 def _budget(minutes: float | None) -> str:
-    if minutes is None:
-        return "-"
-    return human(minutes * 60) if minutes >= 0 else "-" + human(-minutes * 60)
+    return "-" if minutes is None else human(minutes * 60)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,8 +83,8 @@ def report_command(since: str | None, start_text: str | None, end_text: str | No
         start, end = _span(start_text, end_text or now.isoformat())
     else:
         end = now
-        start = end - parse_duration(since or "30d")
-    with _connection(org_slug) as (conn, org):
+        start = end - parse_duration(since or "30d", field="--since")
+    with connection(org_slug) as (conn, org):
         frame = availability(conn, org.id, start, end, by=by)  # type: ignore[arg-type]
     key = "NAME" if by in ("device", "org") else by.upper()
     headers = [key, *(["SITE", "GROUP"] if by == "device" else ["DEVICES"]),
@@ -153,7 +93,7 @@ def report_command(since: str | None, start_text: str | None, end_text: str | No
              _pct(r["availability_pct"]), human(r["down_s"]), str(r["outages"]), human(r["mttr_s"]),
              human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
     click.echo(f"availability by {by}, {_iso(start)} to {_iso(end)} UTC, worst first")
-    click.echo(_table(headers, rows) if rows else f"no devices in {org.slug} yet")
+    click.echo(table(headers, rows) if rows else f"no devices in {org.slug} yet")
     if csv_path is not None:
         try:
             frame.write_csv(csv_path)
@@ -175,8 +115,8 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
     """
     from analytics.sla import evaluate_targets
 
-    now = parse_time(at_text, "--at") if at_text else datetime.now(UTC)
-    with _connection(org_slug) as (conn, org):
+    now = parse_time(at_text, field="--at") if at_text else datetime.now(UTC)
+    with connection(org_slug) as (conn, org):
         results = evaluate_targets(conn, org.id, now)
     if not results:
         click.echo(f"no SLA targets in {org.slug} yet")
@@ -185,7 +125,7 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
              str(r.devices), f"{r.target_pct:g}%", _pct(r.achieved_pct),
              _budget(r.error_budget_min),
              "BREACHED" if r.breached else ("no data" if r.achieved_pct is None else "ok")] for r in results]
-    click.echo(_table(["ID", "SCOPE", "REF", "PERIOD", "SINCE", "DEVICES", "TARGET", "ACHIEVED", "BUDGET", "STATUS"],
+    click.echo(table(["ID", "SCOPE", "REF", "PERIOD", "SINCE", "DEVICES", "TARGET", "ACHIEVED", "BUDGET", "STATUS"],
                       rows))
     breached = sum(r.breached for r in results)
     click.echo(f"{len(results)} target(s), {breached} breached")
@@ -238,7 +178,7 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
     if scope != "all" and not ref:
         raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
     start, end = _span(start_text, end_text)
-    with _connection(org_slug) as (conn, org):
+    with connection(org_slug) as (conn, org):
         name = _resolve_ref(conn, org.id, scope, ref) if ref else None
         row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at,"
                            " reason) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
@@ -254,7 +194,7 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
 @org_option
 def maintenance_list_command(limit: int, org_slug: str | None) -> None:
     """List maintenance windows, latest start first."""
-    with _connection(org_slug) as (conn, org):
+    with connection(org_slug) as (conn, org):
         found = conn.execute("SELECT id, scope, scope_ref, starts_at, ends_at, reason, now() FROM maintenance_windows"
                              " WHERE organization_id = %s ORDER BY starts_at DESC, id DESC LIMIT %s",
                              (org.id, limit)).fetchall()
@@ -264,7 +204,7 @@ def maintenance_list_command(limit: int, org_slug: str | None) -> None:
     rows = [[str(i), scope, ref or "-", _iso(s), _iso(e), human((e - s).total_seconds()),
              "active" if s <= now < e else ("upcoming" if now < s else "past"), reason or "-"]
             for i, scope, ref, s, e, reason, now in found]
-    click.echo(_table(["ID", "SCOPE", "REF", "FROM", "TO", "LENGTH", "STATE", "REASON"], rows))
+    click.echo(table(["ID", "SCOPE", "REF", "FROM", "TO", "LENGTH", "STATE", "REASON"], rows))
     click.echo(f"{len(rows)} window(s)")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from netpulse.cli.devices import _organization, _session, _table, org_option
+from cli._common import org_option, organization, session_scope, table
 from netpulse.config import get_settings
 from netpulse.schema import ChannelKind
 
@@ -91,8 +91,8 @@ def add_command(name: str, kind: str, config: dict[str, Any] | None, to: tuple[s
             merged["secret"] = secret
         elif "secret" not in merged:
             merged["secret"] = generated = secrets.token_hex(32)
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         created = create_channel(session, org.id, name, kind, merged, rate_limit_per_minute=rate_limit,
                                  enabled=not disabled)
         summary = (f"added {kind} channel {created.name!r} (id {created.id}) to {describe_target(kind, merged)}, "
@@ -108,14 +108,14 @@ def list_command(org_slug: str | None) -> None:
     """List notification channels, ordered by name. Secrets are not shown."""
     from analytics.notify import describe_target, list_channels
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         rows = [[str(c.id), c.name, c.kind, "yes" if c.enabled else "no", str(c.rate_limit_per_minute),
                  describe_target(c.kind, c.config) or "-"] for c in list_channels(session, org.id)]
     if not rows:
         click.echo(f"no notification channels in {org.slug} yet; add one with `netpulse notify channel add`")
         return
-    click.echo(_table(["ID", "NAME", "KIND", "ENABLED", "PER MIN", "TARGET"], rows))
+    click.echo(table(["ID", "NAME", "KIND", "ENABLED", "PER MIN", "TARGET"], rows))
 
 
 @notify.command("test")
@@ -130,8 +130,8 @@ def test_command(name: str, org_slug: str | None) -> None:
     from analytics.notify import DeliveryFailed, send_test
 
     settings = get_settings()
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         result = send_test(session, org.id, name, settings=settings)
     # Reported after the commit, so a failed test stays recorded.
     if not result.ok:

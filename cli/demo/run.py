@@ -216,8 +216,8 @@ def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datet
 def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
     loopback port, and the localhost device polled through it. Returns the agent or None."""
+    from cli.demo.snmpd import LocalAgent, find_snmpd
     from netpulse.errors import NetPulseError
-    from netpulse.snmpd import LocalAgent, find_snmpd
 
     if find_snmpd() is None:
         click.echo("  SNMP: snmpd is not installed, so localhost shows ICMP only (Debian: apt-get install snmpd)")
@@ -239,12 +239,12 @@ def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
 
 
 def run_demo(opts: DemoOptions) -> None:
+    from cli.demo.embedded import EmbeddedStack
     from dashboard.app import create_app
     from ingest.icmp import icmp_permitted
     from ingest.simulator import Fleet
     from netpulse.config import load_settings
     from netpulse.db import make_engine, make_sessionmaker
-    from netpulse.embedded import EmbeddedStack
     from netpulse.migrations import migrate
     from workers import broker as broker_mod
     from workers import runtime
@@ -292,7 +292,7 @@ def run_demo(opts: DemoOptions) -> None:
             click.echo(f"  rollups: {materialized:,} minute buckets materialized")
 
         from analytics.notify.webhook import verify
-        from netpulse.notify_sink import NotificationSink
+        from cli.demo.notify_sink import NotificationSink
 
         sink_secret = stack.secret("webhook-secret")
         sink = NotificationSink(echo=click.echo, verify=lambda body, ts, sig: verify(sink_secret, body, ts, sig))

@@ -6,15 +6,13 @@ Errors are NetPulse errors, which the ``netpulse`` group prints as one ``Error: 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from netpulse.config import get_settings
-from netpulse.errors import NotFound, StorageError, ValidationError
+from cli._common import org_option, organization, session_scope, table
 from netpulse.schema import DeviceType, OperStatus
 
 if TYPE_CHECKING:
@@ -23,60 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ingest.discovery import Discovered
-    from netpulse.schema import Device, Organization
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    """One transaction: committed when the command succeeds, rolled back when it raises."""
-    import psycopg
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from netpulse.db import make_engine, make_sessionmaker
-
-    engine = make_engine(get_settings().require_database_url(), pool_size=1, max_overflow=0)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            yield session
-    except OperationalError as exc:
-        first = str(exc.orig or exc).strip().splitlines()[0]
-        raise StorageError(f"cannot use the database: {first}; check NETPULSE_DATABASE_URL") from None
-    except ProgrammingError as exc:
-        if isinstance(exc.orig, psycopg.errors.UndefinedTable):
-            raise StorageError("the database has no NetPulse tables yet; run `netpulse migrate` first") from None
-        raise
-    finally:
-        engine.dispose()
-
-
-def _organization(session: Session, slug: str | None) -> Organization:
-    from sqlalchemy import select
-
-    from netpulse.schema import Organization
-    from netpulse.users import get_organization_by_slug
-
-    if slug is not None:
-        org = get_organization_by_slug(session, slug)
-        if org is None:
-            known = session.scalars(select(Organization.slug).order_by(Organization.slug).limit(20)).all()
-            hint = f"known: {', '.join(known)}" if known else "the database has no organization yet"
-            raise NotFound(f"no organization with slug {slug!r}; {hint}", details={"org": slug},
-                           code="ORGANIZATION_NOT_FOUND")
-        return org
-    orgs = session.scalars(select(Organization).order_by(Organization.slug).limit(21)).all()
-    if not orgs:
-        raise NotFound("the database has no organization yet; create one before adding devices",
-                       code="ORGANIZATION_NOT_FOUND")
-    if len(orgs) > 1:
-        slugs = ", ".join(o.slug for o in orgs[:20]) + (", ..." if len(orgs) > 20 else "")
-        raise ValidationError(f"the database holds several organizations ({slugs}); choose one with --org SLUG",
-                              details={"org": "required when there is more than one organization"})
-    return orgs[0]
-
-
-org_option = click.option(
-    "--org", "org_slug", metavar="SLUG",
-    help="Organization slug. May be left out when the database holds exactly one organization.")
+    from netpulse.schema import Device
 
 
 @click.group()
@@ -118,8 +63,8 @@ def import_command(file: Path, org_slug: str | None, dry_run: bool) -> None:
         bar.update(done - bar.n)
 
     try:
-        with _session() as session:
-            org = _organization(session, org_slug)
+        with session_scope() as session:
+            org = organization(session, org_slug)
             report = import_devices_csv(session, org.id, file, dry_run=dry_run, progress=progress)
     except DeviceImportError as exc:
         for line, message in exc.errors:
@@ -129,14 +74,6 @@ def import_command(file: Path, org_slug: str | None, dry_run: bool) -> None:
         if bar is not None:
             bar.close()
     click.echo(report.summary())
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)
 
 
 def _row(device: Device) -> list[str]:
@@ -161,8 +98,8 @@ def list_command(org_slug: str | None, oper_status: str | None, site: str | None
     """List devices as a table, ordered by name."""
     from netpulse.inventory import list_devices
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         found, total = list_devices(session, org.id, site=site, group=group, tag=tag, oper_status=oper_status,
                                     search=search, limit=limit)
         rows = [_row(d) for d in found]
@@ -170,7 +107,7 @@ def list_command(org_slug: str | None, oper_status: str | None, site: str | None
         click.echo("no devices match" if total or any((oper_status, site, group, tag, search))
                    else f"no devices in {org.slug} yet; add some with `netpulse devices add` or `import`")
         return
-    click.echo(_table(["ID", "NAME", "ADDRESS", "TYPE", "SITE", "GROUP", "PARENT", "STATUS", "OPER", "TAGS"],
+    click.echo(table(["ID", "NAME", "ADDRESS", "TYPE", "SITE", "GROUP", "PARENT", "STATUS", "OPER", "TAGS"],
                       rows))
     click.echo(f"{len(rows)} of {total} device(s); raise --limit to see more" if total > len(rows)
                else f"{total} device(s)")
@@ -206,8 +143,8 @@ def add_command(name: str, address: str, device_type: str, site: str | None, gro
                       parent=parent, description=description, snmp_version=snmp_version,
                       snmp_community=snmp_community, snmp_credential=snmp_credential, snmp_port=snmp_port,
                       probe_interval_s=probe_interval_s)
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         device = create_device(session, org.id, spec)
         summary = f"added device {device.name!r} (id {device.id}): {device.device_type} at {device.address}"
     click.echo(summary)
@@ -223,8 +160,8 @@ def remove_command(name: str, org_slug: str | None) -> None:
     from netpulse.inventory import delete_device, get_device_by_name
     from netpulse.schema import Device
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         device = get_device_by_name(session, org.id, name)
         children = session.scalar(select(func.count()).select_from(Device).where(
             Device.organization_id == org.id, Device.parent_id == device.id)) or 0
@@ -342,8 +279,8 @@ def discover_command(cidr: str, communities: tuple[str, ...], snmp_port: int, co
     from ingest.icmp import icmp_permitted
 
     network = parse_network(cidr, max_hosts)   # a bad network fails before the database is opened
-    with _session() as session:
-        org_id = _organization(session, org_slug).id
+    with session_scope() as session:
+        org_id = organization(session, org_slug).id
         _check_labels(session, org_id, site, group)
     total = host_count(network)
     click.echo(f"sweeping {total:,} address(es) of {network}", err=True)
@@ -361,13 +298,13 @@ def discover_command(cidr: str, communities: tuple[str, ...], snmp_port: int, co
     if not found:
         click.echo(f"no host answered in {network} ({total:,} address(es) swept)")
         return
-    with _session() as session:
+    with session_scope() as session:
         outcome = _add_discovered(session, org_id, found, network=str(network), site=site, group=group,
                                   snmp_port=snmp_port, dry_run=dry_run)
     rows = [[d.address, f"{d.rtt_ms:.2f}" if d.rtt_ms is not None else "-", f"{d.loss_pct:g}", name,
              d.proposed_type.value, "v2c" if d.snmp_community else "-", _shorten(d.sys_descr), result]
             for d, (name, result) in zip(found, outcome, strict=True)]
-    click.echo(_table(["ADDRESS", "RTT MS", "LOSS %", "NAME", "TYPE", "SNMP", "SYSDESCR", "RESULT"], rows))
+    click.echo(table(["ADDRESS", "RTT MS", "LOSS %", "NAME", "TYPE", "SNMP", "SYSDESCR", "RESULT"], rows))
     known = sum(1 for _, result in outcome if result.startswith("known"))
     new = len(outcome) - known
     if dry_run:
@@ -423,8 +360,8 @@ def check_add_command(device: str, url: str | None, port: int | None, name: str 
                             url=url, method=method.upper(), expected_status=expected_status,
                             expected_body=expected_body, verify_tls=not no_verify_tls,
                             timeout_s=DEFAULT_CHECK_TIMEOUT_S if timeout_s is None else timeout_s)
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         found = get_device_by_name(session, org.id, device)
         check = add_service_check(session, org.id, found.id, spec)
         summary = f"added {check.kind} check {check.name!r} (id {check.id}) to device {found.name!r}"
@@ -444,8 +381,8 @@ def check_list_command(device: str | None, org_slug: str | None) -> None:
     """List the service checks of the device named DEVICE, or of every device."""
     from netpulse.inventory import get_device_by_name, list_service_checks
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         device_id = get_device_by_name(session, org.id, device).id if device is not None else None
         rows = []
         for c in list_service_checks(session, org.id, device_id):
@@ -463,7 +400,7 @@ def check_list_command(device: str | None, org_slug: str | None) -> None:
         click.echo(f"device {device!r} has no service checks yet; add one with `netpulse devices check add`"
                    if device is not None else "no service checks yet; add one with `netpulse devices check add`")
         return
-    click.echo(_table(["ID", "DEVICE", "NAME", "KIND", "TARGET", "EXPECT", "TIMEOUT_S", "TLS", "ENABLED"], rows))
+    click.echo(table(["ID", "DEVICE", "NAME", "KIND", "TARGET", "EXPECT", "TIMEOUT_S", "TLS", "ENABLED"], rows))
     click.echo(f"{len(rows)} check(s)")
 
 
@@ -475,8 +412,8 @@ def check_remove_command(device: str, name: str, org_slug: str | None) -> None:
     """Remove the check NAME from the device named DEVICE. Its stored metrics stay until retention."""
     from netpulse.inventory import get_device_by_name, remove_service_check
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         found = get_device_by_name(session, org.id, device)
         remove_service_check(session, org.id, found.id, name)
     click.echo(f"removed check {name!r} from device {device!r}")
@@ -493,8 +430,8 @@ def check_run_command(device: str, org_slug: str | None) -> None:
     from ingest.http import load_check_targets, run_checks
     from netpulse.inventory import get_device_by_name, list_service_checks
 
-    with _session() as session:
-        org = _organization(session, org_slug)
+    with session_scope() as session:
+        org = organization(session, org_slug)
         found = get_device_by_name(session, org.id, device)
         names = {c.id: c.name for c in list_service_checks(session, org.id, found.id)}
         targets = load_check_targets(session, [found.id], org_id=org.id, include_disabled=True)
@@ -514,7 +451,7 @@ def check_run_command(device: str, org_slug: str | None) -> None:
                                                                            r.target.port),
               "ok" if r.ok else "FAIL", "-", ms(r.connect_ms), "-", r.reason or "-"] for r in results.tcp]
     rows.sort(key=lambda row: row[0])
-    click.echo(_table(["NAME", "KIND", "TARGET", "RESULT", "STATUS", "MS", "CERT_DAYS", "REASON"], rows))
+    click.echo(table(["NAME", "KIND", "TARGET", "RESULT", "STATUS", "MS", "CERT_DAYS", "REASON"], rows))
     failed = sum(1 for row in rows if row[3] == "FAIL")
     if failed:
         click.echo(f"{failed} of {len(rows)} check(s) failed", err=True)

@@ -1,4 +1,8 @@
-"""The ``netpulse`` command: the composition root. Commands import the layers they wire lazily."""
+"""The ``netpulse`` command: the composition root, on top of every layer.
+
+Commands import the layers they wire lazily, so ``netpulse --help`` starts fast. The demo's tooling
+(embedded PostgreSQL and Redis, a private snmpd, the notification sink) lives beside it in ``cli.demo``.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ def main() -> None:
 
 
 def _register() -> None:
-    from netpulse.cli import demo, devices, notify, ops, rules, sla
+    from cli import devices, notify, ops, rules, sla
+    from cli.demo import command as demo
 
     for module in (ops, devices, notify, rules, sla, demo):
         for command in module.COMMANDS:

@@ -29,8 +29,8 @@ def demo(data_dir: Path | None, port: int, devices: int, sites: int, history_day
     Starts PostgreSQL and Redis from their wheels, a simulated network plus real probes of this
     machine, backfills history, runs workers and the scheduler in-process and serves the dashboard.
     """
+    from cli.demo.run import DemoOptions, run_demo
     from netpulse.config import get_settings
-    from netpulse.demo import DemoOptions, run_demo
 
     if data_dir is None:
         settings = get_settings()

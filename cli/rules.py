@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from netpulse.cli.devices import _organization, _session, _table, org_option
-from netpulse.cli.sla import human
+from cli._common import connection, org_option, table
 from netpulse.errors import ValidationError
-
-
-@contextmanager
-def _conn(org_slug: str | None) -> Iterator[tuple[Any, uuid.UUID]]:
-    """The psycopg connection of one ORM transaction, and the organization's id."""
-    with _session() as session:
-        org = _organization(session, org_slug)
-        yield session.connection().connection.driver_connection, org.id
+from netpulse.timespec import human_duration as human
+from netpulse.timespec import parse_duration
 
 
 def _since(text: str) -> timedelta:
-    from analytics.rules import parse_duration
-
-    seconds = parse_duration(text, field_name="--since")
-    if seconds <= 0:
-        raise ValidationError("--since must be a positive duration such as 7d", details={"since": text})
-    return timedelta(seconds=seconds)
+    return parse_duration(text, field="--since")
 
 
 def _when(dt: datetime | None) -> str:
@@ -77,7 +63,8 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
     if end.tzinfo is None:
         raise ValidationError("--until needs a time zone, e.g. 2026-11-20T12:00:00Z", details={"until": until_text})
     start = end - _since(since)
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         names = dict(conn.execute("SELECT id, name FROM devices WHERE organization_id = %s", (org_id,)).fetchall())
         for rule in tqdm(rule_list, desc="replaying", unit="rule", disable=None, leave=False):
             click.echo(f"\n{rule.name} [{rule.severity}]: {rule.describe()}")
@@ -100,7 +87,7 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
                              human(((resolved or int(end.timestamp() * 1e6)) - opened) / 1e6),
                              "-" if worst is None or worst != worst else f"{worst:.4g}"])
             if rows:
-                click.echo(_table(["device", "breach began", "alert opened", "resolved", "lasted", "worst"], rows))
+                click.echo(table(["device", "breach began", "alert opened", "resolved", "lasted", "worst"], rows))
             still = frame.filter(frame["resolved_us"].is_null()).height
             more = f" (first {limit} listed)" if frame.height > limit else ""
             click.echo(f"  {frame.height} alert(s) would have opened{more}, {still} still open at the end; "
@@ -116,7 +103,8 @@ def load_command(rule_file: Path, org_slug: str | None) -> None:
     from analytics.rules import load_rule_file, save_rules
 
     rule_list = load_rule_file(rule_file)
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         saved = save_rules(conn, org_id, rule_list)
     click.echo(f"{len(saved)} rule(s) saved: {', '.join(r.name for r in saved)}")
 
@@ -127,12 +115,13 @@ def list_command(org_slug: str | None) -> None:
     """List the rules."""
     from analytics.rules import load_rules
 
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         found = load_rules(conn, org_id, enabled_only=False)
     if not found:
         click.echo("no rules yet; load some with `netpulse rules load FILE`")
         return
-    click.echo(_table(["name", "severity", "enabled", "condition"],
+    click.echo(table(["name", "severity", "enabled", "condition"],
                       [[r.name, r.severity, "yes" if r.enabled else "no", r.describe()] for r in found]))
 
 
@@ -147,19 +136,21 @@ def alerts() -> None:
 @org_option
 def alerts_list(show_all: bool, limit: int, org_slug: str | None) -> None:
     """List open alerts, newest first."""
-    with _conn(org_slug) as (conn, org_id):
-        rows = conn.execute(
-            "SELECT a.id, a.severity, a.status, coalesce(d.name, '-'), a.message, a.occurrences, a.created_at, "
-            "a.suppressed_reason, a.flapping FROM alerts a LEFT JOIN devices d ON d.id = a.device_id "
-            "WHERE a.organization_id = %s" + ("" if show_all else " AND NOT a.resolved")
-            + " ORDER BY a.created_at DESC LIMIT %s", (org_id, limit)).fetchall()
+    from analytics.alerts import AlertFilter, list_alerts
+
+    with connection(org_slug) as (conn, org):
+        rows, total = list_alerts(conn, org.id, AlertFilter(state="all" if show_all else "open"), limit=limit)
     if not rows:
         click.echo("no alerts" if show_all else "no open alerts")
         return
-    click.echo(_table(["id", "severity", "status", "device", "message", "count", "opened", "notes"], [
-        [str(r[0])[:8], r[1], r[2], r[3], r[4][:60], str(r[5]), _when(r[6]),
-         ", ".join(x for x in (f"suppressed: {r[7]}" if r[7] else "", "flapping" if r[8] else "") if x)]
+    click.echo(table(["id", "severity", "status", "device", "message", "count", "opened", "notes"], [
+        [str(r["id"])[:8], r["severity"], r["status"], r["device"] or "-", r["message"][:60], str(r["occurrences"]),
+         _when(r["created_at"]),
+         ", ".join(x for x in (f"suppressed: {r['suppressed_reason']}" if r["suppressed"] else "",
+                               "flapping" if r["flapping"] else "") if x)]
         for r in rows]))
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} alert(s); raise --limit to see more")
 
 
 def _alert_id(conn: Any, org_id: uuid.UUID, text: str) -> uuid.UUID:
@@ -181,14 +172,15 @@ def alerts_show(alert: str, org_slug: str | None) -> None:
     """Show ALERT (an id or its prefix) and its full history."""
     from analytics.alerts import history
 
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         alert_id = _alert_id(conn, org_id, alert)
         row = conn.execute("SELECT severity, status, message, occurrences, started_at, created_at, last_seen "
                            "FROM alerts WHERE id = %s", (alert_id,)).fetchone()
         events = history(conn, alert_id)
     click.echo(f"{alert_id} [{row[0]}] {row[1]}: {row[2]}")
     click.echo(f"began {_when(row[4])}, opened {_when(row[5])}, last seen {_when(row[6])}, {row[3]} occurrence(s)")
-    click.echo(_table(["time", "event", "note", "details"],
+    click.echo(table(["time", "event", "note", "details"],
                       [[_when(t), k, n or "", ", ".join(f"{a}={b}" for a, b in d.items())] for t, k, n, d in events]))
 
 
@@ -200,7 +192,8 @@ def alerts_ack(alert: str, note: str | None, org_slug: str | None) -> None:
     """Acknowledge ALERT: escalation stops; it still resolves when its condition clears."""
     from analytics.alerts import acknowledge
 
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         alert_id = _alert_id(conn, org_id, alert)
         acknowledge(conn, org_id, alert_id, None, note, datetime.now(UTC))
     click.echo(f"acknowledged {alert_id}")
@@ -214,7 +207,8 @@ def alerts_resolve(alert: str, note: str, org_slug: str | None) -> None:
     """Resolve ALERT by hand, with a note."""
     from analytics.alerts import resolve
 
-    with _conn(org_slug) as (conn, org_id):
+    with connection(org_slug) as (conn, org):
+        org_id = org.id
         alert_id = _alert_id(conn, org_id, alert)
         resolve(conn, org_id, alert_id, None, note, datetime.now(UTC))
     click.echo(f"resolved {alert_id}")

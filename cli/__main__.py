@@ -1,0 +1,5 @@
+"""``python -m cli``: the ``netpulse`` command."""
+
+from cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""``netpulse demo``: the whole product on the embedded stack, with a simulated network and its tooling."""

@@ -1,3 +1,0 @@
-from netpulse.cli import main
-
-main()
