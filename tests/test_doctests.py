@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.telemetry", "netpulse.probe_status"]
 
 
 @pytest.mark.parametrize("name", MODULES)
