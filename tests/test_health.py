@@ -155,3 +155,14 @@ def test_a_check_that_hangs_fails_as_a_timeout_without_holding_the_answer() -> N
     assert time.monotonic() - started < 5
     assert report.as_dict() == {"status": "unhealthy", "checks": {"slow": {"status": "fail", "error": "timeout"},
                                                                   "fast": {"status": "ok"}}}
+
+
+def test_the_queue_list_is_every_queue_the_actors_use(redis_url: str) -> None:
+    from workers.broker import install
+    from workers.queues import QUEUES
+
+    b = install(make_broker(url=redis_url))
+    try:
+        assert set(b.get_declared_queues()) == set(QUEUES)
+    finally:
+        b.close()

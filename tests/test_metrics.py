@@ -176,3 +176,23 @@ def test_a_token_restricts_the_scrape(db_url: str, engine: Engine) -> None:
     assert scrape(app, {"Authorization": f"Bearer {TOKEN}"})
     # Without a token setting the scrape needs no login at all.
     assert build(db_url, engine).test_client().get("/metrics").status_code == 200
+
+
+def test_the_scheduler_counts_what_it_enqueues(db_url: str, engine: Engine, db: psycopg.Connection,
+                                               redis_url: str) -> None:
+    from workers.scheduler import Scheduler
+
+    org = make_org(db)
+    db.execute("INSERT INTO devices (organization_id, name, address, device_type) "
+               "SELECT %s, 'd' || g, '192.0.2.' || g, 'router' FROM generate_series(1, 5) g", (org,))
+    client = redis.Redis.from_url(redis_url)
+    sent: list[int] = []
+    sched = Scheduler(engine, send_probe=lambda devices, t: sent.extend(d["id"] for d in devices), interval_s=10,
+                      telemetry=telemetry.Telemetry(client))
+    t0 = 1_800_000_000
+    for s in range(t0, t0 + 10):
+        sched.tick(s)
+    sched.tick(t0 + 40)   # a stall of three intervals: each device missed two slots
+    samples = scrape(build(db_url, engine, client))
+    assert value(samples, "netpulse_probes_scheduled_total") == len(sent) == 10
+    assert value(samples, "netpulse_probes_skipped_total", reason="missed") == sched.stats.late_probes == 10
