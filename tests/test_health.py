@@ -166,3 +166,31 @@ def test_the_queue_list_is_every_queue_the_actors_use(redis_url: str) -> None:
         assert set(b.get_declared_queues()) == set(QUEUES)
     finally:
         b.close()
+
+
+def test_queue_depths_on_rabbitmq() -> None:
+    """The RabbitMQ broker's counts (runs where the rabbitmq extra, pika, is installed)."""
+    import uuid
+
+    pytest.importorskip("pika")
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url="amqp://guest:guest@127.0.0.1:5672/", middleware=[])
+    queue = f"netpulse-test-{uuid.uuid4().hex[:8]}"
+    try:
+        broker.declare_queue(queue)
+        for i in range(2):
+            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(i,), kwargs={}, options={}))
+        broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}),
+                       delay=60_000)
+        deadline = time.monotonic() + 10
+        while True:   # RabbitMQ's counts catch up with the publishes a moment later
+            depth = queue_depths(broker, (queue,))[queue]
+            if (depth.ready, depth.delayed) == (2, 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (depth.ready, depth.delayed, depth.dead) == (2, 1, 0)
+    finally:
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
+        broker.close()
