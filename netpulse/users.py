@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from netpulse.errors import Conflict, ValidationError
+from netpulse.config import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
+from netpulse.errors import Conflict, InvalidCredentials, ValidationError
 from netpulse.schema import Organization, Role, User
 
 __all__ = ["PERMISSIONS", "has_permission", "hash_password", "verify_password", "create_organization",
-           "create_user", "authenticate", "get_organization_by_slug"]
+           "create_user", "authenticate", "get_organization_by_slug", "configure_hasher", "change_password",
+           "revoke_tokens", "MAX_PASSWORD_LENGTH"]
 
 # The spec's role table. "*" grants everything.
 PERMISSIONS: dict[Role, frozenset[str]] = {
@@ -26,7 +28,9 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.API_USER: frozenset({"device:read", "metrics:read"}),
 }
 
-_hasher = PasswordHasher()
+# argon2id with the settings' defaults; composition roots apply the configured ones (configure_hasher).
+_hasher = PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM)
+MAX_PASSWORD_LENGTH = 1024  # longer ones are refused before hashing (the hash cost grows with the length)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
@@ -34,6 +38,13 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 def has_permission(role: str, permission: str) -> bool:
     granted = PERMISSIONS.get(Role(role), frozenset())
     return "*" in granted or permission in granted
+
+
+def configure_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Hash new passwords with these argon2id parameters; hashes made with others keep verifying and
+    are rehashed at the user's next login."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
 
 
 def hash_password(password: str) -> str:
@@ -94,5 +105,31 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         return None
     if not verify_password(user.hashed_password, password):
         return None
+    if _hasher.check_needs_rehash(user.hashed_password):
+        # Same password, current parameters: not a password change, so the user's sessions stay
+        # (the token-version trigger of the users table reads this transaction-local flag).
+        session.execute(text("SELECT set_config('netpulse.rehash', 'on', true)"))
+        user.hashed_password = _hasher.hash(password)
     user.last_login_at = datetime.now(UTC)
+    session.flush()
     return user
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """Set ``user``'s password after checking the current one; every token issued before stops working
+    (the database moves the user's token version)."""
+    if not verify_password(user.hashed_password, current):
+        raise InvalidCredentials("the current password is wrong", details={"current_password": "wrong"})
+    if not 8 <= len(new) <= MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"the new password must be 8 to {MAX_PASSWORD_LENGTH} characters",
+                              details={"new_password": f"must be 8 to {MAX_PASSWORD_LENGTH} characters"})
+    user.hashed_password = hash_password(new)
+    session.flush()
+    session.refresh(user, ["token_version"])
+
+
+def revoke_tokens(session: Session, user_id: uuid.UUID) -> int | None:
+    """End every session of the user (sign-out): its token version moves on. Returns the new version,
+    or None when there is no such user."""
+    return session.scalar(update(User).where(User.id == user_id)
+                          .values(token_version=User.token_version + 1).returning(User.token_version))
