@@ -38,14 +38,18 @@ def main() -> None:
 
     Production reads NETPULSE_DATABASE_URL and NETPULSE_REDIS_URL; `netpulse demo` needs neither.
     """
+    from cli._common import state_cache_client
     from netpulse import crypto
     from netpulse.config import get_settings
     from netpulse.logs import configure
+    from netpulse.tokens import use_state_cache
     from netpulse.users import configure_hasher
 
     configure("warning")
     # Stored secrets are decrypted with the settings' keys, built on first use (most commands need none).
     crypto.use_keyring(lambda: get_settings().keyring())
+    # A user changed by a command drops the web servers' cached state of that user (sessions end at once).
+    use_state_cache(state_cache_client)
     settings = get_settings()
     configure_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
                      parallelism=settings.argon2_parallelism)

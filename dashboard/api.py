@@ -216,8 +216,7 @@ def password() -> Response:
         token = issue_access_token(user)
         data = _token_data(token, {"id": str(user.id), "email": user.email, "role": user.role,
                                    "organization_id": str(user.organization_id)})
-    auth.user_states(current_app).forget(user_id)
-    response = envelope.success(data)
+    response = envelope.success(data)  # the cached state went with the commit (tokens.forget_on_commit)
     if get_jwt_request_location() == "cookies":
         set_access_cookies(response, token)
     return response

@@ -23,6 +23,8 @@ import redis
 import structlog
 from dash import html
 from flask import Flask, current_app, jsonify, request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -79,8 +81,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         settings = get_settings()
     settings.require_secret_key()  # fail before anything is built
     if redis_client is None:
+        # No retries with backoff (redis-py's default waits seconds): a request falls back or answers 503 now.
         redis_client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=REDIS_TIMEOUT_S,
-                                            socket_connect_timeout=REDIS_TIMEOUT_S)
+                                            socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
     if engine is None:
         engine = make_engine(settings.require_database_url())
     configure_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,

@@ -58,7 +58,7 @@ from netpulse.config import Settings
 from netpulse.errors import InvalidCredentials, RateLimited, Unavailable, ValidationError
 from netpulse.ratelimit import SlidingWindow
 from netpulse.schema import Role, User
-from netpulse.tokens import UserState, UserStates
+from netpulse.tokens import UserState, UserStates, use_state_cache
 from netpulse.users import MAX_PASSWORD_LENGTH, PERMISSIONS, authenticate, revoke_tokens
 
 __all__ = ["ACCESS_COOKIE", "CSRF_COOKIE", "CSRF_HEADER", "ACCESS_TTL", "REFRESH_WITHIN", "bp",
@@ -98,8 +98,9 @@ def user_states(app: Flask) -> UserStates:
 def configure_jwt(app: Flask, settings: Settings, redis_client: Any) -> JWTManager:
     """flask-jwt-extended: tokens in headers and cookies, CSRF double submit on for cookies, every
     token checked against its user's current state; the login limiter on ``redis_client``."""
-    app.extensions["netpulse.user_states"] = UserStates(redis_client, sessionmaker_of(app),
-                                                        ttl_s=settings.auth_state_ttl_s)
+    states = UserStates(redis_client, sessionmaker_of(app), ttl_s=settings.auth_state_ttl_s)
+    app.extensions["netpulse.user_states"] = states
+    use_state_cache(lambda: redis_client)  # a user changed by any session drops its cached state
     app.extensions["netpulse.login_window"] = SlidingWindow(redis_client, prefix="netpulse:auth:login")
     app.extensions["netpulse.login_limit"] = settings.login_rate_limit
     app.config.update(

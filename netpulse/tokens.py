@@ -6,8 +6,10 @@ password, or signs out (migration 0020's trigger), so a token whose version is b
 once; role and organization for permission checks are read from this state, never from the token.
 
 The state is cached in Redis (``netpulse:auth:user:<id>``, a few seconds) so a request costs no
-database round trip; NetPulse clears the entry whenever it changes a user (:meth:`UserStates.forget`),
-and the short TTL bounds changes made in SQL by hand. When Redis is unreachable the state is read
+database round trip. NetPulse clears the entry whenever it changes a user: once a composition root
+has called :func:`use_state_cache`, any ORM session of the process (web app, CLI) that commits a
+change of a user's active flag, role, organization or password drops the entry as it commits; the
+short TTL bounds only changes made in SQL by hand. When Redis is unreachable the state is read
 from PostgreSQL on every request: slower, never less strict (the database is the authority).
 """
 
@@ -21,12 +23,12 @@ from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from netpulse.schema import User
 
-__all__ = ["UserState", "load_state", "UserStates", "KEY_PREFIX"]
+__all__ = ["UserState", "load_state", "UserStates", "KEY_PREFIX", "use_state_cache", "forget_state", "WATCHED"]
 
 log = structlog.get_logger("netpulse.tokens")
 
@@ -91,13 +93,59 @@ class UserStates:
         return state
 
     def forget(self, user_id: uuid.UUID | str) -> bool:
-        """Drop the cached state after a change; False when Redis could not be told (the TTL then
-        bounds how long the old state may still be served)."""
-        if self.client is None:
-            return True
-        try:
-            self.client.delete(f"{KEY_PREFIX}{user_id}")
-        except (redis.RedisError, OSError) as exc:
-            log.warning("netpulse.tokens.forget_failed", user_id=str(user_id), error=type(exc).__name__)
-            return False
+        return forget_state(self.client, user_id)
+
+
+def forget_state(client: Any, user_id: uuid.UUID | str) -> bool:
+    """Drop a user's cached state after a change; False when Redis could not be told (the TTL then
+    bounds how long the old state may still be served). ``client``: a redis.Redis or None."""
+    if client is None:
         return True
+    try:
+        client.delete(f"{KEY_PREFIX}{user_id}")
+    except (redis.RedisError, OSError) as exc:
+        log.warning("netpulse.tokens.forget_failed", user_id=str(user_id), error=type(exc).__name__)
+        return False
+    return True
+
+
+# What a token stands for (the database's trigger moves the token version when one of these changes).
+WATCHED = ("is_active", "role", "is_superuser", "organization_id", "hashed_password", "token_version")
+_CHANGED = "netpulse.users_changed"
+_cache_client: Callable[[], Any] | None = None
+_listening = False
+
+
+def use_state_cache(client: Callable[[], Any] | None) -> None:
+    """Install (a callable returning) the Redis client of the state cache; from then on, every ORM
+    session of this process that commits a change of a user's :data:`WATCHED` fields, or deletes a
+    user, drops that user's cached state as it commits. Composition roots call it (the web app, the
+    CLI); None uninstalls it."""
+    global _cache_client, _listening
+    _cache_client = client
+    if not _listening:
+        event.listen(Session, "before_flush", _collect)
+        event.listen(Session, "after_commit", _forget)
+        event.listen(Session, "after_rollback", _drop)
+        _listening = True
+
+
+def _collect(session: Session, context: object, instances: object) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if not isinstance(obj, User):
+            continue
+        state = inspect(obj)
+        if obj in session.deleted or any(state.attrs[a].history.has_changes() for a in WATCHED):
+            session.info.setdefault(_CHANGED, set()).add(str(obj.id))
+
+
+def _forget(session: Session) -> None:
+    changed = session.info.pop(_CHANGED, set())
+    client = _cache_client() if changed and _cache_client is not None else None
+    if client is not None and not all([forget_state(client, user_id) for user_id in changed]):
+        log.warning("netpulse.tokens.sessions_end_later", users=len(changed),
+                    reason="Redis did not answer; the cached state expires by itself within seconds")
+
+
+def _drop(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

@@ -30,12 +30,13 @@ TENANT_TABLES = ("alerts", "device_tags", "devices", "snmp_credentials", "tags",
 def secrets_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process's keyring for stored secrets, as a composition root would install it (again for each
     test: an in-process CLI run installs its own, from NETPULSE_ENCRYPTION_KEY)."""
-    from netpulse import crypto
+    from netpulse import crypto, tokens
 
     monkeypatch.setenv("NETPULSE_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
     crypto.use_keyring(crypto.Keyring.from_keys(TEST_ENCRYPTION_KEY))
     yield
     crypto.use_keyring(None)
+    tokens.use_state_cache(None)  # installed by an app or a CLI run of the test
 
 
 def _unavailable(what: str, exc: Exception) -> None:
