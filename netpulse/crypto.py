@@ -85,14 +85,13 @@ class Keyring:
     @classmethod
     def from_keys(cls, primary: str | bytes, older: Iterable[str] = ()) -> Keyring:
         """``primary`` a Fernet key (bytes or text); ``older`` Fernet keys or former secret keys."""
-        first = primary if isinstance(primary, bytes) else _as_fernet_key(primary)
-        rest = tuple(_as_fernet_key(k) for k in older if k.strip())
+        first = primary if isinstance(primary, bytes) else primary.strip().encode()
         try:
-            for key in (first, *rest):
-                Fernet(key)
-        except ValueError as exc:
-            raise ConfigError(f"an encryption key is not a Fernet key: {exc}; make one with "
-                              "`netpulse secrets new-key`") from None
+            Fernet(first)
+        except ValueError:
+            raise ConfigError("NETPULSE_ENCRYPTION_KEY is not a Fernet key (32 bytes in url-safe base64); make "
+                              "one with `netpulse secrets new-key`") from None
+        rest = tuple(_as_fernet_key(k) for k in older if k.strip())
         return cls((first, *tuple(k for k in rest if k != first)))
 
     @staticmethod

@@ -568,3 +568,21 @@ def test_serve_refuses_a_weak_secret_key(monkeypatch: pytest.MonkeyPatch) -> Non
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "Error: NETPULSE_SECRET_KEY=" in result.output and "a" * 16 not in result.output
+
+
+def test_env_example_names_real_settings_and_loads(tmp_path: Any) -> None:
+    """.env.example documents settings that exist, with values the settings accept."""
+    from pathlib import Path
+
+    from netpulse.config import ENV_PREFIX, Settings
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    lines = [ln for ln in example.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    keys = [ln.split("=", 1)[0] for ln in lines]
+    assert all(k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() in Settings.model_fields for k in keys), keys
+    assert {"NETPULSE_SECRET_KEY", "NETPULSE_ENCRYPTION_KEY", "NETPULSE_PROXY_HOPS"} <= set(keys)
+    filled = tmp_path / ".env"
+    filled.write_text(example.read_text().replace("NETPULSE_SECRET_KEY=\n",
+                                                  "NETPULSE_SECRET_KEY=Vw3k9Qp1ZtXr7LmN2bHc8YdF5gJs4Ua6xx\n"))
+    settings = Settings(_env_file=str(filled))  # type: ignore[call-arg]
+    assert settings.login_rate_limit == 5 and settings.proxy_hops == 0 and settings.keyring().keys
