@@ -316,6 +316,15 @@ def _throttle(email: str) -> None:
         raise RateLimited(f"Too many sign-in attempts: try again in {retry_after} s", retry_after_s=retry_after)
 
 
+def _encodable(text: str) -> bool:
+    """False for text JSON can carry but UTF-8 cannot (a lone surrogate such as "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def login(email: str, password: str) -> LoginResult:
     """Check the input, the rate limit and the password; a token for the user.
 
@@ -324,12 +333,12 @@ def login(email: str, password: str) -> LoginResult:
     """
     email = email.strip()
     problems: dict[str, str] = {}
-    if not email or len(email) > MAX_EMAIL_LENGTH or _CONTROL.search(email):
+    if not email or len(email) > MAX_EMAIL_LENGTH or _CONTROL.search(email) or not _encodable(email):
         problems["email"] = f"must be an email address of at most {MAX_EMAIL_LENGTH} characters"
     if not password:
         problems["password"] = "required"
-    elif len(password) > MAX_PASSWORD_LENGTH:
-        problems["password"] = f"at most {MAX_PASSWORD_LENGTH} characters"
+    elif len(password) > MAX_PASSWORD_LENGTH or not _encodable(password):
+        problems["password"] = f"must be text of at most {MAX_PASSWORD_LENGTH} characters"
     if problems:
         raise ValidationError("invalid sign-in request", details=problems)
     _throttle(email)

@@ -26,10 +26,10 @@ ENV_PREFIX = "NETPULSE_"
 SECRET_MIN_LENGTH = 32
 SECRET_MIN_DISTINCT = 10
 SECRET_MIN_BITS = 96
-# argon2id password hashes. Measured on this project's 2-core machine while other work kept it busy
-# (load average 9), verifying one hash: 64 MiB, t=3, p=4 (argon2-cffi's default) 297 ms at best,
-# 399 ms median; 19 MiB, t=2, p=1 (OWASP's first choice, taken here) 23 ms at best, 49 ms median.
-# Changing them rehashes each password at its next login.
+# argon2id password hashes. Verifying one hash on this project's 2-core machine while other work kept
+# it busy (bench/login.py; noisy): 19 MiB, t=2, p=1 (OWASP's first choice, taken here) 24 ms median,
+# 18 ms fastest at load average 5 (49 ms median at load 9); argon2-cffi's default, 64 MiB, t=3, p=4,
+# 150 ms median (399 ms at load 9). Changing them rehashes each password at its next login.
 ARGON2_TIME_COST = 2
 ARGON2_MEMORY_KIB = 19_456
 ARGON2_PARALLELISM = 1

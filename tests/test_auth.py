@@ -346,6 +346,11 @@ def test_a_nul_byte_in_the_login_email_is_a_4xx_and_no_log_shows_the_password(
     assert form.status_code == 400 and b"Enter a valid email address" in form.data
     too_long = client.post("/api/v1/auth/login", json={"email": "noc@acme.test", "password": "x" * 5000})
     assert_envelope_error(too_long, 422, "INVALID_INPUT")
+    for field in ("email", "password"):  # a lone surrogate: valid JSON, not UTF-8
+        body = {"email": "noc@acme.test", "password": password, field: "\ud800x"}
+        raw = json.dumps(body)
+        assert_envelope_error(client.post("/api/v1/auth/login", data=raw, content_type="application/json"), 422,
+                              "INVALID_INPUT")
     out = capsys.readouterr()
     logged = caplog.text + out.out + out.err + r.get_data(as_text=True) + form.get_data(as_text=True)
     assert password not in logged
