@@ -42,9 +42,10 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def build_app(db_url: str, engine: Engine, redis_url: str = REDIS_URL, **settings: Any) -> Flask:
-    """The real app on the test database and this run's Redis database (use the ``redis_url`` fixture,
-    which empties it, so login limits start afresh)."""
+def build_app(db_url: str, engine: Engine, redis_url: str, **settings: Any) -> Flask:
+    """The real app on the test database and Redis. Pass the ``redis_url`` fixture, which empties Redis
+    before and after the test: login limits (5 a minute per address, and the test client is always
+    127.0.0.1) and cached user states must not leak between tests."""
     return create_app(load_settings(database_url=db_url, redis_url=redis_url, secret_key=SECRET, env="testing",
                                     **settings), engine=engine)
 
@@ -272,10 +273,10 @@ def test_every_role_of_the_rbac_table_reads_devices(engine: Engine, client: Flas
 
 
 def test_viewer_and_api_user_differ_where_the_rbac_table_does(db_url: str, engine: Engine,
-                                                              db: psycopg.Connection) -> None:
+                                                              db: psycopg.Connection, redis_url: str) -> None:
     # No endpoint of this slice needs alert:read or report:read yet, so a test variant of the app mounts
     # one guarded by the same decorator the API uses (registered before the app's first request).
-    app = build_app(db_url, engine)
+    app = build_app(db_url, engine, redis_url)
 
     @require_permission("alert:read")
     def alerts_probe() -> Any:
@@ -298,8 +299,8 @@ def test_unknown_api_routes_and_methods_are_enveloped(client: FlaskClient) -> No
     assert "GET" in body["error"]["details"]["allowed_methods"]
 
 
-def test_api_crash_is_a_500_envelope(db_url: str, engine: Engine, db: psycopg.Connection) -> None:
-    app = build_app(db_url, engine)
+def test_api_crash_is_a_500_envelope(db_url: str, engine: Engine, db: psycopg.Connection, redis_url: str) -> None:
+    app = build_app(db_url, engine, redis_url)
 
     def boom() -> Any:
         raise RuntimeError("kaboom")
