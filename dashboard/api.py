@@ -208,6 +208,7 @@ def password() -> Response:
     verify_jwt_in_request()
     fields = _json_fields("current_password", "new_password")
     user_id = auth.current_user_id()
+    auth.throttle(auth.current_user().email)  # checking the current password is a login attempt too
     with _session() as session, session.begin():
         user = session.get(User, user_id)
         if user is None:
@@ -216,7 +217,7 @@ def password() -> Response:
         token = issue_access_token(user)
         data = _token_data(token, {"id": str(user.id), "email": user.email, "role": user.role,
                                    "organization_id": str(user.organization_id)})
-    response = envelope.success(data)  # the cached state went with the commit (tokens.forget_on_commit)
+    response = envelope.success(data)  # the cached state went with the commit (netpulse.tokens.use_state_cache)
     if get_jwt_request_location() == "cookies":
         set_access_cookies(response, token)
     return response

@@ -64,7 +64,7 @@ from netpulse.users import MAX_PASSWORD_LENGTH, PERMISSIONS, authenticate, revok
 __all__ = ["ACCESS_COOKIE", "CSRF_COOKIE", "CSRF_HEADER", "ACCESS_TTL", "REFRESH_WITHIN", "bp",
            "configure_jwt", "install_guard", "issue_access_token", "current_claims", "current_org_id",
            "current_user", "role_allows", "sessionmaker_of", "user_states", "login", "LoginResult",
-           "sign_out", "current_user_id", "PAGE_CSP", "UNAVAILABLE_RETRY_S"]
+           "sign_out", "current_user_id", "PAGE_CSP", "UNAVAILABLE_RETRY_S", "throttle"]
 
 log = structlog.get_logger("netpulse.dashboard.auth")
 
@@ -296,7 +296,7 @@ def _address_key() -> str:
     return f"addr:{address}"
 
 
-def _throttle(email: str) -> None:
+def throttle(email: str) -> None:
     """Count this attempt against the user and the address (the spec's limit per minute each), before
     any password is hashed. The user key is a hash of the address as typed, so an unknown user is
     limited exactly like a known one. Without Redis no login is allowed (503): the limit is what keeps
@@ -341,7 +341,7 @@ def login(email: str, password: str) -> LoginResult:
         problems["password"] = f"must be text of at most {MAX_PASSWORD_LENGTH} characters"
     if problems:
         raise ValidationError("invalid sign-in request", details=problems)
-    _throttle(email)
+    throttle(email)
     try:
         with sessionmaker_of(current_app)() as session, session.begin():
             user = authenticate(session, email, password)

@@ -334,6 +334,18 @@ def test_the_login_form_is_limited_too(client: FlaskClient, acme: dict[str, Any]
     assert b"Too many sign-in attempts" in r.data and client.get_cookie(auth.ACCESS_COOKIE) is None
 
 
+def test_changing_the_password_checks_the_current_one_under_the_same_limit(client: FlaskClient,
+                                                                          acme: dict[str, Any]) -> None:
+    headers = sign_in(client, "noc@acme.test", "bearer")  # attempt 1 of the user's 5
+    for _ in range(4):
+        wrong = client.post("/api/v1/auth/password", json={"current_password": "guess-guess",
+                                                           "new_password": "a-new-pass-0042"}, headers=headers)
+        assert_envelope_error(wrong, 401, "INVALID_CREDENTIALS")
+    assert_limited(client.post("/api/v1/auth/password", json={"current_password": PASSWORD,
+                                                              "new_password": "a-new-pass-0042"}, headers=headers))
+    assert client.get("/api/v1/alerts", headers=headers).status_code == 200  # nothing changed
+
+
 def test_a_nul_byte_in_the_login_email_is_a_4xx_and_no_log_shows_the_password(
         client: FlaskClient, acme: dict[str, Any], caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str]) -> None:
