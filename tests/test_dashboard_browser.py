@@ -84,7 +84,9 @@ def live_server(db_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def browser(redis_url: str) -> Iterator[Browser]:
+    # redis_url empties Redis around each test: every test signs in from 127.0.0.1, and the login limit
+    # (5 a minute per address) must not count the sign-ins of the tests before it.
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if shutil.which(p) is None]
     if missing or Browser is None:
         reason = f"needs {' and '.join(missing) or 'dash[testing]'} (apt-get install chromium chromium-driver)"
