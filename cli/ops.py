@@ -12,14 +12,23 @@ from netpulse.config import get_settings
               help="Metrics storage variant for a new database; auto picks TimescaleDB when the extension "
                    "is available. An existing database keeps the variant it has.")
 def migrate(storage: str) -> None:
-    """Apply pending SQL migrations (idempotent)."""
+    """Apply pending SQL migrations, then encrypt stored secrets still in plaintext (idempotent)."""
+    from netpulse.db import connect
     from netpulse.migrations import migrate as run
+    from netpulse.rekey import plaintext_count, rekey
 
     settings = get_settings()
-    variant, applied = run(settings.require_database_url(), requested=storage,
-                           on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
+    url = settings.require_database_url()
+    variant, applied = run(url, requested=storage, on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
     click.echo(f"{len(applied)} migration(s) applied; storage variant: {variant}"
                if applied else f"database is up to date; storage variant: {variant}")
+    # The data step of encryption at rest: SQL cannot encrypt, so it runs here, on every migrate. Only
+    # values without the "fernet:" marker (written before encryption existed) are touched.
+    with connect(url, autocommit=True) as conn:
+        plain = plaintext_count(conn)
+        if plain:
+            report = rekey(conn, settings.keyring(), rotate=False)
+            click.echo(f"encrypted {plain} stored secret(s) in {report.changed} row(s)")
 
 
 COMMANDS = [migrate]
@@ -140,13 +149,18 @@ def _observability(settings):  # type: ignore[no-untyped-def]
     if not settings.redis_url:
         return {}
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    from dashboard.app import REDIS_TIMEOUT_S
     from workers.broker import make_broker
     from workers.queues import queue_check, queue_depths
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                  socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
     broker = make_broker(client=client)   # read only: no actor is declared on it
-    return {"redis": client,
+    return {"redis_client": client,
             "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
             "checks": [queue_check(broker, settings.health_max_queue_depth)]}
 

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
-           "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status"]
+           "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config"]
 
 
 @pytest.mark.parametrize("name", MODULES)
