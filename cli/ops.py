@@ -12,17 +12,34 @@ from netpulse.config import get_settings
               help="Metrics storage variant for a new database; auto picks TimescaleDB when the extension "
                    "is available. An existing database keeps the variant it has.")
 def migrate(storage: str) -> None:
-    """Apply pending SQL migrations (idempotent)."""
+    """Apply pending SQL migrations, then encrypt stored secrets still in plaintext (idempotent)."""
+    from netpulse.db import connect
     from netpulse.migrations import migrate as run
+    from netpulse.rekey import plaintext_count, rekey
 
     settings = get_settings()
-    variant, applied = run(settings.require_database_url(), requested=storage,
-                           on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
+    url = settings.require_database_url()
+    variant, applied = run(url, requested=storage, on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
     click.echo(f"{len(applied)} migration(s) applied; storage variant: {variant}"
                if applied else f"database is up to date; storage variant: {variant}")
+    # The data step of encryption at rest: SQL cannot encrypt, so it runs here, on every migrate. Only
+    # values without the "fernet:" marker (written before encryption existed) are touched.
+    with connect(url, autocommit=True) as conn:
+        plain = plaintext_count(conn)
+        if plain:
+            report = rekey(conn, settings.keyring(), rotate=False)
+            click.echo(f"encrypted {plain} stored secret(s) in {report.changed} row(s)")
 
 
 COMMANDS = [migrate]
+
+
+def configure_logging() -> None:
+    """The long-running processes log at info unless NETPULSE_LOG_LEVEL says otherwise."""
+    from netpulse.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level or "info", settings.log_format)
 
 
 def _runtime_and_broker():  # type: ignore[no-untyped-def]
@@ -32,6 +49,7 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
     from workers import broker as broker_mod
     from workers import runtime
 
+    configure_logging()
     settings = get_settings()
     # Timeouts, so a Redis that stops answering fails calls (retried, logged once) instead of hanging them.
     client = redis.Redis.from_url(settings.require_redis_url(), socket_connect_timeout=5, socket_timeout=10,
@@ -42,12 +60,24 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
         hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
         redis=client))
+    rt.evaluator.snmp_failing_intervals = settings.snmp_failing_intervals
+    broker = broker_mod.install(_broker(settings, client))
+    return settings, rt, broker
+
+
+def _broker(settings, client):  # type: ignore[no-untyped-def]
+    """The broker of NETPULSE_BROKER_URL (RabbitMQ or Redis), else Redis through ``client``."""
+    from workers.broker import make_broker
+
     broker_url = settings.require_broker_url()
     ttl_ms = settings.broker_dead_letter_ttl_s * 1000
-    made = (broker_mod.make_broker(client=client, dead_letter_ttl_ms=ttl_ms) if broker_url == settings.redis_url
-            else broker_mod.make_broker(url=broker_url, redis=client, dead_letter_ttl_ms=ttl_ms))
-    broker = broker_mod.install(made)
-    return settings, rt, broker
+    if broker_url == settings.redis_url:
+        return make_broker(client=client, dead_letter_ttl_ms=ttl_ms)
+    return make_broker(url=broker_url, redis=client, dead_letter_ttl_ms=ttl_ms)
+
+
+def _broker_kind(broker: object) -> str:
+    return "RabbitMQ" if "rabbitmq" in type(broker).__name__.lower() else "Redis"
 
 
 def warn_undeliverable() -> None:
@@ -67,15 +97,15 @@ def warn_undeliverable() -> None:
                    f"{slug} ...`.", err=True)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal():  # type: ignore[no-untyped-def]
+    """An event set by SIGINT or SIGTERM (installed before the process says it is running)."""
     import signal
     import threading
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 @click.command()
@@ -87,18 +117,16 @@ def worker(threads: int | None) -> None:
 
     settings, _, broker = _runtime_and_broker()
     warn_undeliverable()
+    stop = _stop_on_signal()
     w = Worker(broker, worker_threads=threads or settings.worker_threads)
     w.start()
     click.echo(f"worker running with {threads or settings.worker_threads} threads on {_broker_kind(broker)}; "
                "Ctrl-C to stop")
     try:
-        _wait_for_signal()
+        while not stop.wait(1.0):
+            pass
     finally:
         w.stop()
-
-
-def _broker_kind(broker: object) -> str:
-    return "RabbitMQ" if type(broker).__name__.lower().endswith("rabbitmqbroker") else "Redis"
 
 
 @click.command()
@@ -108,9 +136,6 @@ def scheduler() -> None:
     Several may run: they share a leader lease in Redis, one schedules and the others wait to take over
     (within NETPULSE_SCHEDULER_LEASE_S of the leader's death).
     """
-    import signal
-    import threading
-
     from workers.actors import probe_batch
     from workers.leader import LeaderLease
     from workers.periodic import periodic_jobs
@@ -121,11 +146,9 @@ def scheduler() -> None:
                       periodic=periodic_jobs(outbox_sweep_s=settings.notify_sweep_s),
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
-                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases)
+                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases, telemetry=rt.telemetry)
     leader = LeaderLease(rt.redis, ttl_ms=settings.scheduler_lease_s * 1000)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_signal()
     click.echo(f"scheduler running: each device every {settings.probe_interval_s} s unless it has its own "
                f"interval, spread over the interval; scheduling while it holds the leader lease ({leader.token}); "
                "Ctrl-C to stop")
@@ -138,14 +161,16 @@ def scheduler() -> None:
 @click.option("--get", "get_path", default=None, metavar="PATH",
               help="Make one in-process request (e.g. /healthz), print the answer and exit non-zero unless 200.")
 def serve(host: str | None, port: int | None, get_path: str | None) -> None:
-    """Serve the dashboard and the REST API."""
+    """Serve the dashboard and the REST API (and /health, /ready, /alive, /metrics)."""
     from dashboard.app import create_app
 
+    if not get_path:
+        configure_logging()
     settings = get_settings()
     settings.require_database_url()
     settings.require_secret_key()
     warn_undeliverable()
-    app = create_app(settings)
+    app = create_app(settings, **_observability(settings))
     if get_path:
         resp = app.test_client().get(get_path)
         click.echo(resp.get_data(as_text=True))
@@ -153,6 +178,26 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(app, host=host or settings.http_host, port=port or settings.http_port, threads=8)
+
+
+def _observability(settings):  # type: ignore[no-untyped-def]
+    """Redis and the broker's queues for the web process's /health and /metrics (none without Redis)."""
+    if not settings.redis_url:
+        return {}
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from dashboard.app import REDIS_TIMEOUT_S
+    from workers.queues import queue_check, queue_depths
+
+    # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                  socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+    broker = _broker(settings, client)   # read only: no actor is declared on it
+    return {"redis_client": client,
+            "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+            "checks": [queue_check(broker, settings.health_max_queue_depth)]}
 
 
 @click.command()

@@ -61,3 +61,11 @@ def utc(*args: int) -> datetime:
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def telemetry_counts(client: object) -> dict[tuple[str, ...], float]:
+    """The counters NetPulse keeps in Redis for /metrics, as {(family, *label values): value}; nonzero only."""
+    from netpulse.telemetry import labels_of, read
+
+    return {(s.family.name, *labels_of(k, s.family)): v for s in read(client) if s.family.kind == "counter"
+            for k, v in s.values.items() if v}

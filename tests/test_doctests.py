@@ -7,7 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto", "workers.outage"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
+           "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config",
+           "workers.outage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,7 +13,7 @@ import pytest
 import redis
 from dramatiq import Worker
 
-from workers import counters
+from tests.factories import telemetry_counts
 from workers.broker import REDIS_HEARTBEAT_TIMEOUT_MS
 from workers.leader import LeaderLease, leader_status
 from workers.scheduler import Scheduler
@@ -128,13 +128,14 @@ def test_an_expired_message_is_dropped_and_counted_and_a_failed_one_dead_lettere
     worker.start()
     try:
         broker.join("faults_test")
-        _wait(lambda: counters.snapshot(client).get("dead_lettered:job") == 1
-              and counters.snapshot(client).get("skipped:workers.sweep_outbox") == 1)
+        _wait(lambda: len(telemetry_counts(client)) == 3)
     finally:
         worker.stop()
     # The stale one never ran; the broken one and the periodic one were retried once.
     assert sorted(ran) == ["broken", "broken", "fresh", "periodic", "periodic"]
-    assert counters.snapshot(client) == {"expired:job": 1, "dead_lettered:job": 1, "skipped:workers.sweep_outbox": 1}
+    assert telemetry_counts(client) == {("netpulse_messages_dropped", "job", "expired"): 1,
+                                        ("netpulse_messages_dropped", "job", "dead_lettered"): 1,
+                                        ("netpulse_messages_dropped", "workers.sweep_outbox", "skipped"): 1}
     if type(broker).__name__ == "_RabbitmqBroker":
         # The dead-letter queue keeps a message for the configured time, not Dramatiq's week.
         # Declaring it again with the same arguments succeeds (RabbitMQ refuses a different TTL).

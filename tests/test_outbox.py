@@ -5,6 +5,7 @@ the wire, no silent routing holes, digests and report mails through the same pat
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from analytics.notify.outbox import backlog, claim, deliver
 from analytics.rules import Rule, save_rules
 from netpulse.config import Settings, load_settings
 from netpulse.metrics import MetricKind
-from tests.factories import make_channel, make_devices, make_org
+from tests.factories import make_channel, make_devices, make_org, telemetry_counts
 from tests.faultlab import wait_for
 from tests.stubs import Mailbox, Stub
 
@@ -141,6 +142,7 @@ def test_no_channel_at_all_says_not_delivered(db: psycopg.Connection, log_events
 
 
 def test_serve_warns_at_start_about_an_organization_without_channels(db_url: str, db: psycopg.Connection,
+                                                                    redis_url: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from cli import main
     from netpulse.config import get_settings
@@ -149,7 +151,8 @@ def test_serve_warns_at_start_about_an_organization_without_channels(db_url: str
     org = make_org(db, "covered")
     make_channel(db, org, "mail", "sendgrid", {"to": ["noc@acme.test"]})
     monkeypatch.setenv("NETPULSE_DATABASE_URL", db_url)
-    monkeypatch.setenv("NETPULSE_SECRET_KEY", "k3y-" + "x9" * 16)
+    monkeypatch.setenv("NETPULSE_SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv("NETPULSE_REDIS_URL", redis_url)
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(main, ["serve", "--get", "/healthz"])
@@ -374,7 +377,7 @@ def test_one_organizations_failure_does_not_stop_the_others(db_url: str, db: psy
 
     from ingest.loader import Loader
     from ingest.rows import MetricRows, to_micros
-    from workers import counters, runtime
+    from workers import runtime
     from workers.alerting import evaluate_alerts
 
     broken, fine = make_org(db, "broken"), make_org(db, "fine")
@@ -392,4 +395,4 @@ def test_one_organizations_failure_does_not_stop_the_others(db_url: str, db: psy
     assert db.execute("SELECT organization_id FROM alerts").fetchall() == [(fine,)]
     failures = [e for e in log_events if e["event"] == "netpulse.workers.organization_failed"]
     assert [(e["job"], e["org"]) for e in failures] == [("evaluate_alerts", str(broken))]
-    assert counters.snapshot(client) == {"organization_failed:evaluate_alerts": 1}
+    assert telemetry_counts(client) == {("netpulse_organization_failures", "evaluate_alerts"): 1}

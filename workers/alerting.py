@@ -19,9 +19,9 @@ import dramatiq
 import structlog
 
 from analytics.alerts import EngineReport, Notify, apply_sla, digest, escalate
+from analytics.builtin import SNMP_FAILING
 from analytics.rules import load_rules
 from analytics.sla import evaluate_targets
-from workers import counters
 from workers.notify import send_soon
 from workers.outage import INFRASTRUCTURE_ERRORS, describe, retry_on_outage
 from workers.runtime import Runtime, current
@@ -41,7 +41,7 @@ def dispatch(notify: Sequence[Notify]) -> int:
 def for_each_organization(rt: Runtime, job: str, orgs: Iterable[uuid.UUID],
                           run: Callable[[uuid.UUID], object]) -> list[uuid.UUID]:
     """``run(org)`` for each organization; returns those that failed (each logged once and counted
-    as ``organization_failed:<job>``). An outage of the database or Redis fails the whole run."""
+    in ``netpulse_organization_failures``). An outage of the database or Redis fails the whole run."""
     failed = []
     for org_id in orgs:
         try:
@@ -52,16 +52,32 @@ def for_each_organization(rt: Runtime, job: str, orgs: Iterable[uuid.UUID],
             failed.append(org_id)
             log.error("netpulse.workers.organization_failed", job=job, org=str(org_id), error=describe(exc),
                       exc_info=True)
-            counters.incr(rt.redis, f"organization_failed:{job}")
+            with rt.telemetry.batch() as t:
+                t.count("netpulse_organization_failures", (job,))
     return failed
 
 
-def _organizations(rt: Runtime, table: str) -> list[uuid.UUID]:
-    sql = {"alert_rules": "SELECT DISTINCT organization_id FROM alert_rules WHERE enabled ORDER BY 1",
-           "alerts": "SELECT DISTINCT organization_id FROM alerts WHERE NOT resolved ORDER BY 1",
-           "sla_targets": "SELECT DISTINCT organization_id FROM sla_targets ORDER BY 1"}[table]
+# Organizations with something to evaluate: enabled rules, a device whose SNMP polls fail (the
+# built-in rule), or an open alert of a built-in rule to clear.
+_EVALUATED = """
+SELECT organization_id FROM alert_rules WHERE enabled
+UNION
+SELECT d.organization_id FROM probe_status p JOIN devices d ON d.id = p.device_id WHERE p.kind = 'snmp' AND NOT p.ok
+UNION
+SELECT organization_id FROM alerts WHERE NOT resolved AND rule_id IS NULL AND alert_type = %(builtin)s
+ORDER BY 1
+"""
+_ORGANIZATIONS = {
+    "evaluate": _EVALUATED,
+    "digest": "SELECT DISTINCT organization_id FROM alerts WHERE NOT resolved ORDER BY 1",
+    "sla": "SELECT DISTINCT organization_id FROM sla_targets ORDER BY 1",
+}
+
+
+def _organizations(rt: Runtime, job: str) -> list[uuid.UUID]:
     with rt.connection() as conn:
-        return [r[0] for r in conn.execute(sql)]
+        params = {"builtin": SNMP_FAILING[:50]} if job == "evaluate" else None
+        return [r[0] for r in conn.execute(_ORGANIZATIONS[job], params)]
 
 
 def evaluate_organization(rt: Runtime, org_id: uuid.UUID, now: datetime) -> EngineReport:
@@ -87,7 +103,7 @@ def evaluate_alerts() -> None:
     """Every minute (the scheduler sends it): each organization's rules against its latest samples."""
     rt = current()
     now = datetime.now(UTC)
-    for_each_organization(rt, "evaluate_alerts", _organizations(rt, "alert_rules"),
+    for_each_organization(rt, "evaluate_alerts", _organizations(rt, "evaluate"),
                           lambda org_id: evaluate_organization(rt, org_id, now))
 
 
@@ -103,7 +119,7 @@ def send_digests() -> None:
     """Every digest period: the open warnings not in a digest yet, one message per channel set."""
     rt = current()
     now = datetime.now(UTC)
-    for_each_organization(rt, "send_digests", _organizations(rt, "alerts"),
+    for_each_organization(rt, "send_digests", _organizations(rt, "digest"),
                           lambda org_id: _digest_organization(rt, org_id, now))
 
 
@@ -123,7 +139,7 @@ def check_sla() -> None:
     """Every few minutes: each SLA target over its period so far; a breach opens (or keeps) an alert."""
     rt = current()
     now = datetime.now(UTC)
-    for_each_organization(rt, "check_sla", _organizations(rt, "sla_targets"),
+    for_each_organization(rt, "check_sla", _organizations(rt, "sla"),
                           lambda org_id: _check_organization(rt, org_id, now))
 
 

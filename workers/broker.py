@@ -9,7 +9,8 @@ Two brokers, chosen by URL (``NETPULSE_BROKER_URL``, else ``NETPULSE_REDIS_URL``
   back once its heartbeat is older than :data:`REDIS_HEARTBEAT_TIMEOUT_MS` and a maintenance pass
   (run by a share of the broker's commands, :data:`REDIS_MAINTENANCE_CHANCE`) notices it.
 
-Either way Redis also keeps probe leases, rate limits, counters and the scheduler's leader lease.
+Either way Redis also keeps probe leases, rate limits, the counters of /metrics and the scheduler's
+leader lease.
 
 Messages that outlive their use are dropped and counted, not kept: a message older than its actor's
 ``max_age`` is acknowledged unprocessed (:class:`DropExpired`), so is a periodic run that failed all
@@ -39,7 +40,7 @@ from dramatiq.middleware import (
 )
 from dramatiq.middleware.age_limit import current_millis
 
-from workers import counters
+from netpulse.telemetry import Telemetry
 from workers.outage import OutageRetry
 from workers.periodic import PERIODIC_ACTORS
 
@@ -54,6 +55,12 @@ DEAD_LETTER_TTL_MS = 3_600_000
 # cheap commands, run here by one command in five.
 REDIS_HEARTBEAT_TIMEOUT_MS = 10_000
 REDIS_MAINTENANCE_CHANCE = 200_000  # per million commands
+
+
+def _dropped(redis: Any, actor: str, reason: str) -> None:
+    """Counted for /metrics (``netpulse_messages_dropped``); a Redis that is away counts nothing."""
+    with Telemetry(redis).batch() as t:
+        t.count("netpulse_messages_dropped", (actor, reason))
 
 
 class LogContext(Middleware):
@@ -88,7 +95,7 @@ class DropExpired(AgeLimit):
         if max_age and current_millis() - message.message_timestamp >= max_age:
             log.info("netpulse.workers.message_expired", actor_name=message.actor_name,
                      age_ms=current_millis() - message.message_timestamp, max_age_ms=max_age)
-            counters.incr(self.redis, f"expired:{message.actor_name}")
+            _dropped(self.redis, message.actor_name, "expired")
             raise SkipMessage("message older than its max_age")
 
 
@@ -106,7 +113,7 @@ class SkipFailedPeriodic(Middleware):
             message.failed = False
             log.info("netpulse.workers.periodic_run_skipped", actor_name=message.actor_name,
                      retries=message.options.get("retries", 0))
-            counters.incr(self.redis, f"skipped:{message.actor_name}")
+            _dropped(self.redis, message.actor_name, "skipped")
 
 
 class CountDeadLetters(Middleware):
@@ -118,7 +125,7 @@ class CountDeadLetters(Middleware):
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         log.warning("netpulse.workers.message_dead_lettered", actor_name=message.actor_name,
                     retries=message.options.get("retries", 0))
-        counters.incr(self.redis, f"dead_lettered:{message.actor_name}")
+        _dropped(self.redis, message.actor_name, "dead_lettered")
 
 
 def middleware(*, redis: Any = None) -> list[Middleware]:

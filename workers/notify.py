@@ -63,6 +63,9 @@ def _send(ids: Sequence[int] | None, budget_s: float | None) -> SweepReport:
     settings = _current_settings()
     report = send_due(current().connection, settings=settings, policy=RetryPolicy.from_settings(settings),
                       limiter=_limiter(), ids=ids, budget_s=budget_s, on_retry=_retry_soon)
+    with current().telemetry.batch() as t:
+        for r in report.results:
+            t.count("netpulse_notification_deliveries", (r.status.value,))
     for r in report.results:
         log.info("netpulse.workers.notification_attempted", outbox_id=r.outbox_id, attempt=r.attempt,
                  status=r.status.value, provider=r.answer.summary(120) if r.answer else None, error=r.error,

@@ -52,9 +52,10 @@ from psycopg.types.json import Jsonb
 from analytics.notify.base import Attachment, Notification, ProviderAnswer, TransportError, truncate
 from analytics.notify.channels import build_channel
 from analytics.notify.ratelimit import RateLimiter
+from netpulse import crypto
 from netpulse.config import Settings
 from netpulse.errors import NetPulseError, ValidationError
-from netpulse.schema import DeliveryStatus
+from netpulse.schema import DeliveryStatus, map_config_secrets
 
 __all__ = ["Kind", "KINDS", "Message", "Claimed", "SendResult", "SweepReport", "Backlog", "RetryPolicy", "Connect",
            "OnRetry", "enqueue", "enabled_channels", "psycopg_connection", "claim", "deliver", "send_due", "lease_s",
@@ -362,7 +363,8 @@ def deliver(connect: Connect, row: Claimed, *, settings: Settings, policy: Retry
         found = conn.execute("SELECT name, kind, config, enabled, rate_limit_per_minute FROM notification_channels "
                              "WHERE id = %s", (row.channel_id,)).fetchone()
         assert found is not None  # the foreign key is RESTRICT
-        name, kind, config, enabled, per_minute = found
+        name, kind, stored, enabled, per_minute = found
+        config = map_config_secrets(stored, crypto.decrypt)  # secrets are stored encrypted (netpulse.crypto)
         if not enabled and row.kind != "test":
             return _finish(connect, row, name, None, f"channel {name!r} is disabled", retryable=False,
                            policy=policy, on_retry=on_retry)
