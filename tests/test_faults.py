@@ -141,9 +141,9 @@ class Receiver:
         return [json.loads(r.body)["alert"]["id"] for r in self.stub.seen]
 
 
-def _health(port: int) -> int:
+def _health(port: int, path: str = "/healthz") -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -211,6 +211,7 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
     hot = {0: 0.0, 1: 8.0, 2: 25.0, 3: 35.0}
     outage_from, outage_to, until = 3.0, 33.0, 40.0  # seconds: PostgreSQL is gone for 30 s
     health: dict[str, list[int]] = {"before": [], "during": [], "after": []}
+    full_health: dict[str, list[int]] = {"before": [], "during": [], "after": []}  # /health: more checks
     pg_up, step = True, 0
     try:
         wait_for(lambda: _health(port) == 200, 60, "the web to answer")
@@ -233,8 +234,9 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
             if step % 4 == 0:
                 evaluate_alerts.send()
             if step % 4 == 2:
-                health["before" if elapsed < outage_from else "during" if not pg_up else "after"].append(
-                    _health(port))
+                phase = "before" if elapsed < outage_from else "during" if not pg_up else "after"
+                health[phase].append(_health(port))
+                full_health[phase].append(_health(port, "/health"))
             step += 1
             time.sleep(0.5)
         outage_end = time.monotonic()
@@ -254,6 +256,7 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
         rows_back_s = time.monotonic() - outage_end
         wait_for(all_delivered, 90, "every alert to be delivered", interval_s=2)
         health["after"].append(_health(port))
+        full_health["after"].append(_health(port, "/health"))
         with psycopg.connect(url) as c:
             stored_rows = stored()
             rollup = int(c.execute("SELECT coalesce(sum(count), 0) FROM metrics_1m WHERE device_id = ANY(%s)",
@@ -279,7 +282,7 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
             seconds_after_outage_to_last_row=round(rows_back_s, 1),
             probe_rows_of_the_probed_device=probe_rows, counters=counted,
             alerts={str(d): n for d, n in alerts}, outbox=dict(outbox), attempts=dict(attempts),
-            webhook_requests=len(keys), distinct_keys=len(set(keys)), health=health,
+            webhook_requests=len(keys), distinct_keys=len(set(keys)), healthz=health, health=full_health,
             scheduler_log_bytes=len(scheduler_log), worker_log_bytes=len(worker_log),
             tracebacks_in_logs=scheduler_log.count("Traceback") + worker_log.count("Traceback"))
     assert stored_rows == sent_rows and rollup == sent_rows  # every row once: none lost, none doubled
@@ -287,6 +290,7 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
     assert len(set(keys)) == len(hot) and sorted(set(receiver.alert_ids())) == sorted(
         str(a) for a in _alert_ids(url))  # every alert's message reached the receiver, each under one key
     assert set(health["before"]) == {200} and set(health["during"]) == {503} and health["after"][-1] == 200
+    assert set(full_health["during"]) == {503} and full_health["after"][-1] == 200
     assert serve_same and alive == ["worker", "scheduler", "serve"]  # recovered without a restart
     assert "Traceback" not in scheduler_log
     # Probes of slots that passed during the outage were dropped and counted, never dead-lettered; the

@@ -21,6 +21,7 @@ keeps them a week).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dramatiq
@@ -175,6 +176,8 @@ def make_broker(*, url: str | None = None, client: Any = None, redis: Any = None
     if url is None:
         raise ValueError("make_broker needs a url or a client")
     if url.startswith(("amqp://", "amqps://")):
+        # pika logs each connection's handshake at info: every worker thread opens one.
+        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger("pika").getEffectiveLevel()))
         return _RabbitmqBroker(url=url, middleware=middleware(redis=redis), confirm_delivery=True,
                                dead_letter_ttl_ms=dead_letter_ttl_ms)
     return RedisBroker(url=url, namespace=NAMESPACE, middleware=middleware(redis=redis),

@@ -61,8 +61,8 @@ def _label(n: Notification) -> str:
 
 
 def _facts(n: Notification) -> list[tuple[str, str]]:
-    return [("Severity", n.severity), ("Device", n.device or "-"), ("Site", n.site or "-"),
-            ("Started", _when(n.started_at))]
+    where = [("Device", n.device or "-"), ("Site", n.site or "-")] if n.device or n.site or n.alert_id else []
+    return [("Severity", n.severity), *where, ("Started", _when(n.started_at))]  # no device rows for a report
 
 
 def email_subject(n: Notification) -> str:
