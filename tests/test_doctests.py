@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.csvfile", "reports.period", "reports.scope"]
 
 
 @pytest.mark.parametrize("name", MODULES)

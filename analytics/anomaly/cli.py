@@ -15,6 +15,7 @@ import click
 import polars as pl
 
 from analytics.anomaly.score import SCORE_COLUMN, score_frame
+from netpulse.csvfile import write_frame
 
 __all__ = ["main", "read_series_csv"]
 
@@ -151,7 +152,7 @@ def score(file: Path) -> None:
     raw, parsed = read_series_csv(file)
     scores = score_frame(parsed)[SCORE_COLUMN]
     out = raw.with_columns(scores)
-    out.write_csv(sys.stdout.buffer, float_precision=6)
+    write_frame(out, sys.stdout.buffer, float_format="{:.6f}")
     sys.stdout.flush()
 
 
