@@ -430,8 +430,8 @@ def _with_causes(frame: pl.DataFrame, figures: pl.DataFrame, slack: timedelta) -
                      & (pl.col("cause_end").is_null() | (pl.col("start") < pl.col("cause_end"))))
              .sort("row", "depth", descending=[False, True]).unique("row", keep="first", maintain_order=True)
              .select("row", *CAUSE_SCHEMA.names()))
-    return numbered.join(found, on="row", how="left", maintain_order="left").drop("row").cast(
-        {**OUTAGE_SCHEMA, **CAUSE_SCHEMA})
+    schema: dict[str, pl.DataType] = {**dict(OUTAGE_SCHEMA), **dict(CAUSE_SCHEMA)}
+    return numbered.join(found, on="row", how="left", maintain_order="left").drop("row").cast(schema)  # type: ignore[arg-type]
 
 
 # --- SLA targets -----------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _opened(target: str | Path | IO[str] | IO[bytes]) -> Iterator[IO[str]]:
     elif isinstance(target, io.TextIOBase):
         yield target  # type: ignore[misc]
     else:  # a binary stream (sys.stdout.buffer, an HTTP body)
-        text = io.TextIOWrapper(target, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(target, encoding="utf-8", newline="")  # type: ignore[type-var]
         try:
             yield text
         finally:

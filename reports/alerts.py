@@ -131,7 +131,8 @@ def build(conn: Any, org_id: uuid.UUID, org_name: str, scope: Scope, period: Rep
     local_day = frame.with_columns(day=pl.col("created_at").dt.convert_time_zone(period.tz).dt.strftime("%d %b"))
     per_day = {(d, s): n for d, s, n in local_day.group_by("day", "severity").len().iter_rows()}
     labels = [label for _, label in days]
-    series = [(sev, [float(per_day.get((label, sev), 0)) for label in labels]) for sev in reversed(SEVERITIES)]
+    series: list[tuple[str, list[float | None]]] = [
+        (sev, [float(per_day.get((label, sev), 0)) for label in labels]) for sev in reversed(SEVERITIES)]
     day_rows = [(label, *(int(per_day.get((label, sev), 0)) for sev in reversed(SEVERITIES))) for label in labels]
     day_columns = [Column("day", "Day"), Column("critical", "Critical", "count"), Column("warning", "Warning", "count"),
                    Column("info", "Info", "count")]
