@@ -90,7 +90,7 @@ def _days(period: ReportPeriod) -> list[tuple[datetime, str]]:
 def build(conn: Any, org_id: uuid.UUID, org_name: str, scope: Scope, period: ReportPeriod, *, now: datetime,
           progress: Progress = _noop) -> Report:
     frame = _timings(alerts_frame(conn, org_id, period.start, period.end, scope=scope.kind, ref=scope.ref),
-                     period.end).with_columns(pl.col("rule").str.replace_all("_", " ").str.replace(r"^sla ", "SLA "))
+                     period.end).with_columns(pl.col("rule").replace("sla_breach", "SLA breach"))
     progress("alerts")
     prior = period.previous()
     before = alerts_frame(conn, org_id, prior.start, prior.end, scope=scope.kind, ref=scope.ref)

@@ -52,7 +52,7 @@ class SendGridChannel(Channel):
             mail.add_personalization(personalization, index=i)  # the SDK inserts at 0 unless told
         mail.add_content(Content("text/plain", templates.email_text(n)))
         mail.add_content(Content("text/html", templates.email_html(n)))
-        for a in n.attachments:
+        for a in reversed(n.attachments):  # the SDK's add_attachment inserts at the front
             mail.add_attachment(Attachment(FileContent(a.to_dict()["content"]), FileName(a.file_name),
                                            FileType(a.content_type.split(";")[0]), Disposition("attachment")))
         return mail
