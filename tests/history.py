@@ -77,7 +77,8 @@ def seed(conn: psycopg.Connection, *, n_devices: int = 30, n_sites: int = 3) -> 
     advance_all(conn, END + timedelta(hours=2))
 
     conn.execute("INSERT INTO sla_targets (organization_id, scope, scope_ref, target_pct, period) VALUES"
-                 " (%s, 'all', NULL, 99.5, 'month'), (%s, 'site', %s, 99.95, 'month'), (%s, 'device', %s, 99.99, 'week')",
+                 " (%s, 'all', NULL, 99.5, 'month'), (%s, 'site', %s, 99.95, 'month'),"
+                 " (%s, 'device', %s, 99.99, 'week')",
                  (org, org, fleet.sites[0].name, org, fleet.devices[0].name))
     # Maintenance on the last site's first device for the first three hours.
     conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at, reason)"

@@ -61,7 +61,10 @@ PERIOD = ReportPeriod(history.START, history.END, history.TZ, "span")
 PRIOR = ReportPeriod(history.START - timedelta(days=2), history.START, history.TZ, "span")
 
 
-def _made(conn: psycopg.Connection, org: uuid.UUID, kind: str, fmt_: str, scope: Scope = Scope("all"),
+ALL = Scope("all")
+
+
+def _made(conn: psycopg.Connection, org: uuid.UUID, kind: str, fmt_: str, scope: Scope = ALL,
           period: ReportPeriod = PERIOD) -> GeneratedReport:
     return generate(conn, org, kind, scope, period, fmt_, now=history.END + timedelta(days=1))
 
@@ -260,7 +263,8 @@ def test_performance_figures_equal_sql(conn: psycopg.Connection, hist: history.H
         row = rows[site]
         assert int(row["devices"]) == devices
         assert _float(row["p50_ms"]) == pytest.approx(p50) and _float(row["p95_ms"]) == pytest.approx(p95)
-        assert _float(row["loss_pct"]) == pytest.approx(float(loss)) and _float(row["jitter_ms"]) == pytest.approx(jitter)
+        assert _float(row["loss_pct"]) == pytest.approx(float(loss))
+        assert _float(row["jitter_ms"]) == pytest.approx(jitter)
         assert _float(row["p95_change_ms"]) == pytest.approx(p95 - before[site][3])
         line = _line(text, site, after="Sites and groups")
         assert line[len(site.split()):] == [str(devices), fmt(p50, "ms"), fmt(p95, "ms"),
@@ -268,8 +272,9 @@ def test_performance_figures_equal_sql(conn: psycopg.Connection, hist: history.H
                                             fmt(p95 - before[site][3], "ms")], site
     # Saturated links: buckets of if_util_pct at or above 90 %, by SQL.
     saturated = dict(conn.execute(
-        "SELECT d.name, count(*) FROM metrics_1m r JOIN devices d ON d.id = r.device_id WHERE d.organization_id = %(org)s"
-        " AND r.metric_id = 11 AND r.ifindex > 0 AND r.bucket >= %(start)s AND r.bucket < %(end)s AND r.avg >= 90"
+        "SELECT d.name, count(*) FROM metrics_1m r JOIN devices d ON d.id = r.device_id"
+        " WHERE d.organization_id = %(org)s AND r.metric_id = 11 AND r.ifindex > 0"
+        " AND r.bucket >= %(start)s AND r.bucket < %(end)s AND r.avg >= 90"
         " GROUP BY d.name", params).fetchall())
     assert saturated, "the history has a link saturation"
     assert {r["device"]: int(r["saturated_min"]) for r in blocks["saturated_links"]} == saturated
