@@ -55,6 +55,9 @@ class ReportPeriod:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("a report period needs timezone-aware times")
+        # One UTC: psycopg returns zoneinfo's Etc/UTC, which Polars will not compare with datetime.UTC.
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
         if self.end <= self.start:
             raise ValidationError(f"the period is empty: {format_time(self.start)} is not before "
                                   f"{format_time(self.end)}", details={"period": "empty"})
