@@ -204,7 +204,8 @@ def test_killed_workers_never_send_a_report_twice(db: psycopg.Connection, db_url
         _until("the run to be handed out again", lambda: report_actors.tick(NOW + timedelta(minutes=3)) == [run_id])
         _until("B to be killed mid-send", lambda: workers[1].poll() is not None)
         assert len(smtp.messages) == 1
-        assert db.execute("SELECT status FROM report_deliveries WHERE run_id = %s", (run_id,)).fetchone() == ("sending",)
+        delivery = db.execute("SELECT status FROM report_deliveries WHERE run_id = %s", (run_id,)).fetchone()
+        assert delivery == ("sending",)
 
         # C: finishes the run; the email may have gone, so it is not sent again.
         smtp.on_data = None
@@ -252,7 +253,8 @@ def test_failures_are_retried_then_recorded(db: psycopg.Connection, db_url: str,
     [run_id] = claim_due(db, NOW + timedelta(days=1))
     assert execute_run(db, run_id, settings=settings, max_attempts=2).status == "retry"
     outcome = execute_run(db, run_id, settings=settings, max_attempts=2)
-    assert outcome.status == "failed" and outcome.error == "making the report: no site named 'Kisumu' in this organization"
+    assert outcome.status == "failed"
+    assert outcome.error == "making the report: no site named 'Kisumu' in this organization"
     with pytest.raises(Exception, match="has no file yet \\(it failed: making the report"):
         run_file(db, org, run_id)
 
@@ -270,8 +272,8 @@ def test_cli_schedules_history_and_download(db: psycopg.Connection, db_url: str,
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     try:
-        r = _cli("report", "schedule", "add", "weekly-alerts", "--report", "alerts", "--every", "weekly", "--day", "mon",
-                 "--at", "07:30", "--email", "managers", "--format", "csv")
+        r = _cli("report", "schedule", "add", "weekly-alerts", "--report", "alerts", "--every", "weekly",
+                 "--day", "mon", "--at", "07:30", "--email", "managers", "--format", "csv")
         assert r.exit_code == 0, r.output
         assert r.stdout == ("added schedule 'weekly-alerts': alerts report for All devices, weekly (cron '30 7 * * 1' "
                             "in Africa/Nairobi), emailed to managers\n")
