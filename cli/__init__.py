@@ -37,10 +37,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from cli import devices, notify, ops, report, rules, sla
+    from cli import devices, notebook, notify, ops, report, rules, sla
     from cli.demo import command as demo
 
-    for module in (ops, devices, notify, rules, sla, report, demo):
+    for module in (ops, devices, notify, rules, sla, report, notebook, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -398,3 +398,27 @@ def test_cli_writes_pdf_and_csv(seeded: tuple[str, history.History], tmp_path: P
             assert not (tmp_path / "x.pdf").exists()
     finally:
         get_settings.cache_clear()
+
+
+def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.demo.embedded import DATABASE
+    from netpulse.config import get_settings
+    from netpulse.data import DEMO_DATABASE, demo_database_url
+
+    assert DATABASE == DEMO_DATABASE
+    monkeypatch.delenv("NETPULSE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("NETPULSE_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["notebook", "--no-browser"])
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: no demo data in {tmp_path}: run `netpulse demo` once (or set "
+                                 "NETPULSE_DATABASE_URL)\n")
+    finally:
+        get_settings.cache_clear()
+    # A running demo is found from its postmaster.pid (this process stands in for the server).
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
+    assert demo_database_url(tmp_path) == "postgresql://postgres@/netpulse?host=/tmp/sock&port=5432"
+    (tmp_path / "pgdata" / "postmaster.pid").write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
+    assert demo_database_url(tmp_path) is None
