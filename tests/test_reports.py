@@ -418,7 +418,8 @@ def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.M
         get_settings.cache_clear()
     # A running demo is found from its postmaster.pid (this process stands in for the server).
     (tmp_path / "pgdata").mkdir()
-    (tmp_path / "pgdata" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
+    pid_file = tmp_path / "pgdata" / "postmaster.pid"
+    pid_file.write_text(f"{os.getpid()}\n{tmp_path}\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) == "postgresql://postgres@/netpulse?host=/tmp/sock&port=5432"
-    (tmp_path / "pgdata" / "postmaster.pid").write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
+    pid_file.write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) is None
