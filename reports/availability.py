@@ -34,6 +34,8 @@ __all__ = ["STEPS", "build", "DEFINITIONS"]
 
 Progress = Callable[[str], None]
 STEPS = 4
+ROOTS_IN_PDF = 60
+OUTAGES_IN_PDF = 250  # past this the PDF lists the longest outages (in time order) and the CSV all of them
 
 DEFINITIONS: list[tuple[str, str]] = [
     ("Availability", "Monitored time when the device answered (up or degraded), as a share of its monitored "
@@ -180,7 +182,8 @@ def _outage_tables(now: Availability, period: ReportPeriod) -> tuple[Table, Tabl
                  for r in roots.iter_rows(named=True)]
     root_table = Table("outage_causes", "What drove the down time", root_columns, root_rows,
                        note="Outages of the devices' own, largest impact first: with the outages of the devices "
-                            "behind them in the dependency tree. End '-': still down when the period ended.")
+                            "behind them in the dependency tree. End '-': still down when the period ended.",
+                       pdf_limit=ROOTS_IN_PDF)
 
     list_columns = [
         Column("device", "Device", "text", 1.6), Column("site", "Site", "text", 1.1),
@@ -198,8 +201,10 @@ def _outage_tables(now: Availability, period: ReportPeriod) -> tuple[Table, Tabl
         else:
             cause = f"behind {r['cause_device']} (down since {r['cause_start'].astimezone(zone):%m-%d %H:%M})"
         rows.append((r["device"], r["site"], r["start"], r["end"], r["duration_s"], r["maintenance_s"] or None, cause))
+    longest = sorted(range(len(rows)), key=lambda i: -(rows[i][4] or 0.0))
     list_table = Table("outages", "Every outage", list_columns, rows,
-                       note="Times are local. An outage wholly in maintenance (In maint. = Length) does not count.")
+                       note="Times are local. An outage wholly in maintenance (In maint. = Length) does not count.",
+                       pdf_limit=OUTAGES_IN_PDF, pdf_rows=longest)
     return root_table, list_table
 
 

@@ -92,6 +92,9 @@ class Table:
     flagged: set[int] = field(default_factory=set)  # rows drawn as breaches (red)
     empty: str = "None in this period."
     in_pdf: bool = True  # False: in the CSV only (e.g. the data behind a chart)
+    # The PDF shows at most this many rows (those of ``pdf_rows``, else the first), saying so; the CSV has all.
+    pdf_limit: int | None = None
+    pdf_rows: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,11 +237,19 @@ def _table(block: Table, report: Report, st: dict[str, ParagraphStyle], section_
     if not block.rows:
         out.append(_p(block.empty, st["body"]))
         return [KeepTogether(out)]
+    shown = list(range(len(block.rows)))
+    if block.pdf_limit is not None and len(shown) > block.pdf_limit:
+        shown = sorted((block.pdf_rows or shown)[: block.pdf_limit])
+        out.insert(len(out) - 1 if block.note else len(out),
+                   _p(f"{len(shown):,} of {len(block.rows):,} shown; the CSV of this report lists them all.",
+                      st["small"]))
+    rows = [block.rows[i] for i in shown]
+    flagged = {j for j, i in enumerate(shown) if i in block.flagged}
     numeric = [c.kind in _NUMERIC for c in block.columns]
     wraps = [c.kind == "text" for c in block.columns]
     header = [_p(c.title, st["head_r" if num else "head"]) for c, num in zip(block.columns, numeric, strict=True)]
     zone = report.zone
-    texts = [[fmt(v, c.kind, zone) for v, c in zip(row, block.columns, strict=True)] for row in block.rows]
+    texts = [[fmt(v, c.kind, zone) for v, c in zip(row, block.columns, strict=True)] for row in rows]
     widths = _widths([c.title for c in block.columns], texts, wraps)
     # Text goes in paragraphs, so long device names wrap inside their column; numbers stay plain strings
     # (a paragraph per cell would cost a thousand-device table seconds). Short text needs no paragraph.
@@ -256,8 +264,8 @@ def _table(block: Table, report: Report, st: dict[str, ParagraphStyle], section_
         ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ]
     style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, num in enumerate(numeric) if num]
-    style += [("BACKGROUND", (0, i + 1), (-1, i + 1), STRIPE) for i in range(1, len(block.rows), 2)]
-    style += [("BACKGROUND", (0, i + 1), (-1, i + 1), BREACH_BG) for i in sorted(block.flagged)]
+    style += [("BACKGROUND", (0, i + 1), (-1, i + 1), STRIPE) for i in range(1, len(rows), 2)]
+    style += [("BACKGROUND", (0, i + 1), (-1, i + 1), BREACH_BG) for i in sorted(flagged)]
     table.setStyle(TableStyle(style))
     return [*out, table]
 
