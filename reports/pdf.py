@@ -288,6 +288,8 @@ def _value_axis(axis: Any, values: Sequence[float], lo: float | None, hi: float 
     raw = span / 5
     magnitude = 10 ** len(str(int(raw))) / 10 if raw >= 1 else 10 ** -len(str(int(1 / raw)))
     axis.valueStep = max(magnitude * round(raw / magnitude) or magnitude, 1e-9)
+    if known and all(float(v).is_integer() for v in known) and low == 0:  # counts: whole steps
+        axis.valueStep = max(1.0, round(axis.valueStep))
     _axis_labels(axis)
     axis.visibleGrid = True
     axis.gridStrokeColor = STRIPE
@@ -317,6 +319,7 @@ def _chart(block: Chart, st: dict[str, ParagraphStyle]) -> list[Flowable]:
         many = len(block.labels) > 16
         step = max(1, len(block.labels) // 16)
         chart.categoryAxis.categoryNames = [lab if i % step == 0 else "" for i, lab in enumerate(block.labels)]
+        chart.categoryAxis.visibleTicks = len(block.labels) <= 40
         if many:
             chart.categoryAxis.labels.angle = 45
             chart.categoryAxis.labels.boxAnchor = "ne"
@@ -327,6 +330,7 @@ def _chart(block: Chart, st: dict[str, ParagraphStyle]) -> list[Flowable]:
         chart.x, chart.y, chart.width, chart.height = 14 * mm, 12 * mm, WIDTH - 20 * mm, height - 20 * mm
         chart.data = [[v for v in vals] for _, vals in block.series]
         chart.categoryAxis.categoryNames = list(block.labels)
+        chart.categoryAxis.visibleTicks = len(block.labels) <= 40  # a comb of ticks says nothing
         chart.joinedLines = 1
         low, high = _value_axis(chart.valueAxis, values, lo, hi)
     _axis_labels(chart.categoryAxis, 6.5)

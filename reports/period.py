@@ -10,8 +10,10 @@ UTC; ``tz`` says how to show them.
 ('2026-09-30T21:00:00+00:00', '2026-10-31T21:00:00+00:00', 'October 2026')
 >>> p.previous().label
 'September 2026'
->>> parse_period("last-7d", "UTC", now=datetime(2026, 11, 14, 8, 0, tzinfo=UTC)).label
+>>> parse_period("last-7d", "UTC", now=datetime(2026, 11, 14, 8, 30, tzinfo=UTC)).label
 '7 Nov 2026 00:00 to 14 Nov 2026 00:00'
+>>> parse_period("last-48h", "UTC", now=datetime(2026, 11, 14, 8, 30, tzinfo=UTC)).label
+'12 Nov 2026 08:00 to 14 Nov 2026 08:00'
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def parse_period(text: str, tz: str, *, now: datetime, field: str = "--period") 
                               details={field.lstrip("-"): "not a period"})
     length = parse_duration(match.group(1), field=field)
     local = now.astimezone(zone(tz))
-    if length % timedelta(days=1) == timedelta(0):
+    if match.group(1).strip().lower().endswith(("d", "w")):  # days and weeks: whole local days
         end = _local_midnight(local.date(), zone(tz))
         start = _local_midnight(local.date() - timedelta(days=length.days), zone(tz))
     else:
