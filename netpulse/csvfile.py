@@ -82,19 +82,22 @@ def _opened(target: str | Path | IO[str] | IO[bytes]) -> Iterator[IO[str]]:
 
 
 def write_csv(target: str | Path | IO[str] | IO[bytes], header: Sequence[str], rows: Iterable[Sequence[object]], *,
-              float_format: str | None = None) -> int:
+              float_format: str | None = None, include_header: bool = True) -> int:
     """Write ``header`` and ``rows`` (RFC 4180, UTF-8, ``\\n`` line ends) to a path or a stream, every
-    cell through :func:`format_cell` and :func:`safe_cell`; returns the number of data rows."""
+    cell through :func:`format_cell` and :func:`safe_cell`; returns the number of data rows. Without
+    ``include_header``, only the rows (a later block of a file written in pieces)."""
     n = 0
     with _opened(target) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow([safe_cell(h) for h in header])
+        if include_header:
+            writer.writerow([safe_cell(h) for h in header])
         for row in rows:
             writer.writerow([safe_cell(format_cell(v, float_format)) for v in row])
             n += 1
     return n
 
 
-def write_frame(frame: _Frame, target: str | Path | IO[str] | IO[bytes], *, float_format: str | None = None) -> int:
+def write_frame(frame: _Frame, target: str | Path | IO[str] | IO[bytes], *, float_format: str | None = None,
+                header: bool = True) -> int:
     """A Polars frame (any object with ``columns`` and ``iter_rows()``) through :func:`write_csv`."""
-    return write_csv(target, frame.columns, frame.iter_rows(), float_format=float_format)
+    return write_csv(target, frame.columns, frame.iter_rows(), float_format=float_format, include_header=header)
