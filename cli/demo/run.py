@@ -330,6 +330,10 @@ def run_demo(opts: DemoOptions) -> None:
 
         notify_worker.configure(load_settings(database_url=stack.database_url, env="development",
                                               http_host=opts.host, http_port=opts.port))
+        from workers import reports as report_worker
+
+        report_worker.configure(load_settings(database_url=stack.database_url, env="development",
+                                              http_host=opts.host, http_port=opts.port))
         from dramatiq import Worker
 
         from workers.actors import advance_rollups, maintain_storage, probe_batch
