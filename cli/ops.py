@@ -102,13 +102,14 @@ def scheduler() -> None:
     from workers.actors import advance_rollups, maintain_storage, probe_batch
     from workers.alerting import check_sla, evaluate_alerts, send_digests
     from workers.anomaly import score_anomalies
+    from workers.reports import schedule_reports
     from workers.scheduler import Scheduler
 
     settings, rt, _ = _runtime_and_broker()
     sched = Scheduler(rt.engine, send_probe=lambda d, t: probe_batch.send(d, t),
                       periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                 (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                (900, score_anomalies.send)],
+                                (900, score_anomalies.send), (60, schedule_reports.send)],
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
                       probe_timeout_s=settings.probe_timeout_s, leases=rt.leases, telemetry=rt.telemetry)
