@@ -58,10 +58,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from cli import devices, keys, notify, ops, rules, sla, snmp, users
+    from cli import devices, keys, notebook, notify, ops, report, rules, sla, snmp, users
     from cli.demo import command as demo
 
-    for module in (ops, users, devices, snmp, notify, rules, sla, keys, demo):
+    for module in (ops, users, devices, snmp, notify, rules, sla, report, notebook, keys, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     notify_sweep_s: int = Field(default=15, ge=1, le=3600)
     # Links in notifications point here (e.g. https://noc.example.com); unset: http://HTTP_HOST:HTTP_PORT.
     notify_link_base_url: str | None = None
+    # Scheduled reports: a run that fails (or whose email the provider refuses for now) is tried this
+    # many times in all, this long apart, then recorded as failed with its error.
+    report_max_attempts: int = Field(default=3, ge=1, le=20)
+    report_retry_delay_ms: int = Field(default=60_000, ge=1, le=86_400_000)
 
     @field_validator("metrics_token")
     @classmethod

@@ -153,6 +153,8 @@ class Organization(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
     name: Mapped[str] = mapped_column(String(255))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # IANA name; reports' periods and schedules are in it unless their site has its own.
+    time_zone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
 

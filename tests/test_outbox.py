@@ -251,8 +251,8 @@ def test_a_report_mail_carries_its_attachment_and_its_key(db_url: str, db: psyco
     pdf = b"%PDF-1.4 fake report\n%%EOF"
     report = Message(kind="report", key="report:7:20261123",
                      notification=Notification(title="Weekly SLA report", severity="info", message="All targets met.",
-                                               started_at=NOW, link="/reports/7"),
-                     attachments=[Attachment("sla-2026-w47.pdf", "application/pdf", pdf)])
+                                               started_at=NOW, link="/reports/7", kind="report",
+                                               attachments=(Attachment("sla-2026-w47.pdf", "application/pdf", pdf),)))
     ids = enqueue(db, org, report, channel_ids=[mail, sg])
     assert len(ids) == 2 and enqueue(db, org, report, channel_ids=[mail, sg]) == []  # the same report: queued once
     s = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_starttls=False, sendgrid_api_key="SG.k",

@@ -192,9 +192,11 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
     import workers.alerting
     import workers.anomaly
     import workers.notify
+    import workers.reports
 
     actors: list[dramatiq.Actor[Any, Any]] = [*workers.actors.ACTORS, *workers.notify.ACTORS,
-                                               *workers.alerting.ACTORS, *workers.anomaly.ACTORS]
+                                               *workers.alerting.ACTORS, *workers.anomaly.ACTORS,
+                                               *workers.reports.ACTORS]
     for actor in actors:
         if actor.broker is not broker:
             # Actors bind to the broker of their declaration; a process that builds another one

@@ -17,7 +17,7 @@ import requests
 from africastalking.SMS import SMSService
 
 from analytics.notify import templates
-from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer, TransportError
+from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
 
 __all__ = ["AfricasTalkingChannel", "PRODUCTION_API_HOST"]
 
@@ -52,8 +52,7 @@ class AfricasTalkingChannel(Channel):
         self.sender_id = sender_id or None
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification, *, key: str | None = None,
-             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         try:
             resp = self.service.send(templates.sms_text(notification), self.to, sender_id=self.sender_id,
                                      timeout=self.timeout_s)

@@ -23,10 +23,10 @@ records the run::
     with conn.transaction():
         ...  # record the report run
         ids = enqueue(conn, org_id, Message(
-            kind="report", key=f"report:{schedule_id}:{period_start:%Y%m%d}",
+            kind="report", key=f"report:{run_id}",
             notification=Notification(title="Weekly SLA report", severity="info", message=summary,
-                                      started_at=period_start, link=f"/reports/{run_id}"),
-            attachments=[Attachment("sla-2026-w47.pdf", "application/pdf", pdf)]),
+                                      started_at=period_start, link=f"/reports/{run_id}", kind="report",
+                                      attachments=(Attachment("sla-2026-w47.pdf", "application/pdf", pdf),)),
             channel_ids=[c for c, _ in enabled_channels(conn, org_id, ["managers-email"])])
     send_soon(ids)  # optional: the sweeper sends them anyway
 
@@ -118,16 +118,16 @@ class Message:
 
     kind: Kind
     key: str
-    notification: Notification
+    notification: Notification  # its attachments are kept beside the row (notification_attachments)
     alert_ids: Sequence[uuid.UUID] = ()
-    attachments: Sequence[Attachment] = ()
     reason: str | None = None  # the alert event: opened, escalated, resolved, sla, digest
     tier: int | None = None  # the escalation tier it goes to
     max_attempts: int | None = None  # None: 1 + NETPULSE_NOTIFY_MAX_RETRIES
     not_before: datetime | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"notification": self.notification.to_dict(), "reason": self.reason, "tier": self.tier}
+        bare = replace(self.notification, attachments=())  # files go to their own table, not into JSON
+        return {"notification": bare.to_dict(), "reason": self.reason, "tier": self.tier}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +238,12 @@ def enqueue(db: Any, organization_id: uuid.UUID, message: Message, *, channel_id
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (organization_id, message.kind, message.key, list(message.alert_ids), Jsonb(message.payload()),
          message.max_attempts, message.not_before, organization_id, list(channel_ids))).fetchall()]
-    if ids and message.attachments:
+    if ids and message.notification.attachments:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO notification_attachments (outbox_id, filename, content_type, content) "
                 "VALUES (%s, %s, %s, %s)",
-                [(i, a.filename, a.content_type, a.content) for i in ids for a in message.attachments])
+                [(i, a.file_name, a.content_type, a.content) for i in ids for a in message.notification.attachments])
     return ids
 
 
@@ -376,11 +376,11 @@ def deliver(connect: Connect, row: Claimed, *, settings: Settings, policy: Retry
         if wait:
             return _postpone(connect, row, name, wait, per_minute, on_retry)
         attachments = _attachments(conn, row.id) if sender.carries_attachments else []
-    notification = _absolute(row.notification, settings.notify_link_base())
+    notification = replace(_absolute(row.notification, settings.notify_link_base()), attachments=tuple(attachments))
     answer: ProviderAnswer | None = None
     failure: str | None = None
     try:
-        answer = sender.send(notification, key=row.key, attachments=attachments)
+        answer = sender.send(notification, key=row.key)
     except TransportError as exc:
         failure = exc.message
     if answer is not None and answer.ok:

@@ -9,7 +9,6 @@ an ``X-NetPulse-Idempotency-Key`` header of the mail.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import urllib.error
 from collections.abc import Sequence
@@ -18,9 +17,7 @@ from typing import ClassVar
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import (
-    Attachment as SgAttachment,
-)
-from sendgrid.helpers.mail import (
+    Attachment,
     Content,
     CustomArg,
     Disposition,
@@ -35,7 +32,7 @@ from sendgrid.helpers.mail import (
 )
 
 from analytics.notify import templates
-from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer, TransportError
+from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
 
 __all__ = ["SendGridChannel", "KEY_ARG", "KEY_HEADER"]
 
@@ -55,7 +52,7 @@ class SendGridChannel(Channel):
         self.to = list(to)
         self.timeout_s = timeout_s
 
-    def mail(self, n: Notification, *, key: str | None = None, attachments: Sequence[Attachment] = ()) -> Mail:
+    def mail(self, n: Notification, *, key: str | None = None) -> Mail:
         mail = Mail(from_email=From(self.from_email), subject=templates.email_subject(n))
         for i, address in enumerate(self.to):
             personalization = Personalization()
@@ -66,15 +63,14 @@ class SendGridChannel(Channel):
         if key:
             mail.custom_arg = CustomArg(KEY_ARG, key)
             mail.header = Header(KEY_HEADER, key)
-        for a in attachments:
-            mail.attachment = SgAttachment(FileContent(base64.b64encode(a.content).decode("ascii")),
-                                           FileName(a.filename), FileType(a.content_type), Disposition("attachment"))
+        for a in reversed(n.attachments):  # the SDK's add_attachment inserts at the front
+            mail.add_attachment(Attachment(FileContent(a.to_dict()["content"]), FileName(a.file_name),
+                                           FileType(a.content_type.split(";")[0]), Disposition("attachment")))
         return mail
 
-    def send(self, notification: Notification, *, key: str | None = None,
-             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         client = SendGridAPIClient(api_key=self.api_key, host=self.api_host)
-        body = self.mail(notification, key=key, attachments=attachments).get()
+        body = self.mail(notification, key=key).get()
         try:
             # client.send() takes no timeout; the SDK's fluent call below is what it does, plus one.
             resp = client.client.mail.send.post(request_body=body, timeout=self.timeout_s)

@@ -8,11 +8,10 @@ webhooks take no idempotency key: a retry after a lost answer can post twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import ClassVar
 
 from analytics.notify import _http, templates
-from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer
+from analytics.notify.base import Channel, Notification, ProviderAnswer
 
 __all__ = ["SlackChannel"]
 
@@ -24,8 +23,7 @@ class SlackChannel(Channel):
         self.url = url
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification, *, key: str | None = None,
-             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         body = json.dumps(templates.slack_payload(notification)).encode()
         resp = _http.post(self.url, body, {"Content-Type": "application/json"}, timeout_s=self.timeout_s)
         return ProviderAnswer.from_http(resp.status, resp.body, retry_after_ms=resp.retry_after_ms())

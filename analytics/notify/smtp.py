@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 from typing import ClassVar
 
 from analytics.notify import templates
-from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer, TransportError
+from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
 
 __all__ = ["SmtpChannel", "KEY_HEADER"]
 
@@ -41,8 +41,7 @@ class SmtpChannel(Channel):
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
 
-    def message(self, n: Notification, *, key: str | None = None,
-                attachments: Sequence[Attachment] = ()) -> EmailMessage:
+    def message(self, n: Notification, *, key: str | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["Subject"] = templates.email_subject(n)
         msg["From"] = self.from_email
@@ -56,14 +55,14 @@ class SmtpChannel(Channel):
             msg["Message-ID"] = make_msgid(domain=domain)
         msg.set_content(templates.email_text(n))
         msg.add_alternative(templates.email_html(n), subtype="html")
-        for a in attachments:
-            maintype, _, subtype = a.content_type.partition("/")
-            msg.add_attachment(a.content, maintype=maintype, subtype=subtype or "octet-stream", filename=a.filename)
+        for a in n.attachments:  # the message becomes multipart/mixed: the bodies, then the files
+            maintype, _, subtype = a.content_type.split(";")[0].strip().partition("/")
+            msg.add_attachment(a.content, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                               filename=a.file_name)
         return msg
 
-    def send(self, notification: Notification, *, key: str | None = None,
-             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
-        msg = self.message(notification, key=key, attachments=attachments)
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
+        msg = self.message(notification, key=key)
         context = self.ssl_context or ssl_module.create_default_context()
         try:
             client = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context) if self.ssl

@@ -23,11 +23,11 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import ClassVar
 
 from analytics.notify import _http, templates
-from analytics.notify.base import Attachment, Channel, Notification, ProviderAnswer
+from analytics.notify.base import Channel, Notification, ProviderAnswer
 
 __all__ = ["WebhookChannel", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "EVENT_HEADER", "IDEMPOTENCY_HEADER", "sign",
            "verify"]
@@ -65,8 +65,7 @@ class WebhookChannel(Channel):
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification, *, key: str | None = None,
-             attachments: Sequence[Attachment] = ()) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         body = json.dumps(templates.webhook_payload(notification), separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {**self.headers, "Content-Type": "application/json", EVENT_HEADER: "test" if notification.test

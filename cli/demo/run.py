@@ -342,6 +342,9 @@ def run_demo(opts: DemoOptions) -> None:
         notify_settings = load_settings(database_url=stack.database_url, env="development", http_host=opts.host,
                                         http_port=opts.port)
         notify_worker.configure(notify_settings)
+        from workers import reports as report_worker
+
+        report_worker.configure(notify_settings)
         from dramatiq import Worker
 
         from workers.actors import maintain_storage, probe_batch
