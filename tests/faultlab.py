@@ -179,4 +179,5 @@ def netpulse_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETPULSE_")}
     env.update({f"NETPULSE_{k.upper()}": v for k, v in settings.items()})
     env["NETPULSE_ENV_FILE"] = os.devnull
+    env["PYTHONUNBUFFERED"] = "1"  # their output is read while they run
     return env

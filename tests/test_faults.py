@@ -93,6 +93,8 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_no_row(broker_url: str, db_
     b = NetPulse(["worker", "--threads", "1"], env, tmp_path, "worker-b").start()
     broker = _producer(broker_url)
     try:
+        # Both consume before the first message: the one killed has taken some of them for sure.
+        wait_for(lambda: "worker running" in a.output() and "worker running" in b.output(), 60, "the workers")
         for rows in batches:
             load_batch.send(rows.to_message())
 
