@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.text"]
 
 
 @pytest.mark.parametrize("name", MODULES)
