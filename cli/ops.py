@@ -37,7 +37,8 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
     rt = runtime.configure(runtime.Runtime(
         settings.require_database_url(), icmp_privileged=settings.probe_privileged, icmp_pps=settings.probe_pps,
         probe_timeout_s=settings.probe_timeout_s, resolve_ttl_s=settings.probe_interval_s,
-        hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after),
+        hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after, settings.status_degraded_after,
+                              settings.status_clean_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
         redis=client))
     broker = broker_mod.install(broker_mod.make_broker(client=client))

@@ -86,7 +86,8 @@ ins AS (
 # Times travel as epoch microseconds (bigint) both ways: no datetime object per device and value.
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
 _LOCK_DEVICES = f"""
-SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')}
+SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')},
+       loss_streak, clean_streak, quality
 FROM devices WHERE id = ANY(%s::integer[]) ORDER BY id FOR NO KEY UPDATE
 """
 _TS = "'epoch'::timestamptz + {0} * interval '1 microsecond'"
@@ -97,10 +98,12 @@ UPDATE devices d SET
     oper_status_since = coalesce({_TS.format('v.since')}, d.oper_status_since),
     fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
     last_checked = {_TS.format('v.checked')},
-    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')})
+    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')}),
+    loss_streak = v.loss_streak, clean_streak = v.clean_streak, quality = v.quality
 FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
-            %s::bigint[], %s::bigint[])
-     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen)
+            %s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::text[])
+     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, loss_streak, clean_streak,
+          quality)
 WHERE d.id = v.device_id
 """
 
@@ -250,8 +253,7 @@ class Loader:
         rows are locked in id order, so concurrent batches for one device take turns."""
         if not probed:
             return 0
-        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], r[4], r[5])
-                  for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
+        states = {r[0]: DeviceState(*r) for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
         result = apply_status(rows, states, self.hysteresis)
         if not result.updates:
             return 0
@@ -260,7 +262,8 @@ class Loader:
             _array([x.device_id for x in u]), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
             _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
             _array([x.streak_since_us for x in u]), _array([x.last_checked_us for x in u]),
-            _array([x.last_seen_us for x in u])))
+            _array([x.last_seen_us for x in u]), _array([x.loss_streak for x in u]),
+            _array([x.clean_streak for x in u]), _words([x.quality for x in u])))
         if result.events:
             e = result.events
             conn.execute(_INSERT_EVENTS, (
