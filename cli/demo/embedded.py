@@ -89,6 +89,9 @@ def _data_dir_redis(base: type, run_dir: Path) -> type:
     """
 
     class DataDirRedis(base):  # type: ignore[misc, valid-type]
+        redis_dir: str | None
+        socket_file: str | None
+
         def _create_redis_directory_tree(self) -> None:
             if not self.redis_dir:
                 run_dir.mkdir(mode=0o700, exist_ok=True)
