@@ -10,8 +10,12 @@ One transaction per batch, all or nothing:
    the ``metrics_1m/1h/1d`` views until the rollup job materializes them; rows that arrive behind
    the watermark (late probes, backfills) are folded here into the ``*_mat`` tables as mergeable
    aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
-   the job cannot move it between the two (netpulse.rollups). TimescaleDB maintains its
-   continuous aggregates itself.
+   the job cannot move it between the two (netpulse.rollups). TimescaleDB keeps its continuous
+   aggregates with refresh policies and real-time aggregation; rows that arrive after a policy may
+   have materialized their bucket (older than ``LATE``) would stay out of the aggregates until a
+   refresh covers them, so after such a batch commits the loader refreshes from their day on
+   (:func:`netpulse.storage.refresh_rollups`; autocommit connections only, best effort: a failed
+   refresh is logged and left to the policies).
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
 """
@@ -33,7 +37,7 @@ from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
 from netpulse.migrations import Variant, storage_variant
 from netpulse.rollups import merge_cte, watermark
-from netpulse.storage import ensure_partitions
+from netpulse.storage import ensure_partitions, refresh_rollups
 
 log = structlog.get_logger("netpulse.ingest.loader")
 
@@ -148,6 +152,9 @@ class Loader:
     """
 
     MAX_ATTEMPTS = 3  # deadlocks between concurrent loaders are retried whole
+    # TimescaleDB: a refresh policy materializes a minute bucket one minute after it ended at the
+    # earliest; rows older than this (with room for clock skew) may land in a materialized bucket.
+    LATE = timedelta(seconds=30)
 
     def __init__(self, variant: Variant | None = None, hysteresis: Hysteresis | None = None):
         self._variant = variant
@@ -183,6 +190,8 @@ class Loader:
                     if inserted is None:
                         inserted = self._insert_new_only(conn, payload, variant, w)
                     updated = self._update_status(conn, rows, probed)
+                if variant == "timescale" and inserted:
+                    self._refresh_after_late_rows(conn, rows)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
@@ -194,6 +203,17 @@ class Loader:
                     raise
                 self._known_days.clear()
         raise AssertionError("unreachable")
+
+    def _refresh_after_late_rows(self, conn: psycopg.Connection, rows: MetricRows) -> None:
+        oldest = datetime.fromtimestamp(int(rows.time_us.min()) / 1e6, UTC)
+        in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        if not conn.autocommit or in_transaction or oldest >= datetime.now(UTC) - self.LATE:
+            return
+        try:
+            refresh_rollups(conn, oldest, datetime.now(UTC) + timedelta(days=1), variant="timescale")
+        except psycopg.Error as exc:
+            log.warning("netpulse.ingest.rollup_refresh_failed", oldest=oldest.isoformat(),
+                        error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
                      variant: Variant, w: datetime | None) -> int | None:
