@@ -25,7 +25,7 @@ def migrate(storage: str) -> None:
 COMMANDS = [migrate]
 
 
-def _runtime_and_broker():  # type: ignore[no-untyped-def]
+def _runtime_and_broker(fleet: object = None):  # type: ignore[no-untyped-def]
     import redis
 
     from ingest.status import Hysteresis
@@ -40,9 +40,30 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
         hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after, settings.status_degraded_after,
                               settings.status_clean_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
-        redis=client))
+        redis=client, fleet=fleet))  # type: ignore[arg-type]
     broker = broker_mod.install(broker_mod.make_broker(client=client))
     return settings, rt, broker
+
+
+def _fleet(spec: str | None) -> object:
+    """``devices=N,sites=S,seed=X,interval=I``: the simulated network whose devices this worker probes."""
+    if spec is None:
+        return None
+    from ingest.simulator import Fleet
+    from netpulse.errors import ValidationError
+
+    known = {"devices": "n_devices", "sites": "n_sites", "seed": "seed", "interval": "interval_s"}
+    args: dict[str, int] = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in known or not value.strip().isdigit():
+            raise ValidationError(f"--simulated-fleet: {part!r} is not one of devices=N, sites=N, seed=N, interval=S",
+                                  details={"simulated_fleet": spec})
+        args[known[key.strip()]] = int(value)
+    try:
+        return Fleet(**args)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValidationError(f"--simulated-fleet: {exc}", details={"simulated_fleet": spec}) from None
 
 
 def _wait_for_signal() -> None:
@@ -59,11 +80,14 @@ def _wait_for_signal() -> None:
 @click.command()
 @click.option("--threads", type=click.IntRange(1, 64), default=None,
               help="Worker threads [default: NETPULSE_WORKER_THREADS].")
-def worker(threads: int | None) -> None:
+@click.option("--simulated-fleet", "fleet_spec", default=None, metavar="devices=N,sites=S,seed=X,interval=I",
+              help="Also answer for the simulated devices of this seeded network (load tests such as "
+                   "bench/soak.py); without it, simulated devices yield no rows.")
+def worker(threads: int | None, fleet_spec: str | None) -> None:
     """Run a worker process: probes, loads, maintenance. Scale by running more of them."""
     from dramatiq import Worker
 
-    settings, _, broker = _runtime_and_broker()
+    settings, _, broker = _runtime_and_broker(_fleet(fleet_spec))
     w = Worker(broker, worker_threads=threads or settings.worker_threads)
     w.start()
     click.echo(f"worker running with {threads or settings.worker_threads} threads; Ctrl-C to stop")
