@@ -27,7 +27,7 @@ from typing import Any
 from analytics.rules import SCOPES, Rule, parse_duration
 from netpulse.errors import ValidationError
 from netpulse.metrics import MetricKind
-from netpulse.text import name_problem
+from netpulse.text import name_problem, text_problem
 
 __all__ = ["FILE_KEYS", "Problem", "RuleFile", "RuleFileError", "RuleSource", "load_rule_file", "read_rule_file",
            "rule_from_mapping"]
@@ -193,6 +193,9 @@ def _label(item: object, index: int) -> str:
 def _text(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise _Bad(f"{key}: {_shown(value)} is not text; write it in quotes")
+    problem = text_problem(value)
+    if problem is not None:
+        raise _Bad(f"{key}: {_shown(value)} {problem}")
     return value
 
 
@@ -274,7 +277,7 @@ def _parse(data: Mapping[str, Any]) -> tuple[Rule | None, list[tuple[str | None,
         else:
             values[attr] = value
     if isinstance(values.get("name"), str) and name_problem(values["name"]) is not None:
-        problems.append(("name", f"name {_shown(values['name'])} {name_problem(values['name'])}"))
+        problems.append(("name", f"name: {_shown(values['name'])} {name_problem(values['name'])}"))
     # The kind a rule without one has: a baseline (k), a threshold (a metric), else the device status.
     values.setdefault("kind", "dynamic" if "k" in data else "threshold" if "metric" in data else "status")
     values.setdefault("severity", "warning")

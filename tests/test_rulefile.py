@@ -49,11 +49,12 @@ CASES: list[tuple[str, list[str]]] = [
     ]),
     ("duplicate-name.json", ["3: rule down: the name is already used by the rule on line 2; names must be unique"]),
     ("hidden-characters.json", [
-        r"2: rule #1: name 'down\x00' contains U+0000, a control character; remove it",
-        r"3: rule #2: name 'lat\u202ency' contains U+202E RIGHT-TO-LEFT OVERRIDE, which reorders the text shown "
+        r"2: rule #1: name: 'down\x00' contains U+0000, a control character; remove it",
+        r"3: rule #2: name: 'lat\u202ency' contains U+202E RIGHT-TO-LEFT OVERRIDE, which reorders the text shown "
         "around it; remove it",
-        "4: rule #3: name \"=cmd|' /C calc'!A0\" starts with '=', which a spreadsheet runs as a formula; start it "
+        "4: rule #3: name: \"=cmd|' /C calc'!A0\" starts with '=', which a spreadsheet runs as a formula; start it "
         "with a letter or a digit",
+        r"5: rule scoped: scope: 'site:Nai\x00robi' contains U+0000, a control character; remove it",
     ]),
     # Every problem of the file, each at its own line; a [[rule]] inside a multi-line string is text.
     ("several.toml", [
