@@ -229,18 +229,13 @@ class Soak:
                 "FROM metrics WHERE metric_id = %s) g WHERE gap < %s * interval '1 second'",
                 (avail, a.interval / 2)).fetchone()[0]  # type: ignore[index]
             self._db_backend_cpu(conn)
-            sizes = dict(conn.execute(
-                "SELECT r, coalesce(sum(pg_total_relation_size(relid)), 0) FROM unnest(%s::text[]) r "
-                "LEFT JOIN LATERAL (SELECT relid FROM pg_partition_tree(r::regclass) "
-                "UNION SELECT c.oid FROM pg_class c WHERE c.relname = r || '_mat' AND c.relkind = 'r') t ON true "
-                "GROUP BY r", (["metrics", "metrics_1m_mat", "metrics_1h_mat", "metrics_1d_mat"],)).fetchall())
+            sizes = self._sizes(conn)
         inner_s = (last - first).total_seconds() - 2 * a.interval
         due = max(len(fleet.devices) * inner_s / a.interval, 1.0)
         kept = inner / due
         worker_cpu = sum(samples[-1].cpu)
         db_cpu = sum(self.db_cpu.values())
         rows_per_probe = rows / max(probes, 1)
-        device_day_rows = 86_400 / 60 * rows_per_probe            # at a 60 s interval
         print(f"\nafter a warm-up of {warm:.0f} s, over {duration - warm:.0f} s:")
         print(f"  probe lag (slot -> stored, sampled every {SAMPLE_S:g} s): p50 {p50:.1f} s, p95 {p95:.1f} s, "
               f"p99 {p99:.1f} s, max {lags.max() if len(lags) else float('nan'):.1f} s")
@@ -260,14 +255,15 @@ class Soak:
               f"{rows / max(worker_cpu, 1e-9):,.0f} rows/s  ({worker_cpu:.1f} CPU s over {a.workers} worker(s))")
         print(f"  database per core: {rows / max(db_cpu, 1e-9):,.0f} rows/s stored ({db_cpu:.1f} CPU s of the "
               "backends serving the soak: loads, status, rollup job, scheduler, alert jobs)")
-        for name in ("metrics", "metrics_1m_mat", "metrics_1h_mat", "metrics_1d_mat"):
-            size = int(sizes.get(name, 0))
-            if not size:
-                continue
-            per_row = size / max(rows, 1)
-            label = "raw rows" if name == "metrics" else name.removesuffix("_mat") + " rollup"
-            print(f"  {label}: {size / 2**20:,.1f} MiB, {per_row:,.1f} B per raw row -> "
-                  f"{per_row * device_day_rows / 2**20:,.2f} MiB per device-day at a 60 s interval")
+        # Rows per device-day at a 60 s interval: one raw row per series and probe, one rollup row per
+        # series and bucket (a minute holds one probe at 60 s).
+        per_day = {"raw rows": 1440, "1m rollup": 1440, "1h rollup": 24, "1d rollup": 1}
+        for label, (size, count) in sizes.items():
+            if count:
+                per_row = size / count
+                print(f"  {label}: {size / 2**20:,.1f} MiB for {count:,} rows, {per_row:,.0f} B a row -> "
+                      f"{per_row * per_day[label.split(' (')[0]] * rows_per_probe / 2**20:,.2f} MiB per device-day "
+                      "at a 60 s interval")
         ok = (p95 < a.interval and not growing and bool((growth < 10).all()) and twice == 0 and kept >= 0.95)
         verdict = "PASS" if ok else "FAIL"
         print(f"\nVERDICT: {verdict}: {len(fleet.devices):,} devices every {a.interval} s on {a.workers} worker(s) "
@@ -276,6 +272,39 @@ class Soak:
               f"warm-up {growth.max():+.1f} % (< 10 %), {twice} device(s) probed twice in one interval; "
               f"probes stored / due {kept:.3f}")
         return ok
+
+    @staticmethod
+    def _sizes(conn: psycopg.Connection) -> dict[str, tuple[int, int]]:
+        """label -> (bytes on disk with indexes and TOAST, rows) of the raw table and each rollup level.
+        On TimescaleDB the raw chunks are compressed first (as the policy does after 7 days), and the
+        compressed size is reported beside the uncompressed one."""
+        variant = conn.execute("SELECT variant FROM netpulse_migrations WHERE variant <> 'common' LIMIT 1").fetchone()
+        out: dict[str, tuple[int, int]] = {}
+        levels = {"1m rollup": "metrics_1m", "1h rollup": "metrics_1h", "1d rollup": "metrics_1d"}
+        raw_rows = int(conn.execute("SELECT count(*) FROM metrics").fetchone()[0])  # type: ignore[index]
+        if variant and variant[0] == "timescale":
+            out["raw rows"] = (int(conn.execute("SELECT hypertable_size('metrics')").fetchone()[0]), raw_rows)  # type: ignore[index]
+            conn.execute("SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('metrics') c")
+            out["raw rows (compressed)"] = (
+                int(conn.execute("SELECT hypertable_size('metrics')").fetchone()[0]), raw_rows)  # type: ignore[index]
+            for label, view in levels.items():
+                size = conn.execute(
+                    "SELECT hypertable_size(format('%I.%I', materialization_hypertable_schema, "
+                    "materialization_hypertable_name)::regclass) FROM timescaledb_information.continuous_aggregates "
+                    "WHERE view_name = %s", (view,)).fetchone()
+                count = conn.execute(f"SELECT count(*) FROM {view}").fetchone()
+                out[label] = (int(size[0] or 0) if size else 0, int(count[0]) if count else 0)
+            return out
+        out["raw rows"] = (int(conn.execute("SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                                            "FROM pg_partition_tree('metrics')").fetchone()[0]), raw_rows)  # type: ignore[index]
+        for label, view in levels.items():
+            # A partitioned level sums its partitions; the 1d level is one table.
+            size = conn.execute("SELECT greatest((SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                                "FROM pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+                                (view + "_mat", view + "_mat")).fetchone()
+            count = conn.execute(f"SELECT count(*) FROM {view}_mat").fetchone()
+            out[label] = (int(size[0]) if size else 0, int(count[0]) if count else 0)
+        return out
 
     def drop(self) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True) as c:
