@@ -31,16 +31,20 @@ def main() -> None:
 
     Production reads NETPULSE_DATABASE_URL and NETPULSE_REDIS_URL; `netpulse demo` needs neither.
     """
+    from netpulse.config import get_settings
     from netpulse.logs import configure
 
-    configure("warning")
+    # One-shot commands keep quiet unless NETPULSE_LOG_LEVEL asks otherwise; the long-running
+    # processes (serve, worker, scheduler, demo) default to info (cli.ops.configure_logging).
+    settings = get_settings()
+    configure(settings.log_level or "warning", settings.log_format)
 
 
 def _register() -> None:
-    from cli import devices, notify, ops, rules, sla
+    from cli import devices, notify, ops, rules, sla, snmp, users
     from cli.demo import command as demo
 
-    for module in (ops, devices, notify, rules, sla, demo):
+    for module in (ops, users, devices, snmp, notify, rules, sla, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -25,6 +25,14 @@ def migrate(storage: str) -> None:
 COMMANDS = [migrate]
 
 
+def configure_logging() -> None:
+    """The long-running processes log at info unless NETPULSE_LOG_LEVEL says otherwise."""
+    from netpulse.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level or "info", settings.log_format)
+
+
 def _runtime_and_broker(fleet: object = None):  # type: ignore[no-untyped-def]
     import redis
 
@@ -32,6 +40,7 @@ def _runtime_and_broker(fleet: object = None):  # type: ignore[no-untyped-def]
     from workers import broker as broker_mod
     from workers import runtime
 
+    configure_logging()
     settings = get_settings()
     client = redis.Redis.from_url(settings.require_redis_url())
     rt = runtime.configure(runtime.Runtime(
@@ -41,6 +50,7 @@ def _runtime_and_broker(fleet: object = None):  # type: ignore[no-untyped-def]
                               settings.status_clean_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
         redis=client, fleet=fleet))  # type: ignore[arg-type]
+    rt.evaluator.snmp_failing_intervals = settings.snmp_failing_intervals
     broker = broker_mod.install(broker_mod.make_broker(client=client))
     return settings, rt, broker
 
@@ -66,15 +76,15 @@ def _fleet(spec: str | None) -> object:
         raise ValidationError(f"--simulated-fleet: {exc}", details={"simulated_fleet": spec}) from None
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal():  # type: ignore[no-untyped-def]
+    """An event set by SIGINT or SIGTERM (installed before the process says it is running)."""
     import signal
     import threading
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 @click.command()
@@ -88,11 +98,13 @@ def worker(threads: int | None, fleet_spec: str | None) -> None:
     from dramatiq import Worker
 
     settings, _, broker = _runtime_and_broker(_fleet(fleet_spec))
+    stop = _stop_on_signal()
     w = Worker(broker, worker_threads=threads or settings.worker_threads)
     w.start()
     click.echo(f"worker running with {threads or settings.worker_threads} threads; Ctrl-C to stop")
     try:
-        _wait_for_signal()
+        while not stop.wait(1.0):
+            pass
     finally:
         w.stop()
 
@@ -115,7 +127,7 @@ def scheduler() -> None:
                                 (900, score_anomalies.send)],
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
-                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases)
+                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases, telemetry=rt.telemetry)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -130,13 +142,15 @@ def scheduler() -> None:
 @click.option("--get", "get_path", default=None, metavar="PATH",
               help="Make one in-process request (e.g. /healthz), print the answer and exit non-zero unless 200.")
 def serve(host: str | None, port: int | None, get_path: str | None) -> None:
-    """Serve the dashboard and the REST API."""
+    """Serve the dashboard and the REST API (and /health, /ready, /alive, /metrics)."""
     from dashboard.app import create_app
 
+    if not get_path:
+        configure_logging()
     settings = get_settings()
     settings.require_database_url()
     settings.require_secret_key()
-    app = create_app(settings)
+    app = create_app(settings, **_observability(settings))
     if get_path:
         resp = app.test_client().get(get_path)
         click.echo(resp.get_data(as_text=True))
@@ -144,6 +158,22 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(app, host=host or settings.http_host, port=port or settings.http_port, threads=8)
+
+
+def _observability(settings):  # type: ignore[no-untyped-def]
+    """Redis and the broker's queues for the web process's /health and /metrics (none without Redis)."""
+    if not settings.redis_url:
+        return {}
+    import redis
+
+    from workers.broker import make_broker
+    from workers.queues import queue_check, queue_depths
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    broker = make_broker(client=client)   # read only: no actor is declared on it
+    return {"redis": client,
+            "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+            "checks": [queue_check(broker, settings.health_max_queue_depth)]}
 
 
 @click.command()

@@ -37,6 +37,7 @@ from dashboard.auth import API_PREFIX, current_org_id, issue_access_token, role_
 from netpulse import inventory
 from netpulse.db import raw_connection
 from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, NotFound, ValidationError
+from netpulse.probe_status import ProbeState, probe_states
 from netpulse.schema import Device
 from netpulse.users import authenticate
 
@@ -81,8 +82,9 @@ def _ref(obj: Any) -> dict[str, Any] | None:
     return {"id": obj.id, "name": obj.name} if obj is not None else None
 
 
-def _device_json(d: Device) -> dict[str, Any]:
-    """The public view of a device (no SNMP secrets)."""
+def _device_json(d: Device, probes: list[ProbeState] | None = None) -> dict[str, Any]:
+    """The public view of a device (no SNMP secrets), with the latest state and last error of each of
+    its probes (``netpulse.probe_status``)."""
     return {
         "id": d.id, "name": d.name, "address": d.address,
         "ip_address": str(d.ip_address) if d.ip_address is not None else None,
@@ -93,6 +95,7 @@ def _device_json(d: Device) -> dict[str, Any]:
         "tags": sorted(t.name for t in d.tags),
         "probe_enabled": d.probe_enabled, "simulated": d.simulated, "description": d.description,
         "created_at": _iso(d.created_at),
+        "probes": [p.as_dict() for p in probes or []],
     }
 
 
@@ -189,7 +192,8 @@ def list_devices() -> Response:
             session, current_org_id(), site=arg("site") or None, group=arg("group") or None,
             tag=arg("tag") or None, oper_status=arg("oper_status") or None, search=arg("search") or None,
             limit=per_page, offset=(page - 1) * per_page)
-        data = [_device_json(d) for d in devices]
+        probes = probe_states(session, current_org_id(), [d.id for d in devices])
+        data = [_device_json(d, probes.get(d.id)) for d in devices]
     return envelope.success(data, pagination=envelope.pagination(page, per_page, total))
 
 
@@ -197,7 +201,8 @@ def list_devices() -> Response:
 @require_permission("device:read")
 def get_device(device_id: int) -> Response:
     with _session() as session:
-        data = _device_json(inventory.get_device(session, current_org_id(), device_id))  # 404 DEVICE_NOT_FOUND
+        device = inventory.get_device(session, current_org_id(), device_id)  # 404 DEVICE_NOT_FOUND
+        data = _device_json(device, probe_states(session, current_org_id(), [device.id]).get(device.id))
     return envelope.success(data)
 
 

@@ -6,27 +6,32 @@
     app.run()  # or any WSGI server
 
 Routes: ``/login`` and ``/logout`` (form login, cookies), ``/api/v1/...`` (JSON envelope, bearer or
-cookie token), ``/healthz`` (no auth), and Dash at ``/`` (pages from ``dashboard/pages``), all of it
-behind the token guard of :mod:`dashboard.auth`.
+cookie token), ``/alive``, ``/ready``, ``/health``, ``/healthz`` (:mod:`dashboard.health`) and
+``/metrics`` (:mod:`dashboard.metrics`) without a login, and Dash at ``/`` (pages from
+``dashboard/pages``), all of it behind the token guard of :mod:`dashboard.auth`.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import structlog
 from dash import html
-from flask import Flask, current_app, jsonify
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.wrappers import Response
+from flask import Flask
+from sqlalchemy import Engine
 
 from dashboard import auth, ids
 from dashboard.api import init_api
+from dashboard.health import install_health
+from dashboard.metrics import QueueDepths, install_metrics
+from netpulse import logs
 from netpulse.config import Settings, get_settings
 from netpulse.db import make_engine, make_sessionmaker
+from netpulse.health import Check, database_check, migrations_check, redis_check
 
 __all__ = ["create_app"]
 
@@ -53,20 +58,34 @@ INDEX_STRING = """<!DOCTYPE html>
 </html>"""
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
-    """Build the Flask server with JWT auth, ``/api/v1``, ``/healthz`` and the Dash pages mounted at ``/``.
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None, redis: Any = None,
+               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = ()) -> Flask:
+    """Build the Flask server with JWT auth, ``/api/v1``, the health and metrics endpoints and the Dash
+    pages mounted at ``/``.
 
     Needs ``settings.secret_key`` (signs the tokens; 16+ characters) and, unless ``engine`` is given,
     ``settings.database_url``; ``settings.env`` and ``settings.http_host`` decide whether cookies are
     marked Secure (production on a non-loopback address). A given ``engine`` stays the caller's to dispose.
+    ``redis`` (a client; else one from ``settings.redis_url``, if set) is checked by /health and holds
+    the workers' counters for /metrics; ``queue_depths`` reads the work queues (the composition root
+    builds it from the broker); ``checks`` are added to /health (and /ready when marked so).
     """
     if settings is None:
         settings = get_settings()
     settings.require_secret_key()  # fail before anything is built
+    if not structlog.is_configured():
+        # Embedded in another server: never structlog's default renderer (tracebacks with locals).
+        logs.configure(settings.log_level or "info", settings.log_format)
     if engine is None:
         engine = make_engine(settings.require_database_url())
+    if redis is None and settings.redis_url:
+        import redis as redis_lib
+
+        redis = redis_lib.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
 
     server = Flask("dashboard", static_folder=None)
+    # First: the request timer must start before any other hook (the login guard) may answer.
+    install_metrics(server, engine=engine, redis=redis, queue_depths=queue_depths, token=settings.metrics_token)
     server.config.update(SECRET_KEY=settings.require_secret_key(), MAX_CONTENT_LENGTH=1 << 20)
     server.json.sort_keys = False  # type: ignore[attr-defined]  # envelopes read success, data, meta in order
     server.extensions["netpulse.settings"] = settings
@@ -76,7 +95,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     auth.configure_jwt(server, settings)
     server.register_blueprint(auth.bp)
     init_api(server)
-    server.add_url_rule("/healthz", "healthz", healthz)
+    install_health(server, [database_check(engine), *([redis_check(redis)] if redis is not None else []),
+                            migrations_check(engine), *checks])
 
     dash_app = dash.Dash(
         "dashboard",
@@ -138,23 +158,3 @@ def shell() -> html.Div:
         className="np-navbar",
     )
     return html.Div([navbar, dbc.Container(dash.page_container, fluid=True, className="np-main")])
-
-
-def healthz() -> tuple[Response, int]:
-    """Liveness and readiness in one: the database answers ``SELECT 1``. No auth; 503 when unhealthy."""
-    engine: Engine = current_app.extensions["netpulse.engine"]
-    started = time.perf_counter()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        body = {"status": "unhealthy", "checks": {"database": {"status": "error", "error": reason}}}
-        code = 503
-    else:
-        latency = round((time.perf_counter() - started) * 1000, 2)
-        body = {"status": "healthy", "checks": {"database": {"status": "ok", "latency_ms": latency}}}
-        code = 200
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response, code

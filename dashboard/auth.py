@@ -54,7 +54,7 @@ ACCESS_TTL = timedelta(hours=8)          # one NOC shift
 REFRESH_WITHIN = timedelta(hours=1)      # re-issue a cookie token this close to its expiry
 
 # Reachable without a token. The API authenticates per endpoint (its 401s are envelopes).
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz"})
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/alive", "/ready", "/health", "/healthz", "/metrics"})
 API_PREFIX = "/api/"
 
 bp = Blueprint("auth", __name__)

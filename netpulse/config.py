@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
     secret_key: str | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Unset: each process picks its own (the servers info, one-shot CLI commands warning).
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+    log_format: Literal["console", "json"] = "console"   # json: one object per line, for log shippers
 
     # Storage
     metrics_retention_days: int = Field(default=90, ge=1)
@@ -67,6 +69,16 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8050, ge=1, le=65535)
 
+    # Self-monitoring. /metrics needs no login; with a token set it answers only
+    # ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials: ...}``).
+    metrics_token: str | None = None
+    # /health turns unhealthy when more messages than this wait in one queue (a backlog the workers
+    # are not draining).
+    health_max_queue_depth: int = Field(default=10_000, ge=1)
+    # The built-in rule: a warning when SNMP polling of a device failed this many intervals in a row
+    # while ICMP answers; 0 turns the rule off.
+    snmp_failing_intervals: int = Field(default=3, ge=0, le=1000)
+
     # Notifications (analytics.notify). Credentials stay None until a channel of that kind is used; the
     # channel then fails with a ConfigError naming the variable. Recipients live in each channel's config.
     email_from: str | None = None  # the From: address of SendGrid and SMTP email
@@ -89,6 +101,16 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(default=10.0, gt=0, le=300)
     # Links in notifications point here (e.g. https://noc.example.com); unset: http://HTTP_HOST:HTTP_PORT.
     notify_link_base_url: str | None = None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if len(v) < 16:
+            raise ValueError("must be at least 16 characters (generate one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return v
 
     @field_validator("notify_max_backoff_ms")
     @classmethod

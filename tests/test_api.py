@@ -310,8 +310,7 @@ def test_api_crash_is_a_500_envelope(db_url: str, engine: Engine, db: psycopg.Co
 def test_healthz_needs_no_login(client: FlaskClient) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
-    body = r.get_json()
-    assert body["status"] == "healthy" and body["checks"]["database"]["status"] == "ok"
+    assert r.get_json() == {"status": "healthy"}
 
 
 def test_healthz_is_503_when_the_database_is_unreachable() -> None:
@@ -323,9 +322,8 @@ def test_healthz_is_503_when_the_database_is_unreachable() -> None:
     finally:
         dead.dispose()
     assert r.status_code == 503
-    body = r.get_json()
-    assert body["status"] == "unhealthy" and body["checks"]["database"]["status"] == "error"
-    assert body["checks"]["database"]["error"]
+    # Public: the verdict only, never the driver's message with the database's host and port.
+    assert r.get_json() == {"status": "unhealthy"}
 
 
 # --- the dashboard behind the login ----------------------------------------------------------------

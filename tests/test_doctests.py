@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.text"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
+           "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.text"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -345,13 +345,17 @@ def run_demo(opts: DemoOptions) -> None:
                               periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                         (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
                                         (900, score_anomalies.send)],
-                              interval_s=opts.interval_s, leases=rt.leases)
+                              interval_s=opts.interval_s, leases=rt.leases, telemetry=rt.telemetry)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()
 
         settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
                                  env="development")
-        app = create_app(settings, engine=engine)
+        from workers.queues import queue_check, queue_depths
+
+        app = create_app(settings, engine=engine, redis=stack.redis,
+                         queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+                         checks=[queue_check(broker, settings.health_max_queue_depth)])
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)
