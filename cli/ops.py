@@ -12,14 +12,23 @@ from netpulse.config import get_settings
               help="Metrics storage variant for a new database; auto picks TimescaleDB when the extension "
                    "is available. An existing database keeps the variant it has.")
 def migrate(storage: str) -> None:
-    """Apply pending SQL migrations (idempotent)."""
+    """Apply pending SQL migrations, then encrypt stored secrets still in plaintext (idempotent)."""
+    from netpulse.db import connect
     from netpulse.migrations import migrate as run
+    from netpulse.rekey import plaintext_count, rekey
 
     settings = get_settings()
-    variant, applied = run(settings.require_database_url(), requested=storage,
-                           on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
+    url = settings.require_database_url()
+    variant, applied = run(url, requested=storage, on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
     click.echo(f"{len(applied)} migration(s) applied; storage variant: {variant}"
                if applied else f"database is up to date; storage variant: {variant}")
+    # The data step of encryption at rest: SQL cannot encrypt, so it runs here, on every migrate. Only
+    # values without the "fernet:" marker (written before encryption existed) are touched.
+    with connect(url, autocommit=True) as conn:
+        plain = plaintext_count(conn)
+        if plain:
+            report = rekey(conn, settings.keyring(), rotate=False)
+            click.echo(f"encrypted {plain} stored secret(s) in {report.changed} row(s)")
 
 
 COMMANDS = [migrate]
@@ -118,13 +127,14 @@ def scheduler() -> None:
     from workers.actors import advance_rollups, maintain_storage, probe_batch
     from workers.alerting import check_sla, evaluate_alerts, send_digests
     from workers.anomaly import score_anomalies
+    from workers.reports import schedule_reports
     from workers.scheduler import Scheduler
 
     settings, rt, _ = _runtime_and_broker()
     sched = Scheduler(rt.engine, send_probe=lambda d, t: probe_batch.send(d, t),
                       periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                 (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                (900, score_anomalies.send)],
+                                (900, score_anomalies.send), (60, schedule_reports.send)],
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
                       probe_timeout_s=settings.probe_timeout_s, leases=rt.leases, telemetry=rt.telemetry)
@@ -165,13 +175,18 @@ def _observability(settings):  # type: ignore[no-untyped-def]
     if not settings.redis_url:
         return {}
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    from dashboard.app import REDIS_TIMEOUT_S
     from workers.broker import make_broker
     from workers.queues import queue_check, queue_depths
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                  socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
     broker = make_broker(client=client)   # read only: no actor is declared on it
-    return {"redis": client,
+    return {"redis_client": client,
             "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
             "checks": [queue_check(broker, settings.health_max_queue_depth)]}
 

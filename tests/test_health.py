@@ -18,6 +18,7 @@ from dashboard.app import create_app
 from netpulse.config import load_settings
 from netpulse.db import make_engine
 from netpulse.health import Check, CheckResult, run_checks
+from tests.conftest import REDIS_URL
 from workers.broker import make_broker
 from workers.queues import queue_check, queue_depths
 
@@ -35,7 +36,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 def build(db_url: str, engine: Engine, **kw: object) -> Flask:
-    return create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine, **kw)
+    return create_app(load_settings(database_url=db_url,
+                                    redis_url=REDIS_URL, secret_key=SECRET, env="testing"), engine=engine, **kw)
 
 
 def no_leak(text: str) -> None:
@@ -46,7 +48,7 @@ def no_leak(text: str) -> None:
 def test_alive_ready_and_health_when_everything_answers(db_url: str, engine: Engine, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     broker = make_broker(client=client)
-    app = build(db_url, engine, redis=client, checks=[queue_check(broker, 100)],
+    app = build(db_url, engine, redis_client=client, checks=[queue_check(broker, 100)],
                 queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()})
     http = app.test_client()
     alive = http.get("/alive")
@@ -69,7 +71,8 @@ def test_alive_ready_and_health_when_everything_answers(db_url: str, engine: Eng
 def test_database_down_is_503_everywhere_but_alive_and_says_nothing_of_the_server() -> None:
     dead = make_engine(DEAD_DB)
     try:
-        app = create_app(load_settings(database_url=DEAD_DB, secret_key=SECRET, env="testing"), engine=dead)
+        app = create_app(load_settings(database_url=DEAD_DB,
+                                    redis_url=REDIS_URL, secret_key=SECRET, env="testing"), engine=dead)
         http = app.test_client()
         answers = {path: http.get(path) for path in ("/alive", "/ready", "/health", "/healthz")}
     finally:
@@ -84,7 +87,7 @@ def test_database_down_is_503_everywhere_but_alive_and_says_nothing_of_the_serve
 
 def test_redis_down_makes_health_and_ready_503(db_url: str, engine: Engine) -> None:
     dead = redis.Redis.from_url(DEAD_REDIS, socket_connect_timeout=1, socket_timeout=1)
-    http = build(db_url, engine, redis=dead).test_client()
+    http = build(db_url, engine, redis_client=dead).test_client()
     for path in ("/health", "/ready"):
         r = http.get(path)
         assert r.status_code == 503
@@ -104,7 +107,7 @@ def test_a_backlog_in_a_queue_makes_health_503_but_not_ready(db_url: str, engine
                                     options={}), delay=60_000)
     depths = queue_depths(broker)
     assert depths["probes"].ready == 3 and depths["loads"].delayed == 1 and depths["alerting"].ready == 0
-    http = build(db_url, engine, redis=client, checks=[queue_check(broker, max_ready=2)]).test_client()
+    http = build(db_url, engine, redis_client=client, checks=[queue_check(broker, max_ready=2)]).test_client()
     health = http.get("/health")
     assert health.status_code == 503
     queues = health.get_json()["checks"]["queues"]

@@ -25,6 +25,7 @@ from netpulse.config import get_settings, load_settings
 from netpulse.db import make_engine, make_sessionmaker
 from netpulse.schema import Role
 from netpulse.users import create_organization, create_user
+from tests.conftest import REDIS_URL
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "Tr0ub4dor-never-in-a-log"
@@ -40,7 +41,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def app(db_url: str, engine: Engine, db: psycopg.Connection) -> Iterator[Flask]:
     logs.configure("info", "json")
-    app = create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+    app = create_app(load_settings(database_url=db_url,
+                                    redis_url=REDIS_URL, secret_key=SECRET, env="testing"), engine=engine)
 
     @app.post("/api/v1/test-crash")
     def crash() -> str:

@@ -22,6 +22,7 @@ from ingest.rows import to_micros
 from netpulse import telemetry
 from netpulse.config import load_settings
 from netpulse.db import make_engine
+from tests.conftest import REDIS_URL
 from tests.factories import make_org
 from workers import broker as broker_mod
 from workers import runtime
@@ -42,8 +43,9 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 def build(db_url: str, engine: Engine, client: object = None, broker: object = None, **settings: object) -> Flask:
     depths = (lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()}) if broker is not None else None
-    return create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing", **settings),
-                      engine=engine, redis=client, queue_depths=depths)
+    return create_app(load_settings(database_url=db_url,
+                                    redis_url=REDIS_URL, secret_key=SECRET, env="testing", **settings),
+                      engine=engine, redis_client=client, queue_depths=depths)
 
 
 def scrape(app: Flask, headers: dict[str, str] | None = None) -> Samples:

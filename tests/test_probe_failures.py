@@ -29,6 +29,7 @@ from netpulse.db import make_engine, make_sessionmaker
 from netpulse.probe_status import ProbeKind, ProbeOutcome, probe_health, probe_states
 from netpulse.schema import Role
 from netpulse.users import create_user
+from tests.conftest import REDIS_URL
 from tests.factories import make_org
 from tests.test_snmp import AUTH_PASS, PRIV_PASS, V3_USER, Agent, agent  # noqa: F401  (the snmpd fixture)
 from workers import broker as broker_mod
@@ -133,7 +134,8 @@ def test_a_wrong_snmpv3_password_is_stored_logged_shown_and_alerted(
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             create_user(session, org, "noc@acme.test", "correct-horse-battery", role=Role.VIEWER)
-        app = create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+        app = create_app(load_settings(database_url=db_url,
+                                    redis_url=REDIS_URL, secret_key=SECRET, env="testing"), engine=engine)
         http = app.test_client()
         token = http.post("/api/v1/auth/login", json={"email": "noc@acme.test", "password": "correct-horse-battery"}
                           ).get_json()["data"]["access_token"]

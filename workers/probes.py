@@ -26,6 +26,7 @@ from ingest.interfaces import upsert_interfaces
 from ingest.rows import MetricRows
 from ingest.snmp import SnmpPoll, SnmpTarget
 from ingest.tcp import TcpTarget, async_connect_many, tcp_rows
+from netpulse import crypto
 from netpulse.probe_status import ProbeOutcome
 from workers.runtime import Runtime
 
@@ -77,16 +78,18 @@ def simulated_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> 
 
 
 def snmp_targets(rt: Runtime, device_ids: list[int]) -> list[SnmpTarget]:
-    """SNMP targets of the devices that have SNMP settings (inline or a credential profile)."""
+    """SNMP targets of the devices that have SNMP settings (inline or a credential profile); the
+    secrets are stored encrypted and decrypted here, in memory only."""
     if not device_ids:
         return []
     targets = []
     with rt.connection() as conn:
         for r in conn.execute(_SNMP_TARGETS, (rt.probe_timeout_s, device_ids)).fetchall():
             try:
-                targets.append(SnmpTarget(r[0], r[1], port=r[2], version=r[3], community=r[4], username=r[5],
-                                          auth_protocol=r[6], auth_password=r[7], priv_protocol=r[8],
-                                          priv_password=r[9], timeout_s=float(r[10])))
+                targets.append(SnmpTarget(r[0], r[1], port=r[2], version=r[3], community=crypto.decrypt(r[4]),
+                                          username=r[5], auth_protocol=r[6], auth_password=crypto.decrypt(r[7]),
+                                          priv_protocol=r[8], priv_password=crypto.decrypt(r[9]),
+                                          timeout_s=float(r[10])))
             except Exception as exc:  # a device with unusable settings must not stop the batch
                 log.warning("netpulse.workers.snmp_target_invalid", device_id=r[0], error=str(exc))
     return targets
