@@ -97,7 +97,8 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
     for name in ("docker-compose.yml", "Dockerfile"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
-    env = re.sub(r"^(NETPULSE_[A-Z_]+)=$", r"\1=test-value-0123456789abcdef", ENV_EXAMPLE.read_text(),
+    required = "DB_PASSWORD|REDIS_PASSWORD|RABBITMQ_PASSWORD|SECRET_KEY|METRICS_TOKEN"
+    env = re.sub(rf"^#? ?(NETPULSE_(?:{required}))=$", r"\1=test-value-0123456789abcdef", ENV_EXAMPLE.read_text(),
                  flags=re.MULTILINE)
     (tmp_path / ".env").write_text(env)
     result = subprocess.run([*command, "config", "--quiet"], cwd=tmp_path, capture_output=True, text=True,

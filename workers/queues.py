@@ -23,7 +23,7 @@ from netpulse.health import Check, CheckResult
 
 __all__ = ["QUEUES", "QueueDepth", "queue_depths", "queue_check"]
 
-QUEUES = ("probes", "loads", "maintenance", "alerting", "notifications")
+QUEUES = ("probes", "loads", "maintenance", "alerting", "notifications", "reports")
 
 
 @dataclass(frozen=True, slots=True)
