@@ -42,7 +42,7 @@ def configure_logging() -> None:
     configure(settings.log_level or "info", settings.log_format)
 
 
-def _runtime_and_broker():  # type: ignore[no-untyped-def]
+def _runtime_and_broker(fleet: object = None):  # type: ignore[no-untyped-def]
     import redis
 
     from ingest.status import Hysteresis
@@ -57,9 +57,10 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
     rt = runtime.configure(runtime.Runtime(
         settings.require_database_url(), icmp_privileged=settings.probe_privileged, icmp_pps=settings.probe_pps,
         probe_timeout_s=settings.probe_timeout_s, resolve_ttl_s=settings.probe_interval_s,
-        hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after),
+        hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after, settings.status_degraded_after,
+                              settings.status_clean_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
-        redis=client))
+        redis=client, fleet=fleet))  # type: ignore[arg-type]
     rt.evaluator.snmp_failing_intervals = settings.snmp_failing_intervals
     broker = broker_mod.install(_broker(settings, client))
     return settings, rt, broker
@@ -97,6 +98,27 @@ def warn_undeliverable() -> None:
                    f"{slug} ...`.", err=True)
 
 
+def _fleet(spec: str | None) -> object:
+    """``devices=N,sites=S,seed=X,interval=I``: the simulated network whose devices this worker probes."""
+    if spec is None:
+        return None
+    from ingest.simulator import Fleet
+    from netpulse.errors import ValidationError
+
+    known = {"devices": "n_devices", "sites": "n_sites", "seed": "seed", "interval": "interval_s"}
+    args: dict[str, int] = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in known or not value.strip().isdigit():
+            raise ValidationError(f"--simulated-fleet: {part!r} is not one of devices=N, sites=N, seed=N, interval=S",
+                                  details={"simulated_fleet": spec})
+        args[known[key.strip()]] = int(value)
+    try:
+        return Fleet(**args)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValidationError(f"--simulated-fleet: {exc}", details={"simulated_fleet": spec}) from None
+
+
 def _stop_on_signal():  # type: ignore[no-untyped-def]
     """An event set by SIGINT or SIGTERM (installed before the process says it is running)."""
     import signal
@@ -111,11 +133,14 @@ def _stop_on_signal():  # type: ignore[no-untyped-def]
 @click.command()
 @click.option("--threads", type=click.IntRange(1, 64), default=None,
               help="Worker threads [default: NETPULSE_WORKER_THREADS].")
-def worker(threads: int | None) -> None:
+@click.option("--simulated-fleet", "fleet_spec", default=None, metavar="devices=N,sites=S,seed=X,interval=I",
+              help="Also answer for the simulated devices of this seeded network (load tests such as "
+                   "bench/soak.py); without it, simulated devices yield no rows.")
+def worker(threads: int | None, fleet_spec: str | None) -> None:
     """Run a worker process: probes, loads, maintenance. Scale by running more of them."""
     from dramatiq import Worker
 
-    settings, _, broker = _runtime_and_broker()
+    settings, _, broker = _runtime_and_broker(_fleet(fleet_spec))
     warn_undeliverable()
     stop = _stop_on_signal()
     w = Worker(broker, worker_threads=threads or settings.worker_threads)

@@ -109,9 +109,12 @@ class Settings(BaseSettings):
     # Echo requests per second per worker; unset sends as fast as the schedule allows (fine on a
     # LAN, too bursty for firewalls and rate-limited routers on a WAN).
     probe_pps: float | None = Field(default=None, gt=0)
-    # Hysteresis: consecutive failed probes before a device is down, answers before it is up again.
+    # Hysteresis: consecutive failed probes before a device is down, answers before it is up again;
+    # consecutive answers that lost packets before it is degraded, answers without loss before it is up again.
     status_down_after: int = Field(default=3, ge=1, le=100)
     status_up_after: int = Field(default=2, ge=1, le=100)
+    status_degraded_after: int = Field(default=3, ge=1, le=100)
+    status_clean_after: int = Field(default=10, ge=1, le=100)
 
     # Workers and web
     worker_threads: int = Field(default=4, ge=1, le=64)

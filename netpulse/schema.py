@@ -250,6 +250,10 @@ class Device(Base):
     fail_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     ok_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     streak_since: Mapped[datetime | None] = mapped_column(TZ)
+    # ... and the runs of lossy and of clean answers, and the answer quality they decided (up, degraded).
+    loss_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    clean_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    quality: Mapped[str] = mapped_column(String(10), server_default="up")
     probe_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     probe_interval_s: Mapped[int | None] = mapped_column(Integer)
     probe_timeout_s: Mapped[float | None] = mapped_column(REAL)
