@@ -171,7 +171,10 @@ def schedule_run(name: str, period: str | None, org_slug: str | None) -> None:
     """Make a schedule's report now (and email it), here rather than on a worker.
 
     A period the schedule has made already is not made (nor emailed) again: its run is shown instead.
+    Its emails go out through the notification outbox from here; one that fails for a reason that
+    may pass is retried by the workers.
     """
+    from analytics.notify.outbox import RetryPolicy, send_due
     from netpulse.db import connect
     from reports.period import parse_period
     from reports.runs import create_run, execute_run, get_run
@@ -201,13 +204,19 @@ def schedule_run(name: str, period: str | None, org_slug: str | None) -> None:
                        "gets the file")
             return
         run_id = run.id
-    with connect(settings.require_database_url(), autocommit=True) as conn:
-        outcome = execute_run(conn, run_id, settings=settings, max_attempts=settings.report_max_attempts,
-                              link_base=settings.notify_link_base())
+    url = settings.require_database_url()
+    with connect(url, autocommit=True) as conn:
+        outcome = execute_run(conn, run_id, max_attempts=settings.report_max_attempts)
     if outcome.status == "busy":
         click.echo(f"run {run_id} is being made by a worker right now")
         return
-    mails = "; ".join(f"{d.channel}: {d.status}" for d in outcome.deliveries) or "no email"
+    if outcome.outbox_ids:
+        send_due(lambda: connect(url, autocommit=True), settings=settings, policy=RetryPolicy.from_settings(settings),
+                 ids=outcome.outbox_ids)
+    with connection(org_slug) as (conn, org):
+        deliveries = get_run(conn, org.id, run_id).deliveries
+    mails = "; ".join(f"{d.channel}: {d.status}" + (f" ({d.error})" if d.error and d.status != "sent" else "")
+                      for d in deliveries) or "no email"
     click.echo(f"run {run_id}: {outcome.status} ({span.label}); {mails}"
                + (f"; {outcome.error}" if outcome.error else ""))
     if outcome.status not in ("succeeded", "done"):

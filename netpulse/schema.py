@@ -367,6 +367,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"  # an at-most-once message whose sender stopped mid-send: not sent again
 
 
 class AlertDelivery(StrEnum):
@@ -423,7 +424,7 @@ class NotificationOutbox(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     alert_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID), server_default=text("'{}'"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(10), server_default="queued")
+    status: Mapped[str] = mapped_column(String(12), server_default="queued")
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     max_attempts: Mapped[int | None] = mapped_column(SmallInteger)
     next_attempt_at: Mapped[datetime | None] = mapped_column(TZ, server_default=text("now()"))
@@ -432,6 +433,8 @@ class NotificationOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     sent_at: Mapped[datetime | None] = mapped_column(TZ)
+    # The report run a report email carries (report_runs is not mapped: reports/ reads it with SQL).
+    report_run_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class NotificationAttachment(Base):

@@ -15,6 +15,7 @@ organization's id; every query is filtered by it):
 
 Layout: ``document`` (a report as data), one builder per report (``availability``, ``performance``,
 ``alerts``), two renderers (``pdf``, ``csvout``), ``period`` and ``scope`` (what a report covers),
-``schedules``, ``runs`` (claimed once, made under a lock) and ``email`` (the one function that sends
-a report out, :func:`reports.email.email_report`).
+``schedules``, ``runs`` (claimed once, made under a lock, its emails queued in the notification
+outbox with its file) and ``email`` (what a report's email says, and its outbox key:
+:func:`reports.email.report_message`).
 """

@@ -1,39 +1,30 @@
-"""A report's email: the file attached, sent once through an email notification channel.
+"""A report's email: the file attached, queued in the notification outbox with the run's file.
 
-:func:`email_report` is the one place a report leaves NetPulse. It records the send in
-``report_deliveries`` around the provider call so that it happens at most once per run and channel:
-the ``sending`` row is committed before the provider is called, so a worker killed during the call
-leaves it behind, and the next attempt marks it ``unconfirmed`` (the provider may have taken it)
-instead of sending the report again. A refusal the provider calls temporary (SMTP 4xx, HTTP 429/5xx)
-or no answer at all leaves a ``failed`` row that a later attempt of the run sends again.
+:func:`report_message` is what leaves NetPulse for a report run: an outbox message
+(:mod:`analytics.notify.outbox`) whose key is the schedule and period (a report made on request: the
+run), so however often a run is resumed, each channel gets one row. It is ``at_most_once``: a sender
+that dies while the provider takes the email leaves the row ``unconfirmed``, never sent again, since
+no mail server drops a repeat and no manager wants a report twice. A refusal the provider calls
+temporary (SMTP 4xx, HTTP 429/5xx) or no answer at all is retried by the outbox with its backoff.
+
+>>> from datetime import datetime, UTC
+>>> email_key({"id": 7, "schedule_id": 3, "period_start": datetime(2026, 11, 1, 21, tzinfo=UTC)})
+'report:3:20261101T210000Z'
+>>> email_key({"id": 7, "schedule_id": None, "period_start": datetime(2026, 11, 1, 21, tzinfo=UTC)})
+'report-run:7'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
-from analytics.notify.base import Attachment, Notification, ProviderAnswer, TransportError, truncate
-from analytics.notify.channels import build_channel
-from netpulse.config import Settings
-from netpulse.errors import NetPulseError
+from analytics.notify.base import Attachment, Notification
+from analytics.notify.outbox import Message
 from reports.document import fmt
 
-__all__ = ["DeliveryOutcome", "report_notification", "email_report", "ANSWER_LIMIT"]
-
-ANSWER_LIMIT = 2000
-INTERRUPTED = ("the worker stopped while the provider was being called; it may have accepted the email, so it "
-               "is not sent again (no one gets a report twice)")
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    channel: str
-    status: str  # sent | failed | unconfirmed
-    retryable: bool = False
-    error: str | None = None
+__all__ = ["report_notification", "email_key", "report_message"]
 
 
 _HEADLINE = {
@@ -63,49 +54,14 @@ def report_notification(run: Mapping[str, Any], *, link: str | None = None) -> N
                         attachments=(Attachment(run["file_name"], run["content_type"], bytes(run["content"])),))
 
 
-def _finish(conn: Any, delivery_id: int, status: str, answer: ProviderAnswer | None, error: str | None) -> None:
-    conn.execute("UPDATE report_deliveries SET status = %s, provider_status = %s, provider_answer = %s,"
-                 " provider_ids = %s, error = %s, finished_at = %s WHERE id = %s",
-                 (status, answer.status if answer else None, truncate(answer.body, ANSWER_LIMIT) if answer else None,
-                  list(answer.ids) if answer else [], truncate(error, ANSWER_LIMIT) if error else None,
-                  datetime.now(UTC), delivery_id))
+def email_key(run: Mapping[str, Any]) -> str:
+    """The outbox key of a run's email: per schedule and period (one run each), else per run."""
+    if run["schedule_id"] is not None:
+        return f"report:{run['schedule_id']}:{run['period_start'].astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return f"report-run:{run['id']}"
 
 
-def email_report(conn: Any, run_id: int, channel: Mapping[str, Any], notification: Notification, *,
-                 settings: Settings) -> DeliveryOutcome:
-    """Send run ``run_id``'s email through ``channel`` (a ``notification_channels`` row: id, name, kind,
-    config, enabled) at most once; ``conn`` is in autocommit, so each state is committed as it is set."""
-    name = str(channel["name"])
-    row = conn.execute("SELECT id, status, attempts FROM report_deliveries WHERE run_id = %s AND channel_id = %s"
-                       " FOR UPDATE", (run_id, channel["id"])).fetchone()
-    if row is not None and row[1] in ("sent", "unconfirmed"):
-        return DeliveryOutcome(name, row[1])
-    if row is not None and row[1] == "sending":
-        _finish(conn, row[0], "unconfirmed", None, INTERRUPTED)
-        return DeliveryOutcome(name, "unconfirmed", error=INTERRUPTED)
-    if row is None:
-        delivery_id = conn.execute("INSERT INTO report_deliveries (run_id, channel_id, status) VALUES (%s, %s,"
-                                   " 'sending') RETURNING id", (run_id, channel["id"])).fetchone()[0]
-    else:
-        delivery_id = row[0]
-        conn.execute("UPDATE report_deliveries SET status = 'sending', attempts = attempts + 1, started_at = %s,"
-                     " finished_at = NULL, error = NULL WHERE id = %s", (datetime.now(UTC), delivery_id))
-    if not channel["enabled"]:
-        error = f"channel {name!r} is disabled"
-        _finish(conn, delivery_id, "failed", None, error)
-        return DeliveryOutcome(name, "failed", error=error)
-    try:
-        sender = build_channel(str(channel["kind"]), channel["config"], settings)
-        answer = sender.send(notification)
-    except TransportError as exc:
-        _finish(conn, delivery_id, "failed", None, exc.message)
-        return DeliveryOutcome(name, "failed", retryable=True, error=exc.message)
-    except NetPulseError as exc:  # a missing provider setting or a bad stored config: a retry will not help
-        _finish(conn, delivery_id, "failed", None, exc.message)
-        return DeliveryOutcome(name, "failed", error=exc.message)
-    if answer.ok:
-        _finish(conn, delivery_id, "sent", answer, None)
-        return DeliveryOutcome(name, "sent")
-    error = f"refused: {answer.summary(300)}"
-    _finish(conn, delivery_id, "failed", answer, error)
-    return DeliveryOutcome(name, "failed", retryable=answer.retryable, error=error)
+def report_message(run: Mapping[str, Any]) -> Message:
+    """The outbox message of a finished run (see :func:`report_notification`), linked to its page."""
+    return Message(kind="report", key=email_key(run), report_run_id=int(run["id"]), at_most_once=True,
+                   notification=report_notification(run, link=f"/reports/{run['id']}"))

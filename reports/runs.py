@@ -10,9 +10,14 @@ The life of a run: ``pending`` (claimed) -> ``running`` (a worker holds it) -> `
 - **One worker at a time**: :func:`execute_run` holds a PostgreSQL advisory lock on the run for all
   of its work; a second message for it finds the lock taken and leaves. A killed worker's
   connection closes and the lock goes with it, so :func:`runs_to_resume` hands the run to another.
-- **Made once, mailed at most once**: the file is stored before any email; each channel's email is
-  recorded around the provider call (:func:`reports.email.email_report`), so a resumed run sends
-  only what was not sent, and never what may have been.
+- **Made once, mailed once**: the file, the run's success and its emails (notification outbox rows,
+  :func:`reports.email.report_message`) are committed in one transaction. A worker killed while
+  making the file leaves nothing to send (the run is resumed and made again); one killed after the
+  commit only delays the email (the outbox's sweeper sends it). The outbox key is the schedule and
+  period, so a resumed run queues nothing twice, and a report email is at most once: a sender that
+  dies while the provider takes it leaves it ``unconfirmed``, never sent again.
+- **History from the outbox**: each run lists its emails' states (queued, sending, sent, retrying,
+  failed, unconfirmed) from their outbox rows.
 - **Never skipped silently**: a failure is kept in ``error`` and retried; after ``max_attempts`` the
   run is ``failed`` with that error (its file, if it was made, stays downloadable).
 """
@@ -31,9 +36,9 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from netpulse.config import Settings
+from analytics.notify.outbox import enqueue
 from netpulse.errors import NotFound
-from reports.email import DeliveryOutcome, email_report, report_notification
+from reports.email import report_message
 from reports.generate import generate
 from reports.period import ReportPeriod
 from reports.schedules import Schedule, fires, list_schedules, period_for, schedule_time_zone
@@ -55,11 +60,14 @@ _RUN_COLUMNS = ("r.id, r.organization_id, r.schedule_id, r.schedule_name, r.kind
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    """A run's email through one channel, as its outbox row stands."""
+
     channel: str
-    status: str
+    status: str  # queued | sending | sent | retrying | failed | unconfirmed
     attempts: int
     error: str | None
-    finished_at: datetime | None
+    finished_at: datetime | None  # sent, or the last attempt's end
+    outbox_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ class RunOutcome:
     run_id: int
     status: str  # succeeded | failed | retry | busy | done (already finished)
     error: str | None = None
-    deliveries: tuple[DeliveryOutcome, ...] = ()
+    outbox_ids: tuple[int, ...] = ()  # the emails queued by this call (send them after it returned)
 
 
 # --- claiming ----------------------------------------------------------------------------------------------
@@ -200,13 +208,15 @@ def _fail_or_retry(conn: Conn, run_id: int, attempts: int, max_attempts: int, er
     return RunOutcome(run_id, "retry", error)
 
 
-def execute_run(conn: Conn, run_id: int, *, settings: Settings, max_attempts: int = 3,
-                link_base: str | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunOutcome:
-    """Make run ``run_id`` (file, then emails) on ``conn``, an autocommit connection held for the run.
+def execute_run(conn: Conn, run_id: int, *, max_attempts: int = 3,
+                now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunOutcome:
+    """Make run ``run_id`` on ``conn``, an autocommit connection held for the run: its file, then in
+    one transaction the file, the run's success and its emails queued in the notification outbox.
 
-    Returns ``retry`` after a failure that may pass (the caller schedules another attempt), ``failed``
-    once ``max_attempts`` attempts failed, ``busy`` when another worker holds the run, ``done`` when it
-    had finished already.
+    Returns ``succeeded`` with the ids of the queued outbox rows (``workers.notify.send_soon`` them,
+    or leave them to the sweeper), ``retry`` after a failure that may pass (the caller schedules
+    another attempt), ``failed`` once ``max_attempts`` attempts failed, ``busy`` when another worker
+    holds the run, ``done`` when it had finished already.
     """
     with _locked(conn, run_id) as mine:
         if not mine:
@@ -224,64 +234,59 @@ def execute_run(conn: Conn, run_id: int, *, settings: Settings, max_attempts: in
         period = ReportPeriod(run["period_start"], run["period_end"], run["time_zone"],
                               _period_kind(run, "span"))
         scope = Scope(run["scope"], run["scope_ref"])
-        if run["content"] is None:
+        made = None
+        if run["content"] is None:  # a file stored by an earlier attempt is kept
             try:
                 made = generate(conn, run["organization_id"], run["kind"], scope, period, run["format"], now=now())
             except Exception as exc:  # noqa: BLE001 (any failure is recorded and retried, never lost)
                 return _fail_or_retry(conn, run_id, attempts, max_attempts, f"making the report: {exc}")
-            conn.execute("UPDATE report_runs SET file_name = %s, content_type = %s, content = %s, figures = %s,"
-                         " pages = %s, duration_s = %s WHERE id = %s",
-                         (made.file_name, made.content_type, made.content, Jsonb(made.figures), made.pages,
-                          made.duration_s, run_id))
             run.update(file_name=made.file_name, content_type=made.content_type, content=made.content,
                        figures=made.figures)
-            log.info("netpulse.reports.run_made", run_id=run_id, pages=made.pages, seconds=round(made.duration_s, 3))
-        outcomes = _email(conn, run, scope, period, settings=settings, link_base=link_base)
-        failed = [o for o in outcomes if o.status == "failed"]
-        unconfirmed = [o for o in outcomes if o.status == "unconfirmed"]
-        if failed:
-            error = "; ".join(f"email through {o.channel}: {o.error}" for o in failed)
-            if any(o.retryable for o in failed):
-                result = _fail_or_retry(conn, run_id, attempts, max_attempts, error)
-                return RunOutcome(run_id, result.status, error, tuple(outcomes))
-            conn.execute("UPDATE report_runs SET status = 'failed', error = %s, finished_at = %s WHERE id = %s",
-                         (error, now(), run_id))
-            return RunOutcome(run_id, "failed", error, tuple(outcomes))
-        note = "; ".join(f"email through {o.channel}: {o.error}" for o in unconfirmed) or None
-        conn.execute("UPDATE report_runs SET status = 'succeeded', error = coalesce(%s, error), finished_at = %s"
-                     " WHERE id = %s", (note, now(), run_id))
-        return RunOutcome(run_id, "succeeded", note, tuple(outcomes))
+        with conn.transaction():
+            if made is not None:
+                conn.execute("UPDATE report_runs SET file_name = %s, content_type = %s, content = %s, figures = %s,"
+                             " pages = %s, duration_s = %s WHERE id = %s",
+                             (made.file_name, made.content_type, made.content, Jsonb(made.figures), made.pages,
+                              made.duration_s, run_id))
+            outbox_ids, note = _queue_emails(conn, run | {"period_label": period.label, "scope_label": scope.label})
+            conn.execute("UPDATE report_runs SET status = 'succeeded', error = coalesce(%s, error), finished_at = %s"
+                         " WHERE id = %s", (note, now(), run_id))
+        if made is not None:
+            log.info("netpulse.reports.run_made", run_id=run_id, pages=made.pages, seconds=round(made.duration_s, 3),
+                     emails=len(outbox_ids))
+        return RunOutcome(run_id, "succeeded", note, tuple(outbox_ids))
 
 
-def _email(conn: Conn, run: dict[str, Any], scope: Scope, period: ReportPeriod, *, settings: Settings,
-           link_base: str | None) -> list[DeliveryOutcome]:
+def _queue_emails(conn: Conn, run: dict[str, Any]) -> tuple[list[int], str | None]:
+    """Queue the run's email on each channel its schedule names, in the caller's transaction. A
+    disabled channel is queued too: its row fails with the reason, which the history shows."""
     names = list(run.get("channels") or [])
     if not names:
-        return []
-    with conn.cursor(row_factory=dict_row) as cur:
-        channels = cur.execute("SELECT id, name, kind, config, enabled FROM notification_channels WHERE"
-                               " organization_id = %s AND name = ANY(%s) ORDER BY name",
-                               (run["organization_id"], names)).fetchall()
-    found = {c["name"] for c in channels}
-    outcomes = [DeliveryOutcome(n, "failed", error=f"no channel named {n!r} any more") for n in names if n not in found]
-    notification = report_notification(
-        run | {"period_label": period.label, "scope_label": scope.label},
-        link=f"{link_base.rstrip('/')}/reports/{run['id']}" if link_base else None)
-    for channel in channels:
-        outcome = email_report(conn, run["id"], channel, notification, settings=settings)
-        log.info("netpulse.reports.emailed", run_id=run["id"], channel=outcome.channel, status=outcome.status,
-                 error=outcome.error)
-        outcomes.append(outcome)
-    return outcomes
+        return [], None
+    channels = dict(conn.execute("SELECT name, id FROM notification_channels WHERE organization_id = %s"
+                                 " AND name = ANY(%s)", (run["organization_id"], names)).fetchall())
+    missing = [n for n in names if n not in channels]
+    note = "; ".join(f"email through {n}: no channel named {n!r} any more" for n in missing) or None
+    ids = enqueue(conn, run["organization_id"], report_message(run), channel_ids=list(channels.values()))
+    return ids, note
 
 
 # --- reading ----------------------------------------------------------------------------------------------------
-def _deliveries(conn: Conn, run_ids: list[int]) -> dict[int, tuple[Delivery, ...]]:
-    rows = conn.execute("SELECT d.run_id, c.name, d.status, d.attempts, d.error, d.finished_at FROM report_deliveries d"
-                        " JOIN notification_channels c ON c.id = d.channel_id WHERE d.run_id = ANY(%s)"
-                        " ORDER BY d.run_id, c.name", (run_ids,)).fetchall()
+_DELIVERIES = """
+SELECT o.report_run_id, c.name,
+       CASE WHEN o.status = 'failed' AND o.next_attempt_at IS NOT NULL THEN 'retrying' ELSE o.status END,
+       o.attempts, o.last_error,
+       coalesce(o.sent_at, (SELECT max(d.finished_at) FROM notification_deliveries d WHERE d.outbox_id = o.id)),
+       o.id
+FROM notification_outbox o JOIN notification_channels c ON c.id = o.channel_id
+WHERE o.organization_id = %s AND o.report_run_id = ANY(%s)
+ORDER BY o.report_run_id, c.name
+"""
+
+
+def _deliveries(conn: Conn, org_id: uuid.UUID, run_ids: list[int]) -> dict[int, tuple[Delivery, ...]]:
     out: dict[int, list[Delivery]] = {}
-    for run_id, *rest in rows:
+    for run_id, *rest in conn.execute(_DELIVERIES, (org_id, run_ids)).fetchall():
         out.setdefault(run_id, []).append(Delivery(*rest))
     return {k: tuple(v) for k, v in out.items()}
 
@@ -296,7 +301,7 @@ def list_runs(conn: Conn, org_id: uuid.UUID, *, schedule: str | None = None, lim
         total = cur.execute("SELECT count(*) AS n FROM report_runs r" + where, params).fetchone()
         rows = cur.execute(f"SELECT {_RUN_COLUMNS} FROM report_runs r{where} ORDER BY r.created_at DESC, r.id DESC"
                            " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
-    deliveries = _deliveries(conn, [r["id"] for r in rows])
+    deliveries = _deliveries(conn, org_id, [r["id"] for r in rows])
     return [Run.from_row(r, deliveries.get(r["id"], ())) for r in rows], int(total["n"]) if total else 0
 
 
@@ -307,7 +312,7 @@ def get_run(conn: Conn, org_id: uuid.UUID, run_id: int) -> Run:
     if row is None:
         raise NotFound(f"no report run {run_id} in this organization", code="REPORT_RUN_NOT_FOUND",
                        details={"run_id": run_id})
-    return Run.from_row(row, _deliveries(conn, [run_id]).get(run_id, ()))
+    return Run.from_row(row, _deliveries(conn, org_id, [run_id]).get(run_id, ()))
 
 
 def run_file(conn: Conn, org_id: uuid.UUID, run_id: int) -> tuple[str, str, bytes]:

@@ -241,6 +241,32 @@ def test_a_dead_senders_claim_runs_out_and_the_row_goes_once_more(db_url: str, d
     assert db.execute("SELECT status, attempts FROM notification_outbox").fetchone() == ("sent", 2)
 
 
+def test_an_at_most_once_message_whose_sender_died_is_unconfirmed_not_sent_again(
+        db_url: str, db: psycopg.Connection, smtp_server: Mailbox) -> None:
+    """A report email: a sender that died during the send may have delivered it, and mail servers
+    drop no repeats, so the row ends unconfirmed (its file let go) instead of going out a second time."""
+    org = make_org(db)
+    mail = make_channel(db, org, "managers", "smtp", {"to": ["boss@example.com"]})
+    pdf = b"%PDF-1.4 fake report\n%%EOF"
+    report = Message(kind="report", key="report:9:20261123", at_most_once=True,
+                     notification=Notification(title="Weekly SLA report", severity="info", message="All targets met.",
+                                               started_at=NOW, kind="report",
+                                               attachments=(Attachment("sla.pdf", "application/pdf", pdf),)))
+    [row_id] = enqueue(db, org, report, channel_ids=[mail])
+    s = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_starttls=False)
+    policy_ = RetryPolicy.from_settings(s)
+    [dead] = claim(db, lease=0.3, policy=policy_)  # a sender that claimed the row, then died mid-send
+    time.sleep(0.4)
+    assert send_due(connector(db_url), settings=s, policy=policy_).results == []
+    assert smtp_server.messages == []
+    assert db.execute("SELECT status, attempts, next_attempt_at, last_error LIKE '%not sent again' "
+                      "FROM notification_outbox").fetchone() == ("unconfirmed", 1, None, True)
+    assert db.execute("SELECT attempt, status FROM notification_deliveries WHERE outbox_id = %s",
+                      (row_id,)).fetchall() == [(1, "unknown")]
+    assert db.execute("SELECT count(*) FROM notification_attachments").fetchone() == (0,)
+    assert backlog(db, org).due == 0 and dead.id == row_id
+
+
 def test_a_report_mail_carries_its_attachment_and_its_key(db_url: str, db: psycopg.Connection,
                                                           smtp_server: Mailbox, http_stub: Callable[[], Stub]) -> None:
     org = make_org(db)

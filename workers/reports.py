@@ -1,6 +1,7 @@
 """Report actors: every minute the scheduler's tick claims the runs that came due and hands them out;
 one message per run makes it (``reports.runs`` holds the guarantees: once per schedule and period,
-one worker at a time, mailed at most once, failures retried and then recorded).
+one worker at a time, its emails queued in the notification outbox with its file and sent from
+there, failures retried and then recorded).
 
 ``schedule_reports`` also hands out again the unfinished runs no worker holds (a lost message, a
 worker killed mid-run), so nothing waits on Redis redelivering a dead worker's message.
@@ -15,6 +16,8 @@ import structlog
 
 from netpulse.config import Settings, get_settings
 from reports.runs import claim_due, execute_run, mark_enqueued, runs_to_resume
+from workers.notify import send_soon
+from workers.outage import retry_on_outage
 from workers.runtime import current
 
 __all__ = ["REPORTS", "ACTORS", "configure", "generate_report", "schedule_reports", "tick"]
@@ -37,12 +40,14 @@ def _current_settings() -> Settings:
 
 @dramatiq.actor(actor_name="workers.generate_report", queue_name=REPORTS, max_retries=20, min_backoff=1_000,
                 max_backoff=3_600_000, time_limit=1_800_000)
+@retry_on_outage
 def generate_report(run_id: int) -> None:
-    """Make report run ``run_id`` and email it; a failure that may pass is tried again later."""
+    """Make report run ``run_id`` and queue its emails (sent at once, or by the outbox's sweeper); a
+    failure that may pass is tried again later."""
     settings = _current_settings()
     with current().connection() as conn:
-        outcome = execute_run(conn, run_id, settings=settings, max_attempts=settings.report_max_attempts,
-                              link_base=settings.notify_link_base())
+        outcome = execute_run(conn, run_id, max_attempts=settings.report_max_attempts)
+    send_soon(outcome.outbox_ids)
     log.info("netpulse.workers.report_run", run_id=run_id, status=outcome.status, error=outcome.error)
     if outcome.status == "retry":
         raise dramatiq.Retry(f"report run {run_id}: {outcome.error}", delay=settings.report_retry_delay_ms)
@@ -60,6 +65,7 @@ def tick(now: datetime) -> list[int]:
 
 
 @dramatiq.actor(actor_name="workers.schedule_reports", queue_name=REPORTS, max_retries=0, max_age=120_000)
+@retry_on_outage
 def schedule_reports() -> None:
     """Every minute (the scheduler sends it): the report runs that came due."""
     run_ids = tick(datetime.now(UTC))

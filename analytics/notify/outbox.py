@@ -15,15 +15,19 @@ attempt is logged as ``unknown``, and the next attempt carries the same key, so 
 takes keys drops the repeat. A failed attempt is retried after the backoff of :class:`RetryPolicy`
 while attempts remain; an answer that no retry can change (a 4xx, a missing setting) fails at once.
 
+A message is sent at least once by default: a row whose sender died mid-send goes out again under
+its key. An ``at_most_once`` message (a report email: a manager must never get a report twice, and
+mail servers drop no repeats) is recorded ``unconfirmed`` instead, and never sent again.
+
 Any process may enqueue; the workers' sweeper (``workers.sweep_outbox``, every
 ``NETPULSE_NOTIFY_SWEEP_S``) sends whatever is due, and ``workers.notify.send_soon(ids)`` after the
-commit gets new rows out at once. A scheduled report, mailed with its PDF in the transaction that
-records the run::
+commit gets new rows out at once. A scheduled report, mailed with its file in the transaction that
+records the file (``reports.runs.execute_run``)::
 
     with conn.transaction():
-        ...  # record the report run
+        ...  # store the report run's file
         ids = enqueue(conn, org_id, Message(
-            kind="report", key=f"report:{run_id}",
+            kind="report", key=f"report:{schedule_id}:20261102T210000Z", report_run_id=run_id, at_most_once=True,
             notification=Notification(title="Weekly SLA report", severity="info", message=summary,
                                       started_at=period_start, link=f"/reports/{run_id}", kind="report",
                                       attachments=(Attachment("sla-2026-w47.pdf", "application/pdf", pdf),)),
@@ -31,7 +35,9 @@ records the run::
     send_soon(ids)  # optional: the sweeper sends them anyway
 
 The same ``key`` enqueued twice adds nothing (a retried report job mails once). Email channels
-carry the attachments; the other channels send the text and its link.
+carry the attachments, kept as ``bytea`` beside the row (a 3 MB PDF in JSON would be 4 MB of
+base64, parsed with the row at every claim) and deleted once sent; the other channels send the text
+and its link.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ KINDS: tuple[str, ...] = ("alert", "digest", "report", "test")
 ANSWER_LIMIT = 2000  # characters of a provider's answer kept per attempt
 MAX_KEY = 180  # the row's key is the message's key plus "/<channel id>", within varchar(200)
 RECORD_GRACE_S = 120.0  # how long past its lease a sender keeps trying to record an outcome
+UNCONFIRMED = ("the sender stopped while the provider was being called; it may have accepted the message, "
+               "which is therefore not sent again")
 
 # A context manager lending an autocommit psycopg connection (workers.runtime.Runtime.connection).
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -124,10 +132,13 @@ class Message:
     tier: int | None = None  # the escalation tier it goes to
     max_attempts: int | None = None  # None: 1 + NETPULSE_NOTIFY_MAX_RETRIES
     not_before: datetime | None = None
+    report_run_id: int | None = None  # the report run a report email carries (its history reads the rows)
+    at_most_once: bool = False  # a send cut short by the sender's death is not made again (see above)
 
     def payload(self) -> dict[str, Any]:
         bare = replace(self.notification, attachments=())  # files go to their own table, not into JSON
-        return {"notification": bare.to_dict(), "reason": self.reason, "tier": self.tier}
+        return {"notification": bare.to_dict(), "reason": self.reason, "tier": self.tier,
+                **({"at_most_once": True} if self.at_most_once else {})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +243,13 @@ def enqueue(db: Any, organization_id: uuid.UUID, message: Message, *, channel_id
     conn = psycopg_connection(db)
     ids = [int(r[0]) for r in conn.execute(
         "INSERT INTO notification_outbox (organization_id, channel_id, kind, idempotency_key, alert_ids, payload, "
-        "max_attempts, next_attempt_at) "
-        "SELECT %s, c.id, %s, %s || '/' || c.id, %s::uuid[], %s, %s, coalesce(%s, now()) "
+        "max_attempts, next_attempt_at, report_run_id) "
+        "SELECT %s, c.id, %s, %s || '/' || c.id, %s::uuid[], %s, %s, coalesce(%s, now()), %s "
         "FROM notification_channels c WHERE c.organization_id = %s AND c.id = ANY(%s) ORDER BY c.id "
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (organization_id, message.kind, message.key, list(message.alert_ids), Jsonb(message.payload()),
-         message.max_attempts, message.not_before, organization_id, list(channel_ids))).fetchall()]
+         message.max_attempts, message.not_before, message.report_run_id, organization_id,
+         list(channel_ids))).fetchall()]
     if ids and message.notification.attachments:
         with conn.cursor() as cur:
             cur.executemany(
@@ -282,7 +294,8 @@ def claim(conn: psycopg.Connection, *, lease: float, policy: RetryPolicy, ids: S
     """Take up to ``limit`` due rows (of ``ids`` only, when given) for ``lease`` seconds.
 
     A row whose previous sender's lease ran out has that attempt logged as ``unknown``; when it was
-    the last one allowed, the row fails instead of being claimed again.
+    the last one allowed, the row fails instead of being claimed again, and an ``at_most_once`` row
+    ends ``unconfirmed``.
     """
     token = uuid.uuid4()
     params = {"token": token, "lease": float(lease), "limit": limit, "ids": list(ids) if ids is not None else None}
@@ -306,7 +319,9 @@ def claim(conn: psycopg.Connection, *, lease: float, policy: RetryPolicy, ids: S
                                     DeliveryStatus.UNKNOWN.value, None, None, [], error, row.due_at, row.due_at,
                                     row.id))
             log.warning("netpulse.analytics.notify.claim_expired", outbox_id=row.id, attempt=lost)
-            if lost >= (row.max_attempts or 1 + policy.max_retries):
+            if row.payload.get("at_most_once"):
+                _record(conn, row, "unconfirmed", attempts=lost, retry_in_ms=None, error=UNCONFIRMED)
+            elif lost >= (row.max_attempts or 1 + policy.max_retries):
                 _record(conn, row, "failed", attempts=lost, retry_in_ms=None, error=error)
             else:
                 claimed.append(row)
@@ -487,21 +502,20 @@ def _record(conn: psycopg.Connection, row: Claimed, status: str, *, attempts: in
         "WHERE id = %s AND claim_token = %s",
         (status, attempts, status, None if status == "sent" else truncate(error or "", ANSWER_LIMIT) or None,
          retry_in_ms, retry_in_ms, row.id, row.token)).rowcount == 1
+    if done and retry_in_ms is None:  # finished: no attempt will need its files (a report stays downloadable)
+        conn.execute("DELETE FROM notification_attachments WHERE outbox_id = %s", (row.id,))
     if not done or row.kind not in ("alert", "digest") or not row.alert_ids:
-        if done and status == "sent":
-            conn.execute("DELETE FROM notification_attachments WHERE outbox_id = %s", (row.id,))
         return done
     details = Jsonb({"channel": channel, "reason": row.payload.get("reason"), "tier": row.payload.get("tier"),
                      "attempt": attempts, "outbox_id": row.id})
     if status == "sent":
-        conn.execute("DELETE FROM notification_attachments WHERE outbox_id = %s", (row.id,))
         conn.execute("UPDATE alerts SET notified_at = coalesce(notified_at, clock_timestamp()), "
                      "delivery_status = 'delivered' WHERE organization_id = %s AND id = ANY(%s)",
                      (row.organization_id, list(row.alert_ids)))
         conn.execute("INSERT INTO alert_events (alert_id, time, kind, details) "
                      "SELECT a, clock_timestamp(), 'notified', %s FROM unnest(%s::uuid[]) a "
                      "WHERE EXISTS (SELECT 1 FROM alerts WHERE id = a)", (details, list(row.alert_ids)))
-    elif retry_in_ms is None:
+    elif status == "failed" and retry_in_ms is None:
         # Failed for good: an alert that no other message reached, and none still may, is undelivered.
         gone = [r[0] for r in conn.execute(
             "UPDATE alerts a SET delivery_status = 'failed' WHERE a.organization_id = %s AND a.id = ANY(%s) "
