@@ -206,7 +206,8 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
 
 
 def _observability(settings):  # type: ignore[no-untyped-def]
-    """Redis and the broker's queues for the web process's /health and /metrics (none without Redis)."""
+    """Redis, the broker's queues and the scheduler's leader lease for the web process's /health and
+    /metrics (none without Redis)."""
     if not settings.redis_url:
         return {}
     import redis
@@ -214,6 +215,7 @@ def _observability(settings):  # type: ignore[no-untyped-def]
     from redis.retry import Retry
 
     from dashboard.app import REDIS_TIMEOUT_S
+    from workers.leader import GRACE_LEASES, leader_check
     from workers.queues import queue_check, queue_depths
 
     # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
@@ -222,7 +224,8 @@ def _observability(settings):  # type: ignore[no-untyped-def]
     broker = _broker(settings, client)   # read only: no actor is declared on it
     return {"redis_client": client,
             "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
-            "checks": [queue_check(broker, settings.health_max_queue_depth)]}
+            "checks": [queue_check(broker, settings.health_max_queue_depth),
+                       leader_check(client, grace_s=GRACE_LEASES * settings.scheduler_lease_s)]}
 
 
 @click.command()

@@ -10,7 +10,7 @@ import pytest
 MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
            "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config",
            "netpulse.csvfile", "reports.period", "reports.scope", "netpulse.text",
-           "workers.outage", "reports.email"]
+           "workers.outage", "reports.email", "workers.leader"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -143,6 +143,48 @@ def test_checks_added_by_a_process_show_in_health(db_url: str, engine: Engine) -
     assert app.test_client().get("/ready").status_code == 200   # not marked ready=True
 
 
+def test_health_names_the_scheduler_lease_holder_and_fails_after_a_grace_without_one(
+        db_url: str, engine: Engine, redis_url: str) -> None:
+    """A real scheduler lease in Redis: /health names its holder by the token's random part (never the
+    host or pid), shows a missing leader at once and fails once it has been missing for the grace;
+    /ready never asks (the web serves without a scheduler)."""
+    from workers.leader import LeaderLease, leader_check
+
+    client = redis.Redis.from_url(redis_url)
+    clock = [1000.0]
+    app = build(db_url, engine, redis_client=client, checks=[leader_check(client, grace_s=60, clock=lambda: clock[0])])
+    http = app.test_client()
+
+    def scheduler() -> tuple[int, dict[str, object]]:
+        r = http.get("/health")
+        return r.status_code, r.get_json()["checks"]["scheduler"]
+
+    lease = LeaderLease(client, ttl_ms=15_000, identity="noc-sched-1.internal:4242:3f2a9c1b")
+    assert lease.hold()
+    code, check = scheduler()
+    assert code == 200 and check["status"] == "ok" and check["leader"] == "3f2a9c1b"
+    assert 0 < check["lease_ttl_ms"] <= 15_000  # type: ignore[operator]
+    assert "noc-sched-1" not in http.get("/health").get_data(as_text=True) and "4242" not in str(check)
+
+    lease.release()  # the scheduler stopped: nobody leads
+    assert scheduler() == (200, {"status": "ok", "leader": None, "no_leader_for_s": 0.0, "grace_s": 60})
+    clock[0] += 59
+    assert scheduler()[0] == 200  # within the grace a standby takes over, or a scheduler starts
+    clock[0] += 2
+    code, check = scheduler()
+    assert (code, check) == (503, {"status": "fail", "leader": None, "no_leader_for_s": 61.0, "grace_s": 60})
+    assert http.get("/healthz").status_code == 503 and http.get("/ready").status_code == 200
+
+    standby = LeaderLease(client, ttl_ms=15_000)  # another scheduler takes the lease: healthy again
+    assert standby.hold()
+    code, check = scheduler()
+    assert code == 200 and check["leader"] == standby.token.rsplit(":", 1)[1]
+    clock[0] += 10
+    standby.release()
+    assert scheduler()[1]["no_leader_for_s"] == 0.0  # a new absence counts from its own start
+    client.close()
+
+
 def test_a_check_that_hangs_fails_as_a_timeout_without_holding_the_answer() -> None:
     release = threading.Event()
 

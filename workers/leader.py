@@ -15,28 +15,38 @@ Failure modes:
 - a leader that stalls longer than ``ttl`` (a frozen VM) may find another leader when it wakes; its
   renewal then fails and it stops acting. Between its wake-up and that renewal it may act once more.
 
-:func:`leader_status` reads the lease for health checks.
+:func:`leader_status` reads the lease; :func:`leader_check` is its /health check (a NOC's
+monitoring of NetPulse learns that no scheduler runs: no probes, no alerts, no reports).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from netpulse.health import Check, CheckResult
 from workers.outage import OutageLog
 
-__all__ = ["LeaderLease", "LeaderStatus", "leader_status", "SCHEDULER", "PREFIX"]
+__all__ = ["LeaderLease", "LeaderStatus", "leader_status", "leader_check", "public_id", "SCHEDULER", "PREFIX",
+           "GRACE_LEASES"]
 
 log = structlog.get_logger("netpulse.workers.leader")
 
 PREFIX = "netpulse:leader:"
 SCHEDULER = "scheduler"
+# /health fails after this many lease ttls without a leader: a dead leader's lease runs out within one
+# ttl and a standby takes it within a second, so a failover never fails it, and a minute (at the
+# default 15 s lease) without a scheduler always does.
+GRACE_LEASES = 4
 
 # Take the key when it is free or ours; renew it when ours. 1: this token holds it; 0: another does.
 _HOLD = """
@@ -145,3 +155,44 @@ def leader_status(client: Any, name: str = SCHEDULER) -> LeaderStatus:
     raw, ttl = pipe.execute()
     holder = raw.decode() if isinstance(raw, bytes) else raw
     return LeaderStatus(name, holder, int(ttl) if holder is not None and ttl is not None and ttl >= 0 else None)
+
+
+def public_id(holder: str) -> str:
+    """What /health may say of a lease holder: the random part of ``<host>:<pid>:<random>`` (the
+    holder logs its whole token when it takes the lease, so the two can be matched), never the host
+    or the process id; a holder named otherwise is shown as a hash of its name.
+
+    >>> public_id("noc-sched-1.internal:4242:3f2a9c1b")
+    '3f2a9c1b'
+    """
+    parts = holder.split(":")
+    if len(parts) >= 3 and parts[-1]:
+        return parts[-1]
+    return hashlib.sha256(holder.encode()).hexdigest()[:8]
+
+
+def leader_check(client: Any, *, name: str = SCHEDULER, grace_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> Check:
+    """The /health check of the ``name`` lease: ok while a process holds it. A lease nobody holds is
+    shown at once (``leader`` null, for how long), and fails the check once it has lasted ``grace_s``:
+    long enough for a standby to take over from a dead leader (a lease runs out within its ttl) or
+    for a scheduler started with the web to take the lease, short enough that a NOC's monitoring
+    learns within a minute or two that nothing schedules probes, alerts or reports. Not a readiness
+    check: the web serves without a scheduler."""
+    lock = threading.Lock()
+    missing_since: float | None = None
+
+    def run() -> CheckResult:
+        nonlocal missing_since
+        status = leader_status(client, name)
+        now = clock()
+        with lock:
+            if status.holder is not None:
+                missing_since = None
+                return CheckResult(True, {"leader": public_id(status.holder), "lease_ttl_ms": status.ttl_ms})
+            missing_since = now if missing_since is None else missing_since
+            waited = now - missing_since
+        return CheckResult(waited < grace_s, {"leader": None, "no_leader_for_s": round(waited, 1),
+                                              "grace_s": grace_s})
+
+    return Check(name, run)

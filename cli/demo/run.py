@@ -358,14 +358,19 @@ def run_demo(opts: DemoOptions) -> None:
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
                               periodic=periodic_jobs(outbox_sweep_s=notify_settings.notify_sweep_s),
                               interval_s=opts.interval_s, leases=rt.leases, telemetry=rt.telemetry)
-        sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
+        from workers.leader import GRACE_LEASES, LeaderLease, leader_check
+
+        # The same leader lease as a production scheduler's, so /health reports it the same way.
+        leader = LeaderLease(stack.redis, ttl_ms=settings.scheduler_lease_s * 1000)
+        sched_thread = threading.Thread(target=scheduler.run, args=(stop, leader), name="scheduler", daemon=True)
         sched_thread.start()
 
         from workers.queues import queue_check, queue_depths
 
         app = create_app(settings, engine=engine, redis_client=stack.redis,
                          queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
-                         checks=[queue_check(broker, settings.health_max_queue_depth)])
+                         checks=[queue_check(broker, settings.health_max_queue_depth),
+                                 leader_check(stack.redis, grace_s=GRACE_LEASES * settings.scheduler_lease_s)])
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)
