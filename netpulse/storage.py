@@ -79,8 +79,14 @@ class MaintenanceReport:
 def ensure_partitions(
     conn: psycopg.Connection, start: datetime, end: datetime, tables: tuple[PartitionedTable, ...] | None = None
 ) -> list[str]:
-    """Create the missing partitions covering [start, end] (plain variant). Runs in its own
-    transaction: partition DDL locks the parent, which must not be held through a long load."""
+    """Create the missing partitions covering [start, end] (plain variant), in one transaction.
+
+    Each is made as a table of its own, then attached: ``ATTACH PARTITION`` takes a SHARE UPDATE
+    EXCLUSIVE lock on the parent, which readers and writers never wait for, where ``CREATE TABLE ...
+    PARTITION OF`` takes ACCESS EXCLUSIVE. So queries and loads go on while partitions are added,
+    and none can deadlock with it: a read of the rollup views locks ``*_mat`` before ``metrics``, a
+    load of late rows ``metrics`` before ``*_mat``, and an exclusive lock taken on several parents
+    in one transaction would cross one of them."""
     tables = tables or partitioned_tables()
     created: list[str] = []
     with conn.transaction():
@@ -93,31 +99,61 @@ def ensure_partitions(
                 name = partition_name(t.name, d, t.span)
                 if name not in have:
                     conn.execute(sql.SQL(
-                        "CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({}) WITH (fillfactor = {})"
-                    ).format(sql.Identifier(name), sql.Identifier(t.name), sql.Literal(_at_midnight(d)),
-                             sql.Literal(_at_midnight(_next(d, t.span))), sql.Literal(t.fillfactor)))
+                        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
+                        " WITH (fillfactor = {})"
+                    ).format(sql.Identifier(name), sql.Identifier(t.name), sql.Literal(t.fillfactor)))
+                    # The new table is empty: checking it against the bounds costs nothing.
+                    conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(t.name), sql.Identifier(name), sql.Literal(_at_midnight(d)),
+                        sql.Literal(_at_midnight(_next(d, t.span)))))
                     created.append(name)
                 d = _next(d, t.span)
     return created
 
 
+def _partition_tables(conn: psycopg.Connection, table: str) -> list[tuple[str, bool, bool]]:
+    """(name, attached, detach pending) of every table named like a partition of ``table``: attached
+    ones, and ones an interrupted drop detached but did not drop."""
+    rows = conn.execute(
+        "SELECT c.relname, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false) FROM pg_class c "
+        "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relkind = 'r' "
+        "AND c.relnamespace = to_regnamespace(current_schema())::oid AND left(c.relname, %s) = %s ORDER BY 1",
+        (len(table) + 2, table + "_p")).fetchall()
+    return [(str(r[0]), bool(r[1]), bool(r[2])) for r in rows]
+
+
 def drop_expired_partitions(
     conn: psycopg.Connection, now: datetime, tables: tuple[PartitionedTable, ...] | None = None
 ) -> list[str]:
-    """Drop partitions whose whole range is older than their table's retention (plain variant)."""
+    """Drop partitions whose whole range is older than their table's retention (plain variant).
+
+    Each is detached first with ``DETACH PARTITION ... CONCURRENTLY``: a SHARE UPDATE EXCLUSIVE lock on
+    the parent, then a wait for the queries that may still read it, so no query or load waits on a
+    drop or can deadlock with it; once detached, the table is dropped. A drop cut short is finished by
+    the next run (a detach left pending is finalized; a detached table not yet dropped is dropped).
+    ``conn`` must be in autocommit mode: a concurrent detach runs no transaction block."""
+    if not conn.autocommit:
+        raise ValueError("drop_expired_partitions needs an autocommit connection (DETACH PARTITION CONCURRENTLY)")
     tables = tables or partitioned_tables()
     dropped: list[str] = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+    try:
         for t in tables:
             if t.retention_days is None:
                 continue
             horizon = now - timedelta(days=t.retention_days)
-            for name in existing_partitions(conn, t.name):
+            for name, attached, pending in _partition_tables(conn, t.name):
                 start = _parse_partition(t.name, name, t.span)
-                if start is not None and _at_midnight(_next(start, t.span)) <= horizon:
-                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-                    dropped.append(name)
+                if start is None or _at_midnight(_next(start, t.span)) > horizon:
+                    continue
+                if attached:
+                    how = "FINALIZE" if pending else "CONCURRENTLY"
+                    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {} " + how).format(
+                        sql.Identifier(t.name), sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+                dropped.append(name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return dropped
 
 

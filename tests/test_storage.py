@@ -76,3 +76,70 @@ def test_timescale_variant(empty_db_url: str) -> None:
             assert got == want, view
         jobs = {r[0] for r in c.execute("SELECT proc_name FROM timescaledb_information.jobs").fetchall()}
         assert {"policy_refresh_continuous_aggregate", "policy_retention", "policy_compression"} <= jobs
+
+
+@pytest.mark.plain_storage
+def test_anomaly_scoring_and_partition_upkeep_run_together_without_a_deadlock(db_url: str,
+                                                                            db: psycopg.Connection) -> None:
+    """The scheduler's first tick sends both: the anomaly job reads the rollup views (``*_mat`` locked
+    before ``metrics``) while storage upkeep adds partitions ahead and drops expired ones. Upkeep
+    used to take ACCESS EXCLUSIVE locks on ``metrics`` then ``*_mat`` in one transaction, a lock
+    cycle with such a read ("deadlock detected" several times a minute); attaching and detaching
+    concurrently takes none that a read or a load waits for."""
+    import threading
+
+    from analytics.anomaly.store import score_recent
+    from netpulse.rollups import advance_all
+    from netpulse.storage import PartitionedTable, drop_expired_partitions, ensure_partitions, partitioned_tables
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    org = make_org(db)
+    devices = make_devices(db, org, 8)
+    Loader().load(db, grid_rows(devices, now - timedelta(hours=3), n_times=180, step_s=60))
+    advance_all(db, now - timedelta(hours=1))  # the views read materialized rows and live ones
+    errors: list[str] = []
+    dropped: list[str] = []
+    runs = {"scores": 0, "upkeep": 0}
+    stop = threading.Event()
+
+    def scores() -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while not stop.is_set():
+                try:
+                    score_recent(conn, org, now, history=timedelta(hours=2))
+                    runs["scores"] += 1
+                except psycopg.Error as exc:
+                    errors.append(f"scores: {type(exc).__name__}: {exc}")
+                    if len(errors) > 20:
+                        return
+
+    def upkeep() -> None:
+        # Far from the rows' days, so the scores read the same rows throughout.
+        past = tuple(PartitionedTable(t.name, t.span, 1, t.fillfactor) for t in partitioned_tables())
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                for k in range(1, 13):
+                    ahead = now + timedelta(days=40 * k)
+                    ensure_partitions(conn, ahead, ahead + timedelta(days=2))
+                    gone = datetime(2001, 1, 1, tzinfo=UTC) + timedelta(days=40 * k)
+                    ensure_partitions(conn, gone, gone + timedelta(days=1))
+                    dropped.extend(drop_expired_partitions(conn, gone + timedelta(days=4), past))
+                    runs["upkeep"] += 1
+        except Exception as exc:
+            errors.append(f"upkeep: {type(exc).__name__}: {exc}")
+        finally:
+            stop.set()
+
+    threads = [threading.Thread(target=scores), threading.Thread(target=scores), threading.Thread(target=upkeep)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and runs["upkeep"] == 12 and runs["scores"] > 0
+    # The rounds dropped what they made in 2001-2002 (days of raw rows and minute rollups, months of hours).
+    assert len(dropped) == len(set(dropped)) and all(name.rpartition("_p")[2][:3] == "200" for name in dropped)
+    # What upkeep made is a partition like any other: rows go in, the loader finds it.
+    ahead = now + timedelta(days=40)
+    assert f"metrics_p{ahead:%Y%m%d}" in existing_partitions(db, "metrics")
+    assert Loader().load(db, grid_rows(devices[:1], ahead, n_times=2)).inserted == 4
+    assert not any(name.startswith("metrics_p200") for name in existing_partitions(db, "metrics"))

@@ -1,8 +1,10 @@
 """Anomaly scoring job: each organization's recent minutes scored and stored.
 
-Thin: :func:`analytics.anomaly.store.score_recent` reads, scores and upserts; this runs it per
-organization. Scores are keyed by (device, metric, interface, minute) and upserted, so a retry or an
-overlapping run rewrites the same rows.
+Thin: :func:`analytics.anomaly.store.score_recent` reads, scores and upserts; this runs it for each
+organization on its own (``workers.alerting.for_each_organization``: one organization's failure is
+logged and counted, the others go on, the next run covers it). Scores are keyed by (device, metric,
+interface, minute) and upserted, so a retry or an overlapping run rewrites the same rows. The
+database away retries the run quietly (``retry_on_outage``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import structlog
 
 from analytics.anomaly.store import score_recent
 from netpulse.rollups import floor_minute
-from workers.alerting import ALERTING
+from workers.alerting import ALERTING, for_each_organization
+from workers.outage import retry_on_outage
 from workers.runtime import Runtime, current
 
 log = structlog.get_logger("netpulse.workers.anomaly")
@@ -30,28 +33,22 @@ def _organizations(rt: Runtime) -> list[uuid.UUID]:
 # a quarter of an hour is dropped (a newer one scores the same window).
 @dramatiq.actor(actor_name="workers.score_anomalies", queue_name=ALERTING, max_retries=3, max_age=900_000,
                 time_limit=1_800_000)
+@retry_on_outage
 def score_anomalies() -> None:
     """Every few minutes (the scheduler sends it): the last hour of every organization's series."""
     rt = current()
     # Closed minutes only: the current minute's average is still filling.
     now = floor_minute(datetime.now(UTC))
-    failure: Exception | None = None
-    for org_id in _organizations(rt):
-        try:
-            with rt.connection() as conn:
-                report = score_recent(conn, org_id, now)
-        except Exception as exc:
-            # One organization's failure does not starve the others; raising afterwards lets
-            # Retries run the message again (the upsert makes that harmless).
-            log.critical("netpulse.workers.anomaly_scoring_failed", org=str(org_id), exc_info=True)
-            failure = failure or exc
-            continue
+
+    def score(org_id: uuid.UUID) -> None:
+        with rt.connection() as conn:
+            report = score_recent(conn, org_id, now)
         (log.info if report.anomalous else log.debug)(
             "netpulse.workers.anomalies_scored", org=str(org_id), series=report.series,
             points=report.points_stored, changed=report.rows_changed, anomalous=report.anomalous,
             seconds=round(report.seconds, 3))
-    if failure is not None:
-        raise failure
+
+    for_each_organization(rt, "score_anomalies", _organizations(rt), score)
 
 
 ACTORS = (score_anomalies,)
