@@ -286,6 +286,7 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
             alerts={str(d): n for d, n in alerts}, outbox=dict(outbox), attempts=dict(attempts),
             webhook_requests=len(keys), distinct_keys=len(set(keys)), healthz=health, health=full_health,
             scheduler_log_bytes=len(scheduler_log), worker_log_bytes=len(worker_log),
+            worker_outage_lines=worker_log.count("outage_started") + worker_log.count("outage_ended"),
             tracebacks_in_logs=scheduler_log.count("Traceback") + worker_log.count("Traceback"))
     assert stored_rows == sent_rows and rollup == sent_rows  # every row once: none lost, none doubled
     assert [n for _, n in alerts] == [1] * len(hot) and {d for d, _ in alerts} == {devices[k] for k in hot}
@@ -295,6 +296,9 @@ def test_postgresql_gone_for_30_s_during_ingest_and_alerting(pg_cluster: PgClust
     assert set(full_health["during"]) == {503} and full_health["after"][-1] == 200
     assert serve_same and alive == ["worker", "scheduler", "serve"]  # recovered without a restart
     assert "Traceback" not in scheduler_log
+    # The workers log the outage per actor as it starts and ends, not each retried message.
+    assert "Retrying message" not in worker_log and "Retries exceeded" not in worker_log
+    assert "periodic_run_skipped" not in worker_log
     # Probes of slots that passed during the outage were dropped and counted, never dead-lettered; the
     # device was probed again once the database was back.
     # Periodic runs that could not finish were skipped (the next period ran them): nothing dead-lettered.

@@ -224,3 +224,46 @@ def test_a_worker_can_answer_for_a_simulated_fleet() -> None:
                        ("devices=0", "n_devices=0")]:
         result = CliRunner().invoke(main, ["worker", "--simulated-fleet", bad])
         assert result.exit_code == 1 and words in result.stderr and "Traceback" not in result.output
+
+
+def test_an_outage_is_logged_once_per_actor_not_once_per_retried_message(
+        redis_url: str, log_events: list[dict[str, object]], caplog: pytest.LogCaptureFixture) -> None:
+    """Messages of an actor whose database is away fail and retry for a while: the log says so once
+    when it starts and once when it ends, with the count, not once per retry (Dramatiq's "Retrying
+    message ..." lines, 60 KB in a 30 s outage, go to debug). A run that needed nothing (a probe batch
+    whose slots had all passed) succeeds in the middle without ending the outage."""
+    import logging
+
+    import dramatiq
+
+    from workers.outage import retry_on_outage, untested
+
+    b = broker_mod.make_broker(url=redis_url)
+    calls: list[int] = []
+
+    @retry_on_outage
+    def flaky(n: int) -> None:
+        if n < 0:
+            untested()
+            return
+        calls.append(n)
+        if len(calls) <= 9:
+            raise psycopg.OperationalError("connection to server failed: Connection refused")
+
+    actor = dramatiq.actor(flaky, actor_name="tests.flaky", queue_name="tests_outage", broker=b, max_retries=20,
+                           min_backoff=10, max_backoff=40)
+    caplog.set_level(logging.INFO)
+    worker = Worker(b, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        for n in (0, 1, -1, 2):
+            actor.send(n)
+        b.join("tests_outage", timeout=60_000)
+        worker.join()
+    finally:
+        worker.stop()
+        b.close()
+    assert len(calls) == 12 and sorted(set(calls)) == [0, 1, 2]  # 9 failed attempts, then each message once
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("dramatiq.middleware")] == []
+    outage = [(e["event"], e.get("failures")) for e in log_events if str(e["event"]).startswith("netpulse.workers.out")]
+    assert outage == [("netpulse.workers.outage_started", None), ("netpulse.workers.outage_ended", 9)]

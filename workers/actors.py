@@ -19,7 +19,7 @@ from ingest.rows import MetricRows
 from netpulse.probe_status import outcomes_from_message, outcomes_to_message
 from netpulse.rollups import advance_all
 from netpulse.storage import maintain
-from workers.outage import retry_on_outage
+from workers.outage import retry_on_outage, untested
 from workers.probes import probe, stale
 from workers.runtime import current
 
@@ -45,6 +45,8 @@ def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
         if late:
             log.warning("netpulse.workers.probes_stale", devices=len(late))
         todo = [d for d in devices if d["id"] not in late]
+        if not todo:
+            untested()  # nothing probed, nothing stored: no news of the database
         lag_s = max(0.0, time.time() - tick_us / 1e6)
         probed = probe(rt, todo, tick_us)
         if len(probed.rows) or probed.outcomes:

@@ -17,10 +17,16 @@ Messages that outlive their use are dropped and counted, not kept: a message old
 its retries (:class:`SkipFailedPeriodic`: the next period runs it again), and any other message that
 failed all its retries is dead-lettered for ``NETPULSE_BROKER_DEAD_LETTER_TTL_S`` only (Dramatiq
 keeps them a week).
+
+A service that is away makes every message fail and retry: that is logged per actor once when it
+starts and once when it ends, with the count (``workers.outage``), not per message. Dramatiq's own
+"Retrying message ..." and "Retries exceeded ..." lines for those retries, and the periodic runs
+skipped meanwhile, go to debug (:class:`Retries`): a 30 s database outage wrote 60 KB of them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -34,11 +40,11 @@ from dramatiq.middleware import (
     Callbacks,
     Middleware,
     Pipelines,
-    Retries,
     ShutdownNotifications,
     SkipMessage,
     TimeLimit,
 )
+from dramatiq.middleware import Retries as DramatiqRetries
 from dramatiq.middleware.age_limit import current_millis
 
 from netpulse.telemetry import Telemetry
@@ -100,6 +106,41 @@ class DropExpired(AgeLimit):
             raise SkipMessage("message older than its max_age")
 
 
+_OUTAGE_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("netpulse_outage_retry", default=False)
+
+
+class _DemoteOutageRetries(logging.Filter):
+    """While Retries handles an outage retry, its lines are debug lines (shown only at debug level)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _OUTAGE_RETRY.get():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_DEMOTE = _DemoteOutageRetries()
+
+
+class Retries(DramatiqRetries):
+    """Dramatiq's Retries, quiet about retries for a service that is away (:class:`OutageRetry`): the
+    actor's outage log counts them, so a line per retried message ("Retrying message ... in N
+    milliseconds", "Retries exceeded ...") adds nothing but volume. Other retries log as before."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if _DEMOTE not in self.logger.filters:
+            self.logger.addFilter(_DEMOTE)
+
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,  # type: ignore[override]
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        token = _OUTAGE_RETRY.set(isinstance(exception, OutageRetry))
+        try:
+            super().after_process_message(broker, message, result=result, exception=exception)
+        finally:
+            _OUTAGE_RETRY.reset(token)
+
+
 class SkipFailedPeriodic(Middleware):
     """A periodic run whose retries are used up (the database away for longer) is acknowledged and
     counted as skipped: the scheduler sends the next one. Listed before Retries, so its ``after`` hook
@@ -112,8 +153,10 @@ class SkipFailedPeriodic(Middleware):
                               result: Any = None, exception: BaseException | None = None) -> None:
         if exception is not None and message.failed and message.actor_name in PERIODIC_ACTORS:
             message.failed = False
-            log.info("netpulse.workers.periodic_run_skipped", actor_name=message.actor_name,
-                     retries=message.options.get("retries", 0))
+            # In an outage the actor's outage log has it (and the counter below): one line per run is noise.
+            (log.debug if isinstance(exception, OutageRetry) else log.info)(
+                "netpulse.workers.periodic_run_skipped", actor_name=message.actor_name,
+                retries=message.options.get("retries", 0))
             _dropped(self.redis, message.actor_name, "skipped")
 
 

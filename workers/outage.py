@@ -15,11 +15,13 @@ filled 4.8 MB of scheduler log). :class:`OutageLog` turns the stream of failures
 :func:`retry_on_outage` does the same for actors: an infrastructure error (the database, Redis or
 the broker away) becomes a ``dramatiq.Retry`` instead of a logged traceback, the message is retried
 with the usual backoff, and the process logs the outage once when it starts and once when an actor
-succeeds again.
+succeeds again. A run that did not need the services (:func:`untested`: a probe batch whose slots
+had all passed) ends nothing.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ import structlog
 
 from netpulse.errors import StorageError
 
-__all__ = ["OutageLog", "OutageRetry", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "describe"]
+__all__ = ["OutageLog", "OutageRetry", "INFRASTRUCTURE_ERRORS", "retry_on_outage", "untested", "describe"]
 
 # Errors that mean "a service is away", not "this code is wrong": retried quietly.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
@@ -87,6 +89,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_UNTESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("netpulse_outage_untested", default=False)
+
+
+def untested() -> None:
+    """Said by an actor whose run used none of the services it needs (it had nothing to do): its
+    success is no sign that an outage ended, so :func:`retry_on_outage` does not log one."""
+    _UNTESTED.set(True)
+
+
 class OutageRetry(dramatiq.Retry):
     """An actor's message retried because a service is away (logged once per outage, not per message)."""
 
@@ -100,12 +111,16 @@ def retry_on_outage(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _UNTESTED.set(False)
         try:
             result = fn(*args, **kwargs)
+            if not _UNTESTED.get():
+                outage.ok()
+            return result
         except INFRASTRUCTURE_ERRORS as exc:
             outage.failed(exc)
             raise OutageRetry(describe(exc)) from None
-        outage.ok()
-        return result
+        finally:
+            _UNTESTED.reset(token)
 
     return wrapper
