@@ -43,6 +43,7 @@ def test_the_sink_prints_signed_webhooks_and_slack_messages() -> None:
 
 
 def test_demo_channels_reach_the_sink_and_history_replay_opens_alerts(db: psycopg.Connection, session: Session) -> None:
+    from analytics.notify.channels import get_channel
     from analytics.notify.delivery import send_test
     from cli.demo.run import ensure_demo_channels, ensure_demo_rules, replay_recent_alerts
     from ingest.loader import Loader
@@ -53,9 +54,19 @@ def test_demo_channels_reach_the_sink_and_history_replay_opens_alerts(db: psycop
     lines: list[str] = []
     sink = _sink(lines)
     try:
-        ensure_demo_channels(db, org, sink.url, SECRET)
-        ensure_demo_channels(db, org, sink.url, SECRET)  # a second run updates, never duplicates
+        ensure_demo_channels(session, org, "http://127.0.0.1:9", SECRET)
+        session.commit()
+        ensure_demo_channels(session, org, sink.url, SECRET)  # the next run points them at its sink
+        session.commit()
         assert db.execute("SELECT count(*) FROM notification_channels").fetchone() == (2,)
+        # Made by the core functions: secrets encrypted at rest, the policy checked like any other.
+        stored = db.execute("SELECT config->>'secret' FROM notification_channels WHERE name = 'demo-webhook'"
+                            ).fetchone()[0]
+        assert stored.startswith("fernet:") and get_channel(session, org, "demo-webhook").config == {
+            "url": f"{sink.url}/webhook", "secret": SECRET}
+        assert db.execute("SELECT name, steps FROM escalation_policies").fetchall() == [
+            ("default", [{"after_s": 0, "channels": ["demo-webhook", "demo-slack"]},
+                         {"after_s": 600, "channels": ["demo-webhook"]}])]
         for name in ("demo-webhook", "demo-slack"):
             assert send_test(session, org, name, settings=load_settings()).ok
         session.commit()

@@ -22,7 +22,7 @@ from netpulse.errors import ConfigError, Conflict, NotFound, ValidationError
 from netpulse.schema import ChannelKind, NotificationChannel, Organization
 
 __all__ = ["KINDS", "CONFIG_KEYS", "validate_config", "build_channel", "describe_target", "create_channel",
-           "list_channels", "get_channel", "organizations_without_channels"]
+           "set_channel_config", "list_channels", "get_channel", "organizations_without_channels"]
 
 KINDS: tuple[str, ...] = tuple(k.value for k in ChannelKind)
 # Allowed config keys per kind; the first ones listed are required.
@@ -182,6 +182,16 @@ def create_channel(session: Session, organization_id: uuid.UUID, name: str, kind
     except IntegrityError:  # a concurrent add of the same name
         raise Conflict(f"a notification channel named {name!r} already exists",
                        code="CHANNEL_ALREADY_EXISTS") from None
+    return channel
+
+
+def set_channel_config(session: Session, organization_id: uuid.UUID, name: str,
+                       config: Mapping[str, Any]) -> NotificationChannel:
+    """Point an existing channel elsewhere (new recipients, URL or secret), checked as when it was
+    made; its kind, history and queued messages stay (they are sent to the new target)."""
+    channel = get_channel(session, organization_id, name)
+    channel.config = validate_config(channel.kind, config)
+    session.flush()
     return channel
 
 

@@ -146,26 +146,25 @@ def inject_demo_incidents(fleet: Any, now: datetime) -> list[str]:
     return lines if len(lines) > 1 else []
 
 
-def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
-    """Webhook and Slack channels pointing at the local sink (its port changes per run), and a
-    default escalation policy: both channels at once, the webhook again after ten minutes."""
-    from psycopg.types.json import Jsonb
+def ensure_demo_channels(session: Session, org_id: Any, sink_url: str, secret: str) -> None:
+    """Webhook and Slack channels pointing at the local sink (its port changes per run: an existing
+    channel is pointed at it again), and a default escalation policy: both channels at once, the
+    webhook again after ten minutes, warnings in a digest every fifteen minutes."""
+    from analytics.notify.channels import create_channel, set_channel_config
+    from analytics.policies import DEFAULT_POLICY, PolicySpec, Tier, add_policy
+    from netpulse.schema import EscalationPolicy, NotificationChannel
 
-    from analytics.notify.channels import validate_config
-    from netpulse.crypto import encrypt
-    from netpulse.schema import map_config_secrets
-
+    have = set(session.scalars(select(NotificationChannel.name).where(NotificationChannel.organization_id == org_id)))
     for name, kind, config in (("demo-webhook", "webhook", {"url": f"{sink_url}/webhook", "secret": secret}),
                                ("demo-slack", "slack", {"url": f"{sink_url}/slack"})):
-        stored = map_config_secrets(validate_config(kind, config), encrypt)  # raw SQL: encrypt here, as the ORM would
-        conn.execute("INSERT INTO notification_channels (organization_id, name, kind, config, rate_limit_per_minute) "
-                     "VALUES (%s, %s, %s, %s, 30) ON CONFLICT (organization_id, name) DO UPDATE SET "
-                     "config = EXCLUDED.config, kind = EXCLUDED.kind",
-                     (org_id, name, kind, Jsonb(stored)))
-    steps = [{"after_s": 0, "channels": ["demo-webhook", "demo-slack"]}, {"after_s": 600, "channels": ["demo-webhook"]}]
-    conn.execute("INSERT INTO escalation_policies (organization_id, name, steps, digest_every_s) "
-                 "VALUES (%s, 'default', %s, 900) ON CONFLICT (organization_id, name) DO NOTHING",
-                 (org_id, Jsonb(steps)))
+        if name in have:
+            set_channel_config(session, org_id, name, config)
+        else:
+            create_channel(session, org_id, name, kind, config, rate_limit_per_minute=30)
+    if session.scalar(select(EscalationPolicy.id).where(EscalationPolicy.organization_id == org_id,
+                                                       EscalationPolicy.name == DEFAULT_POLICY)) is None:
+        add_policy(session, org_id, PolicySpec(name=DEFAULT_POLICY, tiers=[
+            Tier(0, ("demo-webhook", "demo-slack")), Tier(600, ("demo-webhook",))]))
 
 
 def replay_recent_alerts(conn: Any, org_id: Any, *, hours: float, step_s: int) -> tuple[int, int]:
@@ -309,9 +308,10 @@ def run_demo(opts: DemoOptions) -> None:
         sink = NotificationSink(echo=click.echo, verify=lambda body, ts, sig: verify(sink_secret, body, ts, sig))
         sink.start(opts.host)
         stoppers.append(sink.stop)
+        with make_sessionmaker(engine)() as session, session.begin():
+            ensure_demo_channels(session, org_id, sink.url, sink_secret)
         with connect(stack.database_url, autocommit=True) as conn:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
-            ensure_demo_channels(conn, org_id, sink.url, sink_secret)
             opened, still = replay_recent_alerts(conn, org_id, hours=min(12.0, opts.history_days * 24),
                                                  step_s=opts.backfill_step_s)
         if added:
