@@ -44,6 +44,7 @@ from psycopg.rows import dict_row
 
 from analytics.notify.delivery import alert_notifications, digest_notification
 from analytics.notify.outbox import Message, enabled_channels, enqueue
+from analytics.policies import DEFAULT_POLICY, DIGEST_EVERY_S, digest_time
 from analytics.rules import Rule
 from analytics.sla import SlaResult
 from netpulse.errors import Conflict, NotFound
@@ -344,31 +345,38 @@ def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
     return report.notify
 
 
-def _warning_channels(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[str, ...]]:
-    """Digest channels by policy name: the policy's warning channels, or its tier 0's when it has none
-    set; rules without a policy use the one named 'default'."""
-    out: dict[str | None, tuple[str, ...]] = {}
-    for name, steps, warning in conn.execute("SELECT name, steps, warning_channels FROM escalation_policies "
-                                             "WHERE organization_id = %s", (org_id,)).fetchall():
-        out[name] = tuple(warning) if warning is not None else tuple(steps[0].get("channels", []) if steps else ())
-    out[None] = out.get("default", ())
+def _digest_policies(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[tuple[str, ...], int]]:
+    """(digest channels, digest period) by policy name: the policy's warning channels, or its tier 0's
+    when it has none set; rules without a policy use the one named 'default' (none: no channel, the
+    default period)."""
+    out: dict[str | None, tuple[tuple[str, ...], int]] = {}
+    for name, steps, warning, every_s in conn.execute(
+            "SELECT name, steps, warning_channels, digest_every_s FROM escalation_policies WHERE organization_id = %s",
+            (org_id,)).fetchall():
+        channels = tuple(warning) if warning is not None else tuple(steps[0].get("channels", []) if steps else ())
+        out[name] = (channels, int(every_s))
+    out[None] = out.get(DEFAULT_POLICY, ((), DIGEST_EVERY_S))
     return out
 
 
 def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
-    """Open warnings not yet in a digest: one digest per channel set (each policy's warning channels),
-    queued in the outbox. Warnings whose policy names no enabled channel are marked ``no_channel``."""
-    policies = _warning_channels(conn, org_id)
+    """Open warnings not yet in a digest, each policy's on its own clock (``digest_every_s``: the
+    digest at 10:15 of a 15-minute policy holds its warnings opened before 10:15; one opened at 10:07
+    waits for it), one digest per channel set, queued in the outbox. Run it often (every minute): it
+    sends only what a digest time has passed for. Warnings whose policy names no enabled channel are
+    marked ``no_channel``."""
+    policies = _digest_policies(conn, org_id)
     rows = conn.execute("""
-        SELECT a.id, p.name FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
+        SELECT a.id, p.name, a.created_at FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
         LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
         WHERE a.organization_id = %s AND NOT a.resolved AND a.severity = 'warning' AND a.delivery_status IS NULL
           AND NOT a.suppressed AND NOT a.flapping
         ORDER BY a.created_at FOR UPDATE OF a""", (org_id,)).fetchall()
     groups: dict[tuple[str, ...], list[uuid.UUID]] = {}
-    for alert_id, policy in rows:
-        channels = policies.get(policy, policies[None])
-        groups.setdefault(channels, []).append(alert_id)
+    for alert_id, policy, created_at in rows:
+        channels, every_s = policies.get(policy, policies[None])
+        if created_at < digest_time(now, every_s):
+            groups.setdefault(channels, []).append(alert_id)
     report = EngineReport()
     for channels, ids in groups.items():
         route(conn, org_id, now, report, reason="digest", severity="warning", tier=0, alert_ids=tuple(ids),

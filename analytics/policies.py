@@ -4,8 +4,9 @@ A policy is a list of tiers, each a delay and notification channel names:
 
 - **critical**: tier 0 (delay 0) is notified when the alert opens; tier k when the alert is still
   firing and unacknowledged ``after_s`` seconds after it opened (:func:`analytics.alerts.escalate`);
-- **warning**: gathered into the periodic digest sent to the policy's warning channels (tier 0's
-  channels unless set);
+- **warning**: gathered into the policy's digest, sent to its warning channels (tier 0's channels
+  unless set) every ``digest_every_s`` (15 minutes unless set), on the clock: a policy of 15 minutes
+  sends at :00, :15, :30 and :45 UTC the warnings opened before that time (:func:`digest_time`);
 - **info**: logged only, never notified.
 
 A rule names its policy; a rule without one, and SLA breaches, use the policy named ``default``.
@@ -26,6 +27,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -36,13 +38,15 @@ from netpulse import timespec
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.schema import EscalationPolicy, NotificationChannel
 
-__all__ = ["DEFAULT_POLICY", "MAX_TIERS", "MAX_DELAY_S", "Tier", "PolicySpec", "PolicyUsage", "parse_tier",
-           "add_policy", "list_policies", "get_policy", "remove_policy", "policy_tiers", "policy_view",
-           "known_channel_names"]
+__all__ = ["DEFAULT_POLICY", "MAX_TIERS", "MAX_DELAY_S", "DIGEST_EVERY_S", "MIN_DIGEST_S", "MAX_DIGEST_S", "Tier",
+           "PolicySpec", "PolicyUsage", "parse_tier", "add_policy", "list_policies", "get_policy", "remove_policy",
+           "policy_tiers", "policy_view", "known_channel_names", "digest_time"]
 
 DEFAULT_POLICY = "default"
 MAX_TIERS = 10
 MAX_DELAY_S = 7 * 86_400
+DIGEST_EVERY_S = 900  # a policy's warning digest, unless it sets its own (also for alerts without any policy)
+MIN_DIGEST_S, MAX_DIGEST_S = 60, 86_400
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,99}$")
 
 
@@ -60,6 +64,7 @@ class PolicySpec:
     name: str
     tiers: Sequence[Tier]
     warning_channels: Sequence[str] | None = None
+    digest_every_s: int = DIGEST_EVERY_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,20 @@ def parse_tier(text_: str) -> Tier:
     seconds = int(timespec.parse_duration(delay.strip(), field="tier delay", allow_zero=True).total_seconds())
     channels = tuple(c.strip() for c in names.split(",") if c.strip())
     return Tier(seconds, channels)
+
+
+def digest_time(now: datetime, every_s: int) -> datetime:
+    """The latest time at or before ``now`` when a digest of period ``every_s`` goes out: multiples of
+    the period since the Unix epoch (UTC), so digests are on the clock whenever the job runs.
+
+    >>> from datetime import UTC
+    >>> digest_time(datetime(2026, 11, 3, 10, 7, 30, tzinfo=UTC), 900).isoformat()
+    '2026-11-03T10:00:00+00:00'
+    >>> digest_time(datetime(2026, 11, 3, 10, 7, 30, tzinfo=UTC), 3600).isoformat()
+    '2026-11-03T10:00:00+00:00'
+    """
+    epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+    return epoch + timedelta(seconds=(now - epoch) // timedelta(seconds=every_s) * every_s)
 
 
 def policy_tiers(policy: EscalationPolicy) -> list[Tier]:
@@ -123,6 +142,9 @@ def _checked(session: Session, organization_id: uuid.UUID, spec: PolicySpec) -> 
         wanted += [("tiers", c) for c in tier.channels]
     if spec.warning_channels is not None:
         wanted += [("warning_channels", c) for c in spec.warning_channels]
+    if not MIN_DIGEST_S <= spec.digest_every_s <= MAX_DIGEST_S:
+        errors["digest_every_s"] = (f"the warning digest goes out every 1m to 1d "
+                                    f"(got {timespec.human_duration(spec.digest_every_s)})")
     missing: dict[str, list[str]] = {}
     for key, channel in wanted:
         if channel not in known:
@@ -136,7 +158,7 @@ def _checked(session: Session, organization_id: uuid.UUID, spec: PolicySpec) -> 
                               + "; ".join(f"{k}: {v}" for k, v in errors.items()), details=errors)
     return {"name": name, "steps": [{"after_s": t.after_s, "channels": list(t.channels)} for t in tiers],
             "warning_channels": list(dict.fromkeys(spec.warning_channels))
-            if spec.warning_channels is not None else None}
+            if spec.warning_channels is not None else None, "digest_every_s": spec.digest_every_s}
 
 
 def add_policy(session: Session, organization_id: uuid.UUID, spec: PolicySpec) -> EscalationPolicy:
@@ -212,7 +234,8 @@ def policy_view(policy: EscalationPolicy, *, known_channels: set[str] | None = N
     view: dict[str, Any] = {
         "id": policy.id, "name": policy.name,
         "critical": [{"tier": i, "after_s": t.after_s, "channels": list(t.channels)} for i, t in enumerate(tiers)],
-        "warning": warning, "warning_channels_set": policy.warning_channels is not None, "info": [],
+        "warning": warning, "warning_channels_set": policy.warning_channels is not None,
+        "digest_every_s": policy.digest_every_s, "info": [],
     }
     if known_channels is not None:
         named = [c for t in tiers for c in t.channels] + warning

@@ -170,9 +170,12 @@ def _channel_list(text: str | None) -> list[str] | None:
 @click.option("--warning-channels", metavar="CHANNEL[,CHANNEL...]",
               help="Where warning digests go [default: the channels of tier 0].")
 @click.option("--no-warning-digest", is_flag=True, help="Send warnings of this policy to no channel.")
+@click.option("--digest-every", "digest_every", default="15m", show_default=True, metavar="DURATION",
+              help="How often the warning digest goes out, on the clock (15m: at :00, :15, :30 and :45 UTC); "
+                   "1m to 1d.")
 @org_option
 def policy_add_command(name: str, tiers: tuple[str, ...], warning_channels: str | None, no_warning_digest: bool,
-                       org_slug: str | None) -> None:
+                       digest_every: str, org_slug: str | None) -> None:
     """Add the escalation policy NAME.
 
     \b
@@ -182,18 +185,21 @@ def policy_add_command(name: str, tiers: tuple[str, ...], warning_channels: str 
     """
     from analytics.policies import PolicySpec, add_policy, parse_tier, policy_view
     from netpulse.errors import ValidationError
+    from netpulse.timespec import human_duration, parse_duration
 
     if no_warning_digest and warning_channels is not None:
         raise ValidationError("use either --warning-channels or --no-warning-digest, not both",
                               details={"warning_channels": "conflicts with --no-warning-digest"})
     spec = PolicySpec(name=name, tiers=[parse_tier(t) for t in tiers],
-                      warning_channels=[] if no_warning_digest else _channel_list(warning_channels))
+                      warning_channels=[] if no_warning_digest else _channel_list(warning_channels),
+                      digest_every_s=int(parse_duration(digest_every, field="--digest-every").total_seconds()))
     with session_scope() as session:
         org = organization(session, org_slug)
         view = policy_view(add_policy(session, org.id, spec))
     click.echo(f"added escalation policy {view['name']!r} (id {view['id']}) to {org.slug}: "
-               f"critical {_tiers_text(view)}; warning digest {', '.join(view['warning']) or 'to no channel'}; "
-               "info logged only")
+               f"critical {_tiers_text(view)}; warning digest "
+               + (f"{', '.join(view['warning'])} every {human_duration(view['digest_every_s'])}" if view["warning"]
+                  else "to no channel") + "; info logged only")
 
 
 def _tiers_text(view: dict[str, Any], missing: Sequence[str] = ()) -> str:
@@ -209,8 +215,9 @@ def _tiers_text(view: dict[str, Any], missing: Sequence[str] = ()) -> str:
 @policy.command("list")
 @org_option
 def policy_list_command(org_slug: str | None) -> None:
-    """List escalation policies: critical tiers, warning digest channels, and the rules naming each."""
+    """List escalation policies: critical tiers, warning digest channels and period, and the rules naming each."""
     from analytics.policies import known_channel_names, list_policies, policy_view
+    from netpulse.timespec import human_duration
 
     with session_scope() as session:
         org = organization(session, org_slug)
@@ -222,8 +229,9 @@ def policy_list_command(org_slug: str | None) -> None:
         return
     rows = [[str(v["id"]), v["name"], _tiers_text(v, v["missing_channels"]),
              (", ".join(f"{c} (missing)" if c in v["missing_channels"] else c for c in v["warning"]) or "-")
-             + ("" if v["warning_channels_set"] else " (tier 0)"), str(v["rules"])] for v in views]
-    click.echo(table(["ID", "NAME", "CRITICAL", "WARNING DIGEST", "RULES"], rows))
+             + ("" if v["warning_channels_set"] else " (tier 0)"),
+             human_duration(v["digest_every_s"]) if v["warning"] else "-", str(v["rules"])] for v in views]
+    click.echo(table(["ID", "NAME", "CRITICAL", "WARNING DIGEST", "EVERY", "RULES"], rows))
     if not any(v["name"] == "default" for v in views):
         click.echo("no policy named default: rules without a policy of their own, and SLA breaches, have no "
                    "escalation tiers")

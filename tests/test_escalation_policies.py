@@ -171,6 +171,37 @@ def test_the_engine_routes_by_what_the_policies_hold(session: Session, orgs: tup
     assert [(n.reason, n.channels) for n in tiers] == [("escalated", ("manager-email",))]
 
 
+def test_each_policy_sends_its_warning_digest_on_its_own_period(session: Session, orgs: tuple[uuid.UUID, uuid.UUID],
+                                                                db: psycopg.Connection) -> None:
+    """digest_every_s of each policy: the default policy's digest every 15 minutes, an hourly one's on
+    the hour, each holding the warnings opened before its time; the job may run every minute."""
+    acme, _ = orgs
+    add_policy(session, acme, PolicySpec(name="default", tiers=[Tier(0, ("noc-email",))], digest_every_s=900))
+    add_policy(session, acme, PolicySpec(name="hourly", tiers=[Tier(0, ("noc-slack",))], digest_every_s=3600))
+    session.commit()
+    rtt = MetricKind.ICMP_RTT_MS
+    warn, hourly = save_rules(db, acme, [
+        Rule("slow", "threshold", "warning", metric=rtt, comparator=">", value=50),
+        Rule("slow-hourly", "threshold", "warning", metric=rtt, comparator=">", value=50, escalation_policy="hourly")])
+    a, b, c = make_devices(db, acme, 3)
+    engine = AlertEngine()
+    at = utc(2026, 11, 20, 10, 7)
+    engine.apply(db, acme, [Finding(warn, a, True, at, value=70.0), Finding(hourly, b, True, at, value=70.0)], at)
+
+    def run(h: int, m: int, s: int = 0) -> list[tuple[int, tuple[str, ...]]]:
+        with db.transaction():
+            return [(len(n.alert_ids), n.channels) for n in digest(db, acme, utc(2026, 11, 20, h, m, s))]
+
+    assert run(10, 8) == [] and run(10, 14, 59) == []  # the 15-minute digest goes at 10:15
+    assert run(10, 15, 30) == [(1, ("noc-email",))]
+    engine.apply(db, acme, [Finding(warn, c, True, utc(2026, 11, 20, 10, 20), value=70.0)], utc(2026, 11, 20, 10, 20))
+    assert run(10, 21) == [] and run(10, 29) == []
+    assert run(10, 31) == [(1, ("noc-email",))]  # a run late by a minute still sends it
+    assert run(10, 45) == [] and run(10, 59) == []  # nothing new for default; hourly waits for 11:00
+    assert run(11, 0, 5) == [(1, ("noc-slack",))]
+    assert run(11, 15) == []  # each warning goes into one digest
+
+
 # --- the CLI --------------------------------------------------------------------------------------------
 
 
@@ -184,16 +215,21 @@ def test_cli_add_list_remove(db: psycopg.Connection, settings_env: None) -> None
                    "`netpulse notify policy add default --tier 0:CHANNEL`\n")
     code, out, err = _cli("notify", "policy", "add", "default", "--tier", "0:noc-email", "--tier", "15m:oncall-sms")
     assert (code, out, err) == (0, "added escalation policy 'default' (id 1) to acme: critical at once: noc-email; "
-                                   "after 15m 00s: oncall-sms; warning digest noc-email; info logged only\n", "")
+                                   "after 15m 00s: oncall-sms; warning digest noc-email every 15m 00s; info logged "
+                                   "only\n", "")
     code, out, err = _cli("notify", "policy", "add", "pager", "--tier", "0:oncall-sms", "--no-warning-digest")
     assert out.endswith("critical at once: oncall-sms; warning digest to no channel; info logged only\n"), err
+    code, out, err = _cli("notify", "policy", "add", "hourly", "--tier", "0:oncall-sms", "--digest-every", "1h")
+    assert out.endswith("warning digest oncall-sms every 1h 00m; info logged only\n"), err
     code, out, err = _cli("notify", "policy", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "CRITICAL", "WARNING", "DIGEST", "RULES"]
+    assert lines[0].split() == ["ID", "NAME", "CRITICAL", "WARNING", "DIGEST", "EVERY", "RULES"]
     assert lines[2].split() == ["1", "default", "at", "once:", "noc-email;", "after", "15m", "00s:", "oncall-sms",
-                                "noc-email", "(tier", "0)", "0"]
-    assert lines[3].split() == ["2", "pager", "at", "once:", "oncall-sms", "-", "0"]
-    assert len(lines) == 4
+                                "noc-email", "(tier", "0)", "15m", "00s", "0"]
+    assert lines[3].split() == ["3", "hourly", "at", "once:", "oncall-sms", "oncall-sms", "(tier", "0)", "1h",
+                                "00m", "0"]
+    assert lines[4].split() == ["2", "pager", "at", "once:", "oncall-sms", "-", "-", "0"]
+    assert len(lines) == 5
     for args, message in [
         (["add", "x", "--tier", "5m:noc-email"], "invalid escalation policy 'x': tiers: tier 0 is notified when an "
                                                  "alert opens, so its delay must be 0 (got 5m 00s)"),
@@ -203,7 +239,9 @@ def test_cli_add_list_remove(db: psycopg.Connection, settings_env: None) -> None
          "use either --warning-channels or --no-warning-digest, not both"),
         (["add", "default", "--tier", "0:oncall-sms"], "an escalation policy named 'default' already exists (id 1); "
                                                       "choose another name or remove it first"),
-        (["remove", "nope"], "no escalation policy 'nope' in this organization; known: default, pager"),
+        (["add", "x", "--tier", "0:oncall-sms", "--digest-every", "30s"],
+         "invalid escalation policy 'x': digest_every_s: the warning digest goes out every 1m to 1d (got 30s)"),
+        (["remove", "nope"], "no escalation policy 'nope' in this organization; known: default, hourly, pager"),
     ]:
         assert _cli("notify", "policy", *args) == (1, "", f"Error: {message}\n"), args
     assert _cli("notify", "policy", "remove", "default") == (

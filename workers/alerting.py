@@ -116,7 +116,8 @@ def _digest_organization(rt: Runtime, org_id: uuid.UUID, now: datetime) -> None:
 @dramatiq.actor(actor_name="workers.send_digests", queue_name=ALERTING, max_retries=3, max_age=600_000)
 @retry_on_outage
 def send_digests() -> None:
-    """Every digest period: the open warnings not in a digest yet, one message per channel set."""
+    """Every minute: the open warnings whose policy's digest time has passed (each policy has its own
+    period, ``digest_every_s``), one message per channel set."""
     rt = current()
     now = datetime.now(UTC)
     for_each_organization(rt, "send_digests", _organizations(rt, "digest"),

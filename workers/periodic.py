@@ -21,6 +21,7 @@ def periodic_jobs(*, outbox_sweep_s: int) -> list[tuple[int, Callable[[], object
     from workers.notify import sweep_outbox
     from workers.reports import schedule_reports
 
+    # Digests every minute: each escalation policy sends its own on its own period (digest_every_s).
     return [(60, advance_rollups.send), (3600, maintain_storage.send), (60, evaluate_alerts.send),
-            (900, send_digests.send), (300, check_sla.send), (900, score_anomalies.send),
+            (60, send_digests.send), (300, check_sla.send), (900, score_anomalies.send),
             (outbox_sweep_s, sweep_outbox.send), (60, schedule_reports.send)]
