@@ -31,6 +31,7 @@ from ingest.rollup import LEVELS, aggregate
 from ingest.rows import MetricRows, to_micros
 from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
+from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
 from netpulse.rollups import merge_cte, watermark
 from netpulse.storage import ensure_partitions
@@ -97,10 +98,12 @@ UPDATE devices d SET
     oper_status_since = coalesce({_TS.format('v.since')}, d.oper_status_since),
     fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
     last_checked = {_TS.format('v.checked')},
-    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')})
+    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')}),
+    last_rtt_ms = coalesce(v.rtt, d.last_rtt_ms),
+    last_loss_pct = coalesce(v.loss, d.last_loss_pct)
 FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
-            %s::bigint[], %s::bigint[])
-     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen)
+            %s::bigint[], %s::bigint[], %s::real[], %s::real[])
+     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, rtt, loss)
 WHERE d.id = v.device_id
 """
 
@@ -120,9 +123,23 @@ def _words(values: list[str]) -> str:
     return "{" + ",".join(values) + "}"
 
 
-def _array(values: list[int | None] | list[int]) -> str:
-    """An integer array literal: psycopg dumps list elements one by one in Python, a string is one value."""
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+def _array(values: list[int | None] | list[int] | list[float | None]) -> str:
+    """A numeric array literal: psycopg dumps list elements one by one in Python, a string is one value."""
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
+
+
+def _at(rows: MetricRows, metric: MetricKind, device_ids: list[int], times_us: list[int]) -> list[float | None]:
+    """The device-level value of ``metric`` at each (device, time) pair of the batch; None where absent."""
+    sel = (rows.metric_id == int(metric)) & (rows.ifindex == 0)
+    if not sel.any() or not device_ids:
+        return [None] * len(device_ids)
+    dev, t, v = rows.device_id[sel].astype(np.int64), rows.time_us[sel], rows.value[sel]
+    order = np.lexsort((t, dev))
+    keys = np.rec.fromarrays([dev[order], t[order]])
+    want = np.rec.fromarrays([np.asarray(device_ids, np.int64), np.asarray(times_us, np.int64)])
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    hit = keys[pos] == want
+    return [round(float(x), 3) if h else None for x, h in zip(v[order][pos].tolist(), hit.tolist(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +273,13 @@ class Loader:
         if not result.updates:
             return 0
         u = result.updates
+        devices, checked = [x.device_id for x in u], [x.last_checked_us for x in u]
         conn.execute(_UPDATE_STATUS, (
-            _array([x.device_id for x in u]), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
+            _array(devices), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
             _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
-            _array([x.streak_since_us for x in u]), _array([x.last_checked_us for x in u]),
-            _array([x.last_seen_us for x in u])))
+            _array([x.streak_since_us for x in u]), _array(checked), _array([x.last_seen_us for x in u]),
+            _array(_at(rows, MetricKind.ICMP_RTT_MS, devices, checked)),
+            _array(_at(rows, MetricKind.ICMP_LOSS_PCT, devices, checked))))
         if result.events:
             e = result.events
             conn.execute(_INSERT_EVENTS, (
