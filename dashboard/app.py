@@ -16,14 +16,12 @@ import time
 from pathlib import Path
 
 import dash
-import dash_bootstrap_components as dbc
-from dash import html
 from flask import Flask, current_app, jsonify
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
-from dashboard import auth, ids
+from dashboard import auth, shell
 from dashboard.api import init_api
 from netpulse.config import Settings, get_settings
 from netpulse.db import make_engine, make_sessionmaker
@@ -91,9 +89,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         csrf_token_name=auth.CSRF_COOKIE,
         csrf_header_name=auth.CSRF_HEADER,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        # Pages show controls by role (no acknowledge button for a viewer): callbacks address components
+        # that a given layout may not hold.
+        suppress_callback_exceptions=True,
     )
     dash_app.index_string = INDEX_STRING
-    dash_app.layout = shell
+    dash_app.layout = shell.layout
+    shell.register(dash_app)
     server.extensions["netpulse.dash"] = dash_app
     _finish_dash_setup(server)
     auth.install_guard(server)
@@ -109,35 +111,6 @@ def _finish_dash_setup(server: Flask) -> None:
     """
     with server.test_request_context("/"):
         server.preprocess_request()
-
-
-def shell() -> html.Div:
-    """The app layout: navbar over the current page. Called per page load, so it knows the user."""
-    email = str(auth.current_claims().get("email", ""))
-    links = [dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
-             for page in dash.page_registry.values()]
-    navbar = dbc.Navbar(
-        dbc.Container(
-            [
-                html.A([html.Span(className="np-pulse"), "NetPulse"], href="/", className="navbar-brand np-brand"),
-                dbc.Nav(links, navbar=True, className="me-auto"),
-                html.Div(
-                    [
-                        html.Span([html.Span(className="np-live-dot"), "Live"], className="np-live"),
-                        html.Span(email, id=ids.NAV_USER, className="np-user"),
-                        # A plain link: /logout is a Flask route, not a Dash page.
-                        html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
-                               className="btn btn-sm btn-outline-secondary"),
-                    ],
-                    className="d-flex align-items-center gap-3",
-                ),
-            ],
-            fluid=True,
-        ),
-        dark=True,
-        className="np-navbar",
-    )
-    return html.Div([navbar, dbc.Container(dash.page_container, fluid=True, className="np-main")])
 
 
 def healthz() -> tuple[Response, int]:
