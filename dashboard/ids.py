@@ -58,6 +58,7 @@ GRID_SITE = "devices-site"
 GRID_GROUP = "devices-group"
 GRID_TAG = "devices-tag"
 GRID_VERSION = "devices-version"               # dcc.Store: bumped after every change, re-reads the grid
+GRID_PURGED = "devices-purged"                 # output of the clientside callback that empties the grid's cache
 DEVICE_ADD = "device-add"
 DEVICE_EDIT = "device-edit"
 DEVICE_DELETE = "device-delete"
@@ -79,6 +80,7 @@ IMPORT_UPLOAD = "devices-import"
 DEVICES_RESULT = "devices-result"              # what the last change did (or why it did not)
 
 # Device page
+DEVICE_ID = "device-id"                       # dcc.Store: the device shown
 DEVICE_HEADER = "device-header"
 DEVICE_RELATIVES = "device-relatives"          # parent and children
 DEVICE_MAINTENANCE = "device-maintenance"

@@ -85,12 +85,12 @@ def _range_controls() -> html.Div:
     return html.Div(
         [
             dbc.Select(id=ids.RANGE_PRESET, options=_PRESET_OPTIONS, value=timerange.DEFAULT, size="sm",
-                       className="np-range-select", title="Time range of every chart"),
+                       className="np-range-select"),
             html.Div(
                 [
-                    dbc.Input(id=ids.RANGE_FROM, type="datetime-local", size="sm", step=60, title="From (UTC)"),
+                    dbc.Input(id=ids.RANGE_FROM, type="datetime-local", size="sm", step=60, placeholder="From (UTC)"),
                     html.Span("to", className="np-muted"),
-                    dbc.Input(id=ids.RANGE_TO, type="datetime-local", size="sm", step=60, title="To (UTC)"),
+                    dbc.Input(id=ids.RANGE_TO, type="datetime-local", size="sm", step=60, placeholder="To (UTC)"),
                     dbc.Button("Apply", id=ids.RANGE_APPLY, size="sm", color="secondary"),
                     html.Span(id=ids.RANGE_ERROR, className="np-range-error"),
                 ],
