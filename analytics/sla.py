@@ -39,7 +39,8 @@ import polars as pl
 import psycopg
 
 __all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "By", "SlaResult", "availability",
-           "outages", "calendar_period", "evaluate_targets", "scope_filter"]
+           "outages", "calendar_period", "evaluate_targets", "scope_filter", "availability_trend", "outage_causes",
+           "list_targets", "TREND_SCHEMA"]
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
@@ -417,6 +418,13 @@ class SlaResult:
     error_budget_min: float | None
 
 
+def list_targets(conn: Conn, org_id: uuid.UUID | str) -> list[tuple[int, str, str | None, float, str, str]]:
+    """The organization's SLA targets by id: (id, scope, scope_ref, target_pct, period, severity)."""
+    return [(r[0], r[1], r[2], float(r[3]), r[4], r[5]) for r in conn.execute(
+        "SELECT id, scope, scope_ref, target_pct, period, severity FROM sla_targets WHERE organization_id = %s"
+        " ORDER BY id", (org_id,)).fetchall()]
+
+
 def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list[SlaResult]:
     """Every SLA target of the organization against its current calendar period up to ``now``, by id.
 
@@ -424,8 +432,7 @@ def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list
     """
     if now.tzinfo is None:
         raise ValueError(f"now={now!r} is naive: pass a timezone-aware datetime (UTC)")
-    targets = conn.execute("SELECT id, scope, scope_ref, target_pct, period, severity FROM sla_targets"
-                           " WHERE organization_id = %s ORDER BY id", (org_id,)).fetchall()
+    targets = list_targets(conn, org_id)
     figures: dict[str, pl.DataFrame | None] = {}
     results = []
     for target_id, scope, ref, target_pct, period, severity in targets:
@@ -448,3 +455,68 @@ def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list
             monitored_s=monitored, down_s=down, achieved_pct=achieved,
             breached=achieved is not None and achieved < target, error_budget_min=budget))
     return results
+
+
+# --- for the SLA page: trend and causes ------------------------------------------------------------------------
+TREND_SCHEMA = pl.Schema({"bucket": pl.Datetime("us", "UTC"), "availability_pct": pl.Float64(),
+                          "down_s": pl.Float64()})
+
+
+def availability_trend(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime,
+                       step: timedelta) -> pl.DataFrame:
+    """Availability per ``step`` over ``[start, end)``, from one read of the period: each bucket's down
+    time is exact (the counted outages' seconds inside it, less their maintenance share), measured
+    against the period's monitored time spread evenly over its buckets. Columns ``bucket``,
+    ``availability_pct`` (None when nothing was monitored) and ``down_s``."""
+    _require_period(start, end)
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    figures, outage_frame = _compute(conn, org_id, start, end)
+    t0, t1, w = _micros(start), _micros(end), step // timedelta(microseconds=1)
+    n = max(1, -(-(t1 - t0) // w))
+    edges = t0 + np.arange(n + 1, dtype=np.int64) * w
+    edges[-1] = t1
+    down = np.zeros(n)
+    counted = outage_frame.filter(pl.col("counted"))
+    if counted.height:
+        o_start = np.array([_micros(t) for t in counted["start"].to_list()], np.int64)
+        o_end = np.array([_micros(t) if t is not None else t1 for t in counted["end"].to_list()], np.int64)
+        share = 1.0 - (counted["maintenance_s"].to_numpy() / np.maximum(counted["duration_s"].to_numpy(), 1e-9))
+        for i in range(n):
+            overlap = np.clip(np.minimum(o_end, edges[i + 1]) - np.maximum(o_start, edges[i]), 0, None)
+            down[i] = float((overlap * share).sum()) / _US
+    monitored = float(figures["monitored_s"].sum())
+    per_bucket = (edges[1:] - edges[:-1]) / (t1 - t0) * monitored
+    pct = [100.0 * (m - d) / m if m > 0 else None for m, d in zip(per_bucket.tolist(), down.tolist(), strict=True)]
+    buckets = [datetime.fromtimestamp(int(e) / _US, UTC) for e in edges[:-1]]
+    return pl.DataFrame({"bucket": buckets, "availability_pct": pct, "down_s": down.tolist()}, schema=TREND_SCHEMA)
+
+
+def outage_causes(conn: Conn, org_id: uuid.UUID | str, outage_frame: pl.DataFrame) -> list[str | None]:
+    """For each outage of an :func:`outages` frame, the ancestor whose own outage covered its start (the
+    cause it was behind), or None when it went down on its own."""
+    if outage_frame.is_empty():
+        return []
+    rows = conn.execute(
+        "WITH RECURSIVE up (device_id, ancestor, depth) AS ("
+        " SELECT d.id, d.parent_id, 1 FROM devices d WHERE d.organization_id = %(org)s AND d.id = ANY(%(ids)s)"
+        " AND d.parent_id IS NOT NULL"
+        " UNION ALL SELECT up.device_id, p.parent_id, up.depth + 1 FROM up JOIN devices p ON p.id = up.ancestor"
+        " WHERE p.parent_id IS NOT NULL AND up.depth < 32)"
+        " SELECT up.device_id, up.ancestor, a.name FROM up JOIN devices a ON a.id = up.ancestor ORDER BY up.depth DESC",
+        {"org": org_id, "ids": sorted(set(outage_frame["device_id"].to_list()))}).fetchall()
+    ancestors: dict[int, list[tuple[int, str]]] = {}
+    for dev, anc, name in rows:
+        ancestors.setdefault(int(dev), []).append((int(anc), name))
+    spans: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    for dev, s, e in outage_frame.select("device_id", "start", "end").iter_rows():
+        spans.setdefault(int(dev), []).append((s, e))
+    out: list[str | None] = []
+    for dev, s in outage_frame.select("device_id", "start").iter_rows():
+        cause = None
+        for anc, name in ancestors.get(int(dev), []):  # top-most first
+            if any(a_s <= s and (a_e is None or a_e > s) for a_s, a_e in spans.get(anc, [])):
+                cause = name
+                break
+        out.append(cause)
+    return out

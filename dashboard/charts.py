@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 __all__ = ["TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure", "status_figure",
-           "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span", "Threshold"]
+           "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span", "Threshold", "axis_time"]
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 TEXT = "#c9d1d9"
@@ -80,7 +80,7 @@ class Threshold:
     label: str
 
 
-def _axis_time(start: datetime, end: datetime) -> dict[str, Any]:
+def axis_time(start: datetime, end: datetime) -> dict[str, Any]:
     span = end - start
     fmt = "%H:%M" if span <= timedelta(hours=30) else "%b %d %H:%M" if span <= timedelta(days=8) else "%b %d"
     return {"range": [_naive_utc(start), _naive_utc(end)], "tickformat": fmt, "title": {"text": "Time (UTC)"}}
@@ -119,7 +119,7 @@ def _decorate(fig: go.Figure, start: datetime, end: datetime, *, title: str, y_t
         fig.add_hline(y=t.value, line={"color": "#f85149", "width": 1, "dash": "dash"},
                       annotation={"text": t.label, "font": {"size": 10, "color": "#ffa198"}},
                       annotation_position="top right")
-    fig.update_layout(template=TEMPLATE, title={"text": title}, xaxis=_axis_time(start, end),
+    fig.update_layout(template=TEMPLATE, title={"text": title}, xaxis=axis_time(start, end),
                       yaxis={"title": {"text": y_title}}, uirevision=revision,
                       margin={"l": 64, "r": 24, "t": 56, "b": 48})
     return fig
@@ -236,6 +236,6 @@ def timeline_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> go.F
                              hovertemplate=f"{status} from %{{base|%b %d %H:%M}}<extra></extra>"))
         seen.add(status)
     fig.update_layout(template=TEMPLATE, barmode="overlay", height=150, title={"text": "Status"},
-                      xaxis={**_axis_time(start, end), "type": "date"}, yaxis={"visible": False},
+                      xaxis={**axis_time(start, end), "type": "date"}, yaxis={"visible": False},
                       margin={"l": 24, "r": 24, "t": 40, "b": 36}, uirevision="timeline", hovermode="closest")
     return fig

@@ -250,6 +250,7 @@ def test_latest_rtt_and_loss_land_on_the_device_row(db: psycopg.Connection) -> N
     loader = Loader()
     loader.load(db, MetricRows.from_tuples(probe(t0, True, 9.0, 0.0) + probe(t0 + timedelta(seconds=10), True,
                                                                              12.5, 20.0)))
-    assert db.execute("SELECT last_rtt_ms, last_loss_pct FROM devices WHERE id = %s", (dev,)).fetchone() == (12.5, 20.0)
+    latest = "SELECT last_rtt_ms, last_loss_pct FROM devices WHERE id = %s"
+    assert db.execute(latest, (dev,)).fetchone() == (12.5, 20.0)
     loader.load(db, MetricRows.from_tuples(probe(t0 + timedelta(seconds=20), False, 0.0, 100.0)))
-    assert db.execute("SELECT last_rtt_ms, last_loss_pct FROM devices WHERE id = %s", (dev,)).fetchone() == (12.5, 100.0)
+    assert db.execute(latest, (dev,)).fetchone() == (12.5, 100.0)
