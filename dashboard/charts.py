@@ -10,8 +10,9 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-__all__ = ["TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure", "status_figure",
-           "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span", "Threshold", "axis_time"]
+__all__ = ["GRAPH_CONFIG", "TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure",
+           "status_figure", "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span",
+           "Threshold", "axis_time"]
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 TEXT = "#c9d1d9"
@@ -27,6 +28,9 @@ LOSS_BINS: tuple[tuple[float, str, str], ...] = (
     (100.0, "#f85149", "> 50 %"))
 ANOMALY_FILL = "rgba(188, 140, 255, 0.16)"
 MAINTENANCE_FILL = "rgba(139, 148, 158, 0.16)"
+
+# dcc.Graph config of every chart: zoom by dragging, double-click to reset; no toolbar over the titles.
+GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -121,7 +125,8 @@ def _decorate(fig: go.Figure, start: datetime, end: datetime, *, title: str, y_t
                       annotation_position="top right")
     fig.update_layout(template=TEMPLATE, title={"text": title}, xaxis=axis_time(start, end),
                       yaxis={"title": {"text": y_title}}, uirevision=revision,
-                      margin={"l": 64, "r": 24, "t": 56, "b": 48})
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"},
+                      margin={"l": 64, "r": 24, "t": 48, "b": 80})
     return fig
 
 

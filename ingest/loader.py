@@ -173,8 +173,13 @@ class Loader:
             self._variant = storage_variant(conn)
         return self._variant
 
-    def load(self, conn: psycopg.Connection, rows: MetricRows) -> LoadResult:
-        """Store one batch. Safe to call again with the same rows: nothing is added twice."""
+    def load(self, conn: psycopg.Connection, rows: MetricRows, *, status: bool = True) -> LoadResult:
+        """Store one batch. Safe to call again with the same rows: nothing is added twice.
+
+        ``status=False`` stores the rows (and rollups) without moving device status on: for batches
+        loaded out of time order (a parallel backfill), whose status goes through :meth:`update_status`
+        afterwards, in time order.
+        """
         received = len(rows)
         finite = np.isfinite(rows.value)
         if not finite.all():
@@ -185,7 +190,7 @@ class Loader:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
         payload = copy_binary.encode(rows)
-        probed = status_devices(rows)
+        probed = status_devices(rows) if status else []
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
             if variant == "postgres":
                 self._ensure_partitions(conn, rows)
@@ -208,6 +213,12 @@ class Loader:
                     raise
                 self._known_days.clear()
         raise AssertionError("unreachable")
+
+    def update_status(self, conn: psycopg.Connection, rows: MetricRows) -> int:
+        """Move device status on from ``rows``' availability samples (loss and RTT ride along), in one
+        transaction; the rows themselves are not stored. Returns the devices updated."""
+        with conn.transaction():
+            return self._update_status(conn, rows, status_devices(rows))
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
                      variant: Variant, w: datetime | None) -> int | None:

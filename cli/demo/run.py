@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from netpulse.schema import Device, Organization
 DEMO_ORG = "demo"
 DEMO_EMAIL = "admin@netpulse.local"
 LOCALHOST_NAME = "localhost"
+REPLAY_HOURS = 12.0  # the alerts of the last hours of history (sampled at the fine step) are replayed once
 
 
 @dataclass
@@ -188,31 +188,6 @@ def replay_recent_alerts(conn: Any, org_id: Any, *, hours: float, step_s: int) -
     return opened, int(still)
 
 
-def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datetime, end: datetime,
-             step_s: int, progress: Callable[[int], None] | None = None) -> int:
-    """Load simulated history for [start, end) directly through the loader; returns rows stored."""
-    from ingest.loader import Loader
-    from ingest.rows import to_micros
-    from ingest.simulator import Fleet
-    from netpulse.db import connect
-
-    assert isinstance(fleet, Fleet)
-    device_ids = np.array([ids[d.name] for d in fleet.devices], np.int32)
-    t0 = to_micros(start) // (step_s * 1_000_000) * step_s * 1_000_000
-    times = np.arange(t0, to_micros(end), step_s * 1_000_000, dtype=np.int64)
-    per_batch = max(1, 200_000 // max(1, len(fleet.devices) * 12))  # ~200k rows per transaction
-    loader = Loader()
-    stored = 0
-    with connect(database_url, autocommit=True) as conn:
-        for i in range(0, len(times), per_batch):
-            chunk = times[i:i + per_batch]
-            rows = fleet.sample(chunk, device_ids=device_ids)
-            stored += loader.load(conn, rows).inserted
-            if progress:
-                progress(len(chunk))
-    return stored
-
-
 def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
     loopback port, and the localhost device polled through it. Returns the agent or None."""
@@ -277,22 +252,19 @@ def run_demo(opts: DemoOptions) -> None:
         if now - start > timedelta(seconds=opts.backfill_step_s):
             from tqdm import tqdm
 
-            step_us = opts.backfill_step_s * 1_000_000
-            first_us = int(start.timestamp() * 1e6) // step_us * step_us
-            n_steps = -(-(int(now.timestamp() * 1e6) - first_us) // step_us)
-            with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
-                stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
-            click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")
-        from netpulse.db import connect
-        from netpulse.rollups import advance_all
+            from cli.demo.backfill import backfill, plan_history
 
-        with connect(stack.database_url, autocommit=True) as conn:
-            materialized = sum(r.minute_rows for r in advance_all(conn, datetime.now(UTC)))
-        if materialized:
-            click.echo(f"  rollups: {materialized:,} minute buckets materialized")
+            plan = plan_history(len(fleet.devices), start, now, fine_step_s=opts.backfill_step_s)
+            with tqdm(total=plan.steps, desc="  backfilling history", unit="step", leave=True) as bar:
+                stored = backfill(stack.database_url, fleet, ids, plan, bar.update)
+            sparse = (f", every {plan.coarse_step_s // 60} min before {plan.fine_from:%H:%M}"
+                      if plan.coarse_step_s != plan.fine_step_s else "")
+            click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now, rollups included "
+                       f"(a sample every {plan.fine_step_s // 60} min{sparse}; {time.monotonic() - t_start:.0f} s)")
 
         from analytics.notify.webhook import verify
         from cli.demo.notify_sink import NotificationSink
+        from netpulse.db import connect
 
         sink_secret = stack.secret("webhook-secret")
         sink = NotificationSink(echo=click.echo, verify=lambda body, ts, sig: verify(sink_secret, body, ts, sig))
@@ -301,7 +273,7 @@ def run_demo(opts: DemoOptions) -> None:
         with connect(stack.database_url, autocommit=True) as conn:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
             ensure_demo_channels(conn, org_id, sink.url, sink_secret)
-            opened, still = replay_recent_alerts(conn, org_id, hours=min(12.0, opts.history_days * 24),
+            opened, still = replay_recent_alerts(conn, org_id, hours=min(REPLAY_HOURS, opts.history_days * 24),
                                                  step_s=opts.backfill_step_s)
         if added:
             click.echo(f"  alert rules: {', '.join(added)}")

@@ -209,8 +209,10 @@ def _filters(query: dict[str, Any], sites: list[str], rules: list[tuple[int, str
             ], className="np-filters"),
             html.Div([
                 dbc.Select(id=ids.ALERTS_SITE_FILTER, value=query.get("site") or "", size="sm",
+                           placeholder="All sites",
                            options=[{"label": "All sites", "value": ""}, *({"label": x, "value": x} for x in sites)]),
                 dbc.Select(id=ids.ALERTS_RULE_FILTER, value=str(rule) if rule else "", size="sm",
+                           placeholder="All rules",
                            options=[{"label": "All rules", "value": ""},
                                     *({"label": name, "value": str(i)} for i, name in rules)]),
                 dbc.Input(id=ids.ALERTS_SEARCH, value=query.get("q") or "", placeholder="Device or message",

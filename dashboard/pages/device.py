@@ -29,7 +29,16 @@ from analytics.devices import thresholds as device_thresholds
 from analytics.frames import load_metrics
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id
-from dashboard.charts import STATUS_COLORS, Span, Threshold, empty_figure, lines_figure, smoke_figure, timeline_figure
+from dashboard.charts import (
+    GRAPH_CONFIG,
+    STATUS_COLORS,
+    Span,
+    Threshold,
+    empty_figure,
+    lines_figure,
+    smoke_figure,
+    timeline_figure,
+)
 from dashboard.charts import duration_text as _duration
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
@@ -51,7 +60,7 @@ def _engine() -> Engine:
 
 
 def _graph(graph_id: str, height: int = CHART_PX) -> html.Div:
-    return html.Div(dcc.Graph(id=graph_id, config={"displaylogo": False, "responsive": True},
+    return html.Div(dcc.Graph(id=graph_id, config=GRAPH_CONFIG,
                               style={"height": f"{height}px"}), className="np-panel")
 
 
@@ -84,12 +93,12 @@ def layout(device_id: str | None = None, **query: Any) -> html.Div:
                     className="g-3 mb-3"),
             html.Div(_graph(ids.TIMELINE_GRAPH, 150), className="mb-3"),
             dbc.Row([
-                dbc.Col(_section("Interfaces", html.Div(id=ids.INTERFACES, className="np-table-wrap")), lg=5),
+                dbc.Col(_section("Interfaces", html.Div(id=ids.INTERFACES, className="np-table-wrap")), lg=6),
                 dbc.Col(html.Div([html.Div(html.Span("Pick an interface", id=ids.INTERFACE_TITLE,
                                                      className="np-panel-title"), className="np-panel-head"),
-                                  dcc.Graph(id=ids.INTERFACE_GRAPH, config={"displaylogo": False, "responsive": True},
+                                  dcc.Graph(id=ids.INTERFACE_GRAPH, config=GRAPH_CONFIG,
                                             style={"height": f"{CHART_PX}px"})],
-                                 className="np-panel np-panel-list"), lg=7),
+                                 className="np-panel np-panel-list"), lg=6),
             ], className="g-3 mb-3"),
         ]
     bottom = [dbc.Col(_section("Service checks", html.Div(id=ids.CHECKS, className="np-table-wrap")), lg=6)]
@@ -347,20 +356,23 @@ def refresh_interfaces(device_id: int, state: dict[str, Any] | None, _n: int, pa
         return html.Div("No interfaces: none polled over SNMP, and no interface samples in this range.",
                         className="np-muted")
     chosen = (page or {}).get("if")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Interface", "Speed", "In (avg / peak)", "Out (avg / peak)",
-                                                    "Util (avg / peak)", "Errors/s")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Interface", "In", "Out", "Util", "Err/s")]))
+
+    def pair(avg: str, peak: str) -> list[html.Div]:
+        return [html.Div(avg), html.Div(f"peak {peak}", className="np-site")]
+
     rows = []
     for i in found:
         util = i.get("util_max_pct")
         css = "np-if-row" + (" np-selected" if i["ifindex"] == chosen else "") + (
             " np-hot" if util is not None and util >= 90 else "")
+        speed = f" · {_bps(i['speed_bps'])}" if i["speed_bps"] else ""
         rows.append(html.Tr([
             html.Td([html.Div(i["name"], className="np-device"),
-                     html.Div(f"ifIndex {i['ifindex']} · {i['oper_status']}", className="np-site")]),
-            html.Td(_bps(i["speed_bps"]) if i["speed_bps"] else PLACEHOLDER, className="np-num"),
-            html.Td(f"{_bps(i.get('in_bps'))} / {_bps(i.get('in_max_bps'))}", className="np-num"),
-            html.Td(f"{_bps(i.get('out_bps'))} / {_bps(i.get('out_max_bps'))}", className="np-num"),
-            html.Td(f"{_pct(i.get('util_pct'))} / {_pct(util)}", className="np-num"),
+                     html.Div(f"ifIndex {i['ifindex']} · {i['oper_status']}{speed}", className="np-site")]),
+            html.Td(pair(_bps(i.get("in_bps")), _bps(i.get("in_max_bps"))), className="np-num"),
+            html.Td(pair(_bps(i.get("out_bps")), _bps(i.get("out_max_bps"))), className="np-num"),
+            html.Td(pair(_pct(i.get("util_pct")), _pct(util)), className="np-num"),
             html.Td(PLACEHOLDER if i.get("errors_ps") is None else f"{i['errors_ps']:.2f}", className="np-num"),
         ], id={"type": ids.INTERFACE_ROW, "index": i["ifindex"]}, className=css, title="Show its traffic"))
     return html.Table([head, html.Tbody(rows)], className="np-table np-if-table")

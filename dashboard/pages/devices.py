@@ -57,14 +57,14 @@ COLUMNS: list[dict[str, Any]] = [
     {"field": "site", "headerName": "Site", "minWidth": 120},
     {"field": "group", "headerName": "Group", "minWidth": 110},
     {"field": "tags_text", "headerName": "Tags", "minWidth": 150, "sortable": False, "tooltipField": "tags_text"},
-    {"field": "last_rtt_ms", "headerName": "RTT (ms)", "width": 110, "type": "rightAligned",
+    {"field": "last_rtt_ms", "headerName": "RTT ms", "minWidth": 96, "type": "rightAligned",
      "valueFormatter": {"function": "params.value == null ? '–' : params.value.toFixed(1)"}},
-    {"field": "last_loss_pct", "headerName": "Loss (%)", "width": 110, "type": "rightAligned",
+    {"field": "last_loss_pct", "headerName": "Loss %", "minWidth": 96, "type": "rightAligned",
      "valueFormatter": {"function": "params.value == null ? '–' : params.value.toFixed(0)"},
      "cellClassRules": {"np-cell-bad": "params.value > 0"}},
-    {"field": "snmp", "headerName": "SNMP", "width": 130, "tooltipField": "snmp_detail"},
-    {"field": "last_seen", "headerName": "Last seen", "width": 130, "valueGetter": {"function": "params.data ? "
-                                                                                   "params.data.last_seen_text : ''"}},
+    {"field": "snmp", "headerName": "SNMP", "minWidth": 86, "tooltipField": "snmp_detail"},
+    {"field": "last_seen", "headerName": "Seen", "minWidth": 100, "valueGetter": {"function": "params.data ? "
+                                                                                 "params.data.last_seen_text : ''"}},
     {"field": "parent", "headerName": "Parent", "minWidth": 130},
 ]
 
@@ -137,6 +137,11 @@ def _options(names: list[str], everything: str) -> list[dict[str, str]]:
     return [{"label": everything, "value": ""}, *({"label": n, "value": n} for n in names)]
 
 
+def _select(select_id: str, names: list[str], everything: str, value: str | None) -> dbc.Select:
+    return dbc.Select(id=select_id, options=_options(names, everything), value=value or "", size="sm",
+                      placeholder=everything)
+
+
 def layout(**query: Any) -> html.Div:
     if not allowed(READ):
         return forbidden(READ)
@@ -151,12 +156,9 @@ def layout(**query: Any) -> html.Div:
                           options=[{"label": s.capitalize(), "value": s} for s in OPER_STATUSES],
                           input_class_name="btn-check", label_class_name="btn btn-sm btn-outline-secondary",
                           label_checked_class_name="active", class_name="btn-group np-toggle"),
-            dbc.Select(id=ids.GRID_SITE, options=_options(labels["sites"], "All sites"),
-                       value=query.get("site") or "", size="sm"),
-            dbc.Select(id=ids.GRID_GROUP, options=_options(labels["groups"], "All groups"),
-                       value=query.get("group") or "", size="sm"),
-            dbc.Select(id=ids.GRID_TAG, options=_options(labels["tags"], "All tags"), value=query.get("tag") or "",
-                       size="sm"),
+            _select(ids.GRID_SITE, labels["sites"], "All sites", query.get("site")),
+            _select(ids.GRID_GROUP, labels["groups"], "All groups", query.get("group")),
+            _select(ids.GRID_TAG, labels["tags"], "All tags", query.get("tag")),
             html.Span("–", id=ids.GRID_COUNT, className="np-count"),
         ],
         className="np-grid-toolbar",
@@ -204,12 +206,12 @@ def _query(search: str | None, statuses: list[str] | None, site: str | None, gro
 
 def _row(r: dict[str, Any], now: datetime) -> dict[str, Any]:
     seen = r["last_seen"]
-    snmp = f"v{r['snmp_version']}" if r["snmp_version"] else "not polled"
+    snmp = f"v{r['snmp_version']}" if r["snmp_version"] else "–"
     return {
         "id": r["id"], "name": r["name"], "oper_status": r["oper_status"], "address": r["address"],
         "device_type": r["device_type"].replace("_", " "), "site": r["site"], "group": r["group"],
         "tags_text": ", ".join(r["tags"]), "last_rtt_ms": r["last_rtt_ms"], "last_loss_pct": r["last_loss_pct"],
-        "snmp": snmp, "snmp_detail": f"SNMP {snmp}" if r["snmp_version"] else "No SNMP configured",
+        "snmp": snmp, "snmp_detail": f"Polled over SNMP {snmp}" if r["snmp_version"] else "Not polled over SNMP",
         "last_seen_text": f"{duration_text(now - seen)} ago" if seen else "never", "parent": r["parent"],
     }
 

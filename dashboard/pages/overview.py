@@ -26,8 +26,8 @@ from analytics.fleet import UNASSIGNED_SITE, devices_needing_attention, fleet_su
 from analytics.fleet import worst_latency as worst_latency_frame
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id
+from dashboard.charts import GRAPH_CONFIG, status_figure, worst_latency_figure
 from dashboard.charts import duration_text as _duration
-from dashboard.charts import status_figure, worst_latency_figure
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
 
@@ -73,8 +73,7 @@ def _alerts_card() -> dbc.Col:
 
 
 def _graph(graph_id: str) -> html.Div:
-    return html.Div(dcc.Graph(id=graph_id, config={"displaylogo": False, "responsive": True,
-                                                   "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]},
+    return html.Div(dcc.Graph(id=graph_id, config=GRAPH_CONFIG,
                               style={"height": f"{CHART_HEIGHT_PX}px"}), className="np-panel")
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from analytics import sla
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id
-from dashboard.charts import MUTED, TEMPLATE, axis_time, empty_figure
+from dashboard.charts import GRAPH_CONFIG, MUTED, TEMPLATE, axis_time, empty_figure
 from dashboard.pages.devices import GRID_THEME
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
@@ -86,10 +86,11 @@ def layout(by: str | None = None, **_query: Any) -> html.Div:
                                 defaultColDef={"sortable": True, "resizable": True},
                                 columnSize="responsiveSizeToFit",
                                 dashGridOptions={"theme": {"function": GRID_THEME}, "suppressCellFocus": True,
-                                                 "domLayout": "normal"},
-                                style={"height": "360px"}), className="np-panel np-grid-panel mb-3"),
+                                                 "domLayout": "autoHeight", "pagination": True,
+                                                 "paginationPageSize": 15, "paginationPageSizeSelector": False},
+                                style={"height": None}), className="np-panel np-grid-panel mb-3"),
             dbc.Row([
-                dbc.Col(html.Div(dcc.Graph(id=ids.SLA_TREND, config={"displaylogo": False, "responsive": True},
+                dbc.Col(html.Div(dcc.Graph(id=ids.SLA_TREND, config=GRAPH_CONFIG,
                                            style={"height": "300px"}), className="np-panel"), lg=6),
                 dbc.Col(html.Div([html.Div(html.Span("Outages", className="np-panel-title"), className="np-panel-head"),
                                   html.Div(id=ids.SLA_OUTAGES, className="np-table-wrap np-outages")],

@@ -63,6 +63,7 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
             dcc.Store(id=ids.page_state("topology"), data={"site": chosen or None}),
             html.Div([html.H1("Topology", className="np-page-title"),
                       dbc.Select(id=ids.TOPOLOGY_SITE, value=chosen, size="sm", className="np-topology-site",
+                                 placeholder="All sites",
                                  options=[{"label": "All sites", "value": ""},
                                           *({"label": s, "value": s} for s in sites)])],
                      className="np-page-header"),
@@ -97,7 +98,9 @@ def elements(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for n in shown.values():
         behind = int(n["behind"])
-        label = n["name"] + (f"\n+{behind} behind" if behind else "")
+        leaf = n["id"] not in children
+        # Up leaves go unlabelled (a row of them is unreadable); click one for its name.
+        label = "" if leaf and n["status"] == "up" else n["name"] + (f"\n+{behind} behind" if behind else "")
         classes = n["status"] + (" cause" if behind else "")
         out.append({"data": {"id": str(n["id"]), "label": label, "name": n["name"], "status": n["status"],
                              "site": n["site"], "type": n["device_type"], "behind": behind}, "classes": classes})
