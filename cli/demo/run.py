@@ -122,28 +122,37 @@ def ensure_demo_rules(conn: Any, org_id: Any, interval_s: int) -> list[str]:
     return [r.name for r in missing]
 
 
-def inject_demo_incidents(fleet: Any, now: datetime) -> list[str]:
+def inject_demo_incidents(fleet: Any, now: datetime) -> tuple[list[str], list[Any]]:
     """Two incidents in the first minutes, so a short look shows alerts and notifications: packet
     loss on a leaf (a critical alert, notified at once and again when it clears) and an outage of a
-    distribution switch (one critical alert; its children's alerts are suppressed)."""
+    distribution switch (one critical alert; its children's alerts are suppressed). Returns what to
+    print and the incidents (for the worker process's copy of the fleet)."""
     from ingest.simulator import IncidentKind
 
+    injected = []
     parents = [d.index for d in fleet.devices if fleet.descendants(d.index)]
     leaves = [d.index for d in fleet.devices if not fleet.descendants(d.index) and d.index not in parents]
     lines = ["  demo incidents (besides the scripted ones every 2 hours):"]
     if leaves:
         leaf = leaves[len(leaves) // 2]
         start = now + timedelta(minutes=1)
-        fleet.inject(IncidentKind.PACKET_LOSS, leaf, start, start + timedelta(minutes=6), magnitude=35.0)
+        injected.append(fleet.inject(IncidentKind.PACKET_LOSS, leaf, start, start + timedelta(minutes=6),
+                                     magnitude=35.0))
         lines.append(f"    packet loss on {fleet.devices[leaf].name} from {start:%H:%M} to "
                      f"{start + timedelta(minutes=6):%H:%M} UTC")
     if parents:
         parent = parents[-1]
         start = now + timedelta(minutes=4)
-        fleet.inject(IncidentKind.OUTAGE, parent, start, start + timedelta(minutes=5))
+        injected.append(fleet.inject(IncidentKind.OUTAGE, parent, start, start + timedelta(minutes=5)))
         lines.append(f"    outage of {fleet.devices[parent].name} and the {len(fleet.descendants(parent))} devices "
                      f"behind it from {start:%H:%M} to {start + timedelta(minutes=5):%H:%M} UTC")
-    return lines if len(lines) > 1 else []
+    return (lines if len(lines) > 1 else []), injected
+
+
+def ensure_demo_targets(conn: Any, org_id: Any) -> None:
+    """An availability target for every device (99.9 % a month), so the SLA page has a budget to show."""
+    conn.execute("INSERT INTO sla_targets (organization_id, scope, scope_ref, target_pct, period, severity) "
+                 "VALUES (%s, 'all', NULL, 99.9, 'month', 'warning') ON CONFLICT DO NOTHING", (org_id,))
 
 
 def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
@@ -221,9 +230,6 @@ def run_demo(opts: DemoOptions) -> None:
     from netpulse.config import load_settings
     from netpulse.db import make_engine, make_sessionmaker
     from netpulse.migrations import migrate
-    from workers import broker as broker_mod
-    from workers import runtime
-    from workers.scheduler import Scheduler
 
     t_start = time.monotonic()
     click.echo(f"NetPulse demo: data in {opts.data_dir}")
@@ -273,6 +279,7 @@ def run_demo(opts: DemoOptions) -> None:
         with connect(stack.database_url, autocommit=True) as conn:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
             ensure_demo_channels(conn, org_id, sink.url, sink_secret)
+            ensure_demo_targets(conn, org_id)
             opened, still = replay_recent_alerts(conn, org_id, hours=min(REPLAY_HOURS, opts.history_days * 24),
                                                  step_s=opts.backfill_step_s)
         if added:
@@ -286,7 +293,8 @@ def run_demo(opts: DemoOptions) -> None:
         if agent is not None:
             stoppers.append(agent.stop)
 
-        for line in inject_demo_incidents(fleet, datetime.now(UTC)):
+        lines, injected = inject_demo_incidents(fleet, datetime.now(UTC))
+        for line in lines:
             click.echo(line)
 
         privileged = icmp_permitted(True)
@@ -294,32 +302,14 @@ def run_demo(opts: DemoOptions) -> None:
         if not icmp_ok:
             click.echo("  ICMP is not permitted for this process (neither root/CAP_NET_RAW nor a group in "
                        f"net.ipv4.ping_group_range): probing localhost over TCP port {opts.port} instead")
-        rt = runtime.configure(runtime.Runtime(
-            stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
-            tcp_fallback_port=opts.port, resolve_ttl_s=opts.interval_s, redis=stack.redis))
-        broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
-        from workers import notify as notify_worker
+        from cli.demo.workers import WorkerPlan, start_workers
 
-        notify_worker.configure(load_settings(database_url=stack.database_url, env="development",
-                                              http_host=opts.host, http_port=opts.port))
-        from dramatiq import Worker
-
-        from workers.actors import advance_rollups, maintain_storage, probe_batch
-        from workers.alerting import check_sla, evaluate_alerts, send_digests
-        from workers.anomaly import score_anomalies
-
-        worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
-        worker.start()
-        stoppers.append(lambda: worker.stop(timeout=5000))
-        maintain_storage.send()
-
-        scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                              periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
-                                        (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                        (900, score_anomalies.send)],
-                              interval_s=opts.interval_s, leases=rt.leases)
-        sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
-        sched_thread.start()
+        stoppers.append(start_workers(WorkerPlan(
+            database_url=stack.database_url, redis_socket=stack.redis_socket, devices=opts.devices,
+            sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s, host=opts.host, port=opts.port,
+            worker_threads=opts.worker_threads, icmp_privileged=privileged, icmp_allowed=icmp_ok,
+            incidents=[(str(i.kind), i.device_index, i.start, i.end, i.magnitude) for i in injected])))
+        click.echo("  workers and scheduler: a process of their own (the web server never waits on them)")
 
         settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
                                  env="development")
