@@ -125,8 +125,9 @@ def _decorate(fig: go.Figure, start: datetime, end: datetime, *, title: str, y_t
                       annotation_position="top right")
     fig.update_layout(template=TEMPLATE, title={"text": title}, xaxis=axis_time(start, end),
                       yaxis={"title": {"text": y_title}}, uirevision=revision,
-                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"},
-                      margin={"l": 64, "r": 24, "t": 48, "b": 80})
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.16, "yanchor": "top"},
+                      margin={"l": 64, "r": 24, "t": 48, "b": 72})
+    fig.update_xaxes(title={"text": ""})  # the times are UTC, as the range label at the bottom of the page says
     return fig
 
 
