@@ -211,7 +211,7 @@ def register(app: dash.Dash) -> None:
     def range_label(state: dict[str, Any] | None, live: bool) -> str:
         window = timerange.window(state)
         paused = " · paused" if not live and window.preset else ""
-        return f"{window.label} · {timerange.RESOLUTION_LABELS[window.resolution]}{paused}"
+        return f"{window.label} · {timerange.RESOLUTION_LABELS[window.resolution]} · UTC{paused}"
 
     @app.callback(
         Output(ids.LIVE_STATE, "data", allow_duplicate=True),
