@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-__all__ = ["GRAPH_CONFIG", "TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure",
+__all__ = ["GRAPH_CONFIG", "GRID_THEME", "TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure",
            "status_figure", "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span",
            "Threshold", "axis_time"]
 
@@ -28,6 +28,12 @@ LOSS_BINS: tuple[tuple[float, str, str], ...] = (
     (100.0, "#f85149", "> 50 %"))
 ANOMALY_FILL = "rgba(188, 140, 255, 0.16)"
 MAINTENANCE_FILL = "rgba(139, 148, 158, 0.16)"
+
+# AG Grid's Quartz theme in the page's colours.
+GRID_THEME = ("themeQuartz.withParams({backgroundColor: '#161b22', foregroundColor: '#e6edf3', "
+              "accentColor: '#58a6ff', borderColor: '#30363d', headerBackgroundColor: '#1c2128', "
+              "oddRowBackgroundColor: '#171c23', fontSize: 13, headerFontSize: 12, rowHeight: 36, "
+              "headerHeight: 38, fontFamily: 'inherit'})")
 
 # dcc.Graph config of every chart: zoom by dragging, double-click to reset; no toolbar over the titles.
 GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True, "displayModeBar": False}

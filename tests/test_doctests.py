@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "dashboard.timerange", "dashboard.topology", "analytics.fleet"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -523,7 +523,7 @@ def bulk_acknowledge(clicks: int | None, picked: list[bool | None], pick_ids: li
                      groups: dict[str, list[str]] | None, version: int | None) -> tuple[Any, Any]:
     if not clicks:
         raise PreventUpdate
-    keys = [p["index"] for p, on in zip(pick_ids, picked, strict=True) if on]
+    keys = [p["index"] for p, on in zip(pick_ids or [], picked or [], strict=True) if on]
     chosen = [uuid.UUID(a) for k in keys for a in (groups or {}).get(k, [])]
     if not chosen:
         return _result("warning", "Tick the groups to acknowledge first."), no_update

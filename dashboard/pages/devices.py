@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from analytics.devices import OPER_STATUSES, SORTS, DeviceQuery, device_grid, label_names
 from dashboard import ids
 from dashboard.auth import current_org_id, sessionmaker_of
-from dashboard.charts import duration_text
+from dashboard.charts import GRID_THEME, duration_text
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse import inventory
 from netpulse.db import raw_connection
@@ -42,10 +42,6 @@ READ, WRITE = "device:read", "device:write"
 BLOCK = 100
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_LINE_ERRORS = 200
-GRID_THEME = ("themeQuartz.withParams({backgroundColor: '#161b22', foregroundColor: '#e6edf3', "
-              "accentColor: '#58a6ff', borderColor: '#30363d', headerBackgroundColor: '#1c2128', "
-              "oddRowBackgroundColor: '#171c23', fontSize: 13, headerFontSize: 12, rowHeight: 36, "
-              "headerHeight: 38, fontFamily: 'inherit'})")
 
 _STATUS_CELL = {"function": "'np-cell-status np-cell-' + (params.value || 'loading')"}
 COLUMNS: list[dict[str, Any]] = [
@@ -275,23 +271,25 @@ _EMPTY = {"name": "", "address": "", "device_type": "router", "site": "", "group
           "snmp_version": "", "snmp_community": "", "description": ""}
 
 
+_N = len(ids.DEVICE_FIELDS)
+
+
 @dash.callback(
-    Output(ids.DEVICE_MODAL, "is_open"), Output(ids.DEVICE_MODAL_TITLE, "children"), Output(ids.DEVICE_EDITING, "data"),
-    [Output(ids.DEVICE_FIELD[k], "value") for k in ids.DEVICE_FIELDS],
-    [Output(ids.DEVICE_FIELD[k], "invalid") for k in ids.DEVICE_FIELDS],
-    Output(ids.DEVICE_FORM_ERROR, "children"),
+    [Output(ids.DEVICE_MODAL, "is_open"), Output(ids.DEVICE_MODAL_TITLE, "children"),
+     Output(ids.DEVICE_EDITING, "data"), *(Output(ids.DEVICE_FIELD[k], "value") for k in ids.DEVICE_FIELDS),
+     *(Output(ids.DEVICE_FIELD[k], "invalid") for k in ids.DEVICE_FIELDS), Output(ids.DEVICE_FORM_ERROR, "children")],
     Input(ids.DEVICE_ADD, "n_clicks"), Input(ids.DEVICE_EDIT, "n_clicks"), Input(ids.DEVICE_CANCEL, "n_clicks"),
     State(ids.GRID, "selectedRows"),
     prevent_initial_call=True,
 )
 @guarded(WRITE)  # the form exists for writers only
 def open_form(_add: int | None, _edit: int | None, _cancel: int | None,
-              selected: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-    clear = [False] * len(ids.DEVICE_FIELDS)
+              selected: list[dict[str, Any]] | None) -> list[Any]:
+    clear = [False] * _N
     if ctx.triggered_id == ids.DEVICE_CANCEL:
-        return (False, no_update, None, [no_update] * len(ids.DEVICE_FIELDS), clear, None)
+        return [False, no_update, None, *([no_update] * _N), *clear, None]
     if ctx.triggered_id == ids.DEVICE_ADD:
-        return True, "Add a device", None, [_EMPTY[k] for k in ids.DEVICE_FIELDS], clear, None
+        return [True, "Add a device", None, *(_EMPTY[k] for k in ids.DEVICE_FIELDS), *clear, None]
     if not selected:
         raise PreventUpdate
     device_id = int(selected[0]["id"])
@@ -301,7 +299,7 @@ def open_form(_add: int | None, _edit: int | None, _cancel: int | None,
                   "site": d.site.name if d.site else "", "group": d.group.name if d.group else "",
                   "tags": ", ".join(sorted(t.name for t in d.tags)), "parent": d.parent.name if d.parent else "",
                   "snmp_version": d.snmp_version or "", "snmp_community": "", "description": d.description}
-    return True, f"Edit {values['name']}", device_id, [values[k] for k in ids.DEVICE_FIELDS], clear, None
+    return [True, f"Edit {values['name']}", device_id, *(values[k] for k in ids.DEVICE_FIELDS), *clear, None]
 
 
 def _changes(values: dict[str, Any], editing: bool) -> dict[str, Any]:
@@ -319,19 +317,17 @@ def _changes(values: dict[str, Any], editing: bool) -> dict[str, Any]:
 
 
 @dash.callback(
-    Output(ids.DEVICE_MODAL, "is_open", allow_duplicate=True),
-    [Output(ids.DEVICE_FIELD[k], "invalid", allow_duplicate=True) for k in ids.DEVICE_FIELDS],
-    [Output(ids.DEVICE_FIELD_FEEDBACK[k], "children") for k in ids.DEVICE_FIELDS],
-    Output(ids.DEVICE_FORM_ERROR, "children", allow_duplicate=True),
-    Output(ids.DEVICES_RESULT, "children"), Output(ids.GRID_VERSION, "data"),
-    Input(ids.DEVICE_SAVE, "n_clicks"),
-    State(ids.DEVICE_EDITING, "data"), [State(ids.DEVICE_FIELD[k], "value") for k in ids.DEVICE_FIELDS],
-    State(ids.GRID_VERSION, "data"),
+    [Output(ids.DEVICE_MODAL, "is_open", allow_duplicate=True),
+     *(Output(ids.DEVICE_FIELD[k], "invalid", allow_duplicate=True) for k in ids.DEVICE_FIELDS),
+     *(Output(ids.DEVICE_FIELD_FEEDBACK[k], "children") for k in ids.DEVICE_FIELDS),
+     Output(ids.DEVICE_FORM_ERROR, "children", allow_duplicate=True),
+     Output(ids.DEVICES_RESULT, "children"), Output(ids.GRID_VERSION, "data")],
+    [Input(ids.DEVICE_SAVE, "n_clicks"), State(ids.DEVICE_EDITING, "data"), State(ids.GRID_VERSION, "data"),
+     *(State(ids.DEVICE_FIELD[k], "value") for k in ids.DEVICE_FIELDS)],
     prevent_initial_call=True,
 )
 @guarded(WRITE)  # as the device routes that change devices
-def save(_n: int | None, editing: int | None, values: list[Any], version: int | None) -> tuple[Any, ...]:
-    n = len(ids.DEVICE_FIELDS)
+def save(_n: int | None, editing: int | None, version: int | None, *values: Any) -> list[Any]:
     changes = _changes(dict(zip(ids.DEVICE_FIELDS, values, strict=True)), editing is not None)
     try:
         with sessionmaker_of(current_app)() as session, session.begin():
@@ -347,10 +343,10 @@ def save(_n: int | None, editing: int | None, values: list[Any], version: int | 
         others = [f"{k}: {v}" for k, v in details.items() if k not in ids.DEVICE_FIELDS]
         message = dbc.Alert(" · ".join(others) if others else "Fix the marked fields.", color="warning",
                             className="np-form-alert")
-        return (no_update, invalid, feedback, message, no_update, no_update)
+        return [no_update, *invalid, *feedback, message, no_update, no_update]
     done = dbc.Alert(f"{'Added' if editing is None else 'Saved'} {name}.", color="success", dismissable=True,
                      duration=6000)
-    return False, [False] * n, [""] * n, None, done, (version or 0) + 1
+    return [False, *([False] * _N), *([""] * _N), None, done, (version or 0) + 1]
 
 
 # --- delete -----------------------------------------------------------------------------------------

@@ -26,8 +26,7 @@ from sqlalchemy import Engine
 from analytics import sla
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id
-from dashboard.charts import GRAPH_CONFIG, MUTED, TEMPLATE, axis_time, empty_figure
-from dashboard.pages.devices import GRID_THEME
+from dashboard.charts import GRAPH_CONFIG, GRID_THEME, MUTED, TEMPLATE, axis_time, empty_figure
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
 from netpulse.timespec import human_duration

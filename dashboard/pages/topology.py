@@ -21,31 +21,14 @@ from analytics.devices import dependency_tree, label_names
 from analytics.fleet import devices_needing_attention
 from dashboard import ids
 from dashboard.auth import current_org_id
-from dashboard.charts import STATUS_COLORS
 from dashboard.permissions import allowed, forbidden, guarded
+from dashboard.topology import STYLESHEET, elements
 from netpulse.db import raw_connection
 
 dash.register_page(__name__, path="/topology", title="Topology", name="Topology", order=4, permission="device:read")
 
 READ = "device:read"
-FOLD_LEAVES_OVER = 12      # up leaves of one parent beyond this fold into one node
 CAUSES_SHOWN = 8
-
-STYLESHEET: list[dict[str, Any]] = [
-    {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9", "font-size": 10,
-                                   "text-valign": "bottom", "text-margin-y": 4, "width": 16, "height": 16,
-                                   "background-color": STATUS_COLORS["unknown"], "text-wrap": "wrap",
-                                   "text-max-width": 120, "border-width": 0}},
-    *({"selector": f".{status}", "style": {"background-color": color}} for status, color in STATUS_COLORS.items()),
-    {"selector": ".cause", "style": {"width": 30, "height": 30, "border-width": 4, "border-color": "#ffa198",
-                                     "font-size": 12, "font-weight": "bold", "color": "#ffa198"}},
-    {"selector": ".folded", "style": {"shape": "round-rectangle", "width": 26, "height": 14,
-                                      "background-opacity": 0.5}},
-    {"selector": "edge", "style": {"width": 1, "line-color": "#30363d", "target-arrow-shape": "none",
-                                   "curve-style": "bezier"}},
-    {"selector": ":selected", "style": {"border-width": 3, "border-color": "#58a6ff"}},
-]
-
 
 def _engine() -> Engine:
     engine: Engine = current_app.extensions["netpulse.engine"]
@@ -79,39 +62,6 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
             ], className="g-3"),
         ]
     )
-
-
-def elements(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cytoscape elements: unreachable devices collapse into their cause, big groups of up leaves fold."""
-    shown = {n["id"]: n for n in nodes if n["status"] != "unreachable"}
-    children: dict[int, list[int]] = {}
-    for n in shown.values():
-        if n["parent_id"] in shown:
-            children.setdefault(n["parent_id"], []).append(n["id"])
-    folded: dict[int, int] = {}
-    for parent, kids in children.items():
-        leaves = [k for k in kids if k not in children and shown[k]["status"] == "up"]
-        if len(leaves) > FOLD_LEAVES_OVER:
-            for k in leaves[FOLD_LEAVES_OVER // 2:]:
-                del shown[k]
-            folded[parent] = len(leaves) - FOLD_LEAVES_OVER // 2
-    out: list[dict[str, Any]] = []
-    for n in shown.values():
-        behind = int(n["behind"])
-        leaf = n["id"] not in children
-        # Up leaves go unlabelled (a row of them is unreadable); click one for its name.
-        label = "" if leaf and n["status"] == "up" else n["name"] + (f"\n+{behind} behind" if behind else "")
-        classes = n["status"] + (" cause" if behind else "")
-        out.append({"data": {"id": str(n["id"]), "label": label, "name": n["name"], "status": n["status"],
-                             "site": n["site"], "type": n["device_type"], "behind": behind}, "classes": classes})
-        if n["parent_id"] in shown:
-            out.append({"data": {"source": str(n["parent_id"]), "target": str(n["id"])}})
-    for parent, count in folded.items():
-        node_id = f"fold-{parent}"
-        out.append({"data": {"id": node_id, "label": f"{count} more up", "status": "up", "folded": count},
-                    "classes": "up folded"})
-        out.append({"data": {"source": str(parent), "target": node_id}})
-    return out
 
 
 @dash.callback(Output(ids.TOPOLOGY, "elements"), Output(ids.TOPOLOGY, "layout"),
