@@ -54,6 +54,7 @@ GRID = "devices-grid"
 GRID_COUNT = "devices-count"
 GRID_SEARCH = "devices-search"
 GRID_STATUS = "devices-status"
+GRID_STATUS_OPTION = {k: f"devices-status-{k}" for k in ("up", "degraded", "down", "unknown")}  # the labels
 GRID_SITE = "devices-site"
 GRID_GROUP = "devices-group"
 GRID_TAG = "devices-tag"

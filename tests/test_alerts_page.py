@@ -189,7 +189,7 @@ def save_full_page(browser: Browser, name: str) -> None:
     driver.execute_script("window.scrollTo(0, 0)")
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     size = driver.get_window_size()
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": int(size["width"]), "height": max(height, 600), "deviceScaleFactor": 1, "mobile": False})
     try:

@@ -437,8 +437,9 @@ def _table_row(row: dict[str, Any], now: datetime, selected: str | None, *, pick
     )
 
 
-def _group_rows(group: alerts.AlertGroup, now: datetime, selected: str | None, can_act: bool) -> list[html.Tr]:
-    pick = dbc.Checkbox(id={"type": ids.ALERT_PICK, "index": group.key}, value=False,
+def _group_rows(group: alerts.AlertGroup, now: datetime, selected: str | None, can_act: bool,
+                ticked: bool = False) -> list[html.Tr]:
+    pick = dbc.Checkbox(id={"type": ids.ALERT_PICK, "index": group.key}, value=ticked,
                         class_name="np-pick-box") if can_act else None
     rows = [_table_row(group.head, now, selected, pick=pick, folded=len(group.folded))]
     if group.folded:
@@ -470,11 +471,13 @@ def _filter_of(status: str | None, severities: list[str] | None, site: str | Non
     Input(ids.ALERTS_RULE_FILTER, "value"), Input(ids.ALERTS_HIDE_SUPPRESSED, "value"),
     Input(ids.ALERTS_SEARCH, "value"), Input(ids.ALERTS_PAGE, "active_page"),
     Input(ids.ALERT_SELECTED, "data"), Input(ids.ALERT_VERSION, "data"),
+    State({"type": ids.ALERT_PICK, "index": ALL}, "value"), State({"type": ids.ALERT_PICK, "index": ALL}, "id"),
 )
 @guarded(READ_PERMISSION)  # as GET /api/v1/alerts
 def refresh_table(_n: int, status: str | None, severities: list[str] | None, site: str | None, rule: str | None,
                   hide: bool | None, search: str | None, page: int | None, selected: str | None,
-                  _version: int) -> tuple[Any, ...]:
+                  _version: int, picked: list[bool | None] | None,
+                  pick_ids: list[dict[str, str]] | None) -> tuple[Any, ...]:
     filters = (ids.ALERTS_STATUS_FILTER, ids.ALERTS_SEVERITY_FILTER, ids.ALERTS_SITE_FILTER, ids.ALERTS_RULE_FILTER,
                ids.ALERTS_HIDE_SUPPRESSED, ids.ALERTS_SEARCH)
     page = 1 if ctx.triggered_id in filters or not page else int(page)
@@ -501,7 +504,10 @@ def refresh_table(_n: int, status: str | None, severities: list[str] | None, sit
                 pages, min(page, pages), {}, state)
     now = datetime.now(UTC)
     can_act = _can_act()
-    body = [r for g in result.groups for r in _group_rows(g, now, selected, can_act)]
+    # A live refresh keeps the user's ticks (an acknowledgement after an action resets them: version).
+    ticked = set() if ctx.triggered_id == ids.ALERT_VERSION else {
+        p["index"] for p, on in zip(pick_ids or [], picked or [], strict=False) if on}
+    body = [r for g in result.groups for r in _group_rows(g, now, selected, can_act, g.key in ticked)]
     table = html.Table([html.Thead(html.Tr([html.Th(h) for h in TABLE_HEADINGS])), html.Tbody(body)],
                        className="np-table np-alerts-table")
     first = (page - 1) * GROUPS_PER_PAGE + 1

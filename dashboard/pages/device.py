@@ -406,16 +406,17 @@ def refresh_interface(device_id: int, state: dict[str, Any] | None, _n: int, pag
     for metric, name in ((M.IF_IN_BPS, "In"), (M.IF_OUT_BPS, "Out"), (M.IF_UTIL_PCT, "Utilisation (%)")):
         points = _series(frame, metric)
         series.append((name, list(points), list(points.values())))
-    fig = lines_figure(series, window.start, window.end, title=f"Traffic · ifIndex {ifindex}", y_title="bit/s",
+    fig = lines_figure(series, window.start, window.end, title="Traffic in and out, utilisation", y_title="bit/s",
                        spans=spans, maintenance=maintenance, revision=f"if-{ifindex}", y2=["Utilisation (%)"],
                        y2_title="Utilisation (%)")
     fig.update_yaxes(tickformat=".3s", selector={"title": {"text": "bit/s"}})
     for t in lines:  # utilisation thresholds belong to the right-hand axis
         fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=t.value, y1=t.value,
                       line={"color": STATUS_COLORS["down"], "width": 1, "dash": "dash"})
-    errors = _series(frame, M.IF_ERRORS_PS)
-    total = sum(v for v in errors.values() if v is not None)
-    return fig, f"Interface ifIndex {ifindex} · errors {total:.1f}/s summed over the buckets"
+    fig.update_layout(yaxis2={"range": [0, 100]})
+    errors = [v for v in _series(frame, M.IF_ERRORS_PS).values() if v is not None]
+    worst = max(errors, default=0.0)
+    return fig, f"Interface ifIndex {ifindex} · " + (f"errors up to {worst:.2f}/s" if worst else "no errors")
 
 
 # --- checks and alerts --------------------------------------------------------------------------------

@@ -47,9 +47,9 @@ _STATUS_CELL = {"function": "'np-cell-status np-cell-' + (params.value || 'loadi
 COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "headerName": "Name", "pinned": "left", "minWidth": 170, "cellClass": "np-cell-link",
      "tooltipField": "name"},
-    {"field": "oper_status", "headerName": "Status", "width": 120, "cellClass": _STATUS_CELL},
+    {"field": "oper_status", "headerName": "Status", "minWidth": 116, "cellClass": _STATUS_CELL},
     {"field": "address", "headerName": "Address", "minWidth": 130},
-    {"field": "device_type", "headerName": "Type", "width": 120},
+    {"field": "device_type", "headerName": "Type", "minWidth": 120},
     {"field": "site", "headerName": "Site", "minWidth": 120},
     {"field": "group", "headerName": "Group", "minWidth": 110},
     {"field": "tags_text", "headerName": "Tags", "minWidth": 150, "sortable": False, "tooltipField": "tags_text"},
@@ -149,7 +149,8 @@ def layout(**query: Any) -> html.Div:
             dbc.Input(id=ids.GRID_SEARCH, type="search", placeholder="Search name, address or site", size="sm",
                       value=query.get("q") or "", debounce=True, className="np-grid-search"),
             dbc.Checklist(id=ids.GRID_STATUS, value=statuses, inline=True,
-                          options=[{"label": s.capitalize(), "value": s} for s in OPER_STATUSES],
+                          options=[{"label": s.capitalize(), "value": s, "label_id": ids.GRID_STATUS_OPTION[s]}
+                                   for s in OPER_STATUSES],
                           input_class_name="btn-check", label_class_name="btn btn-sm btn-outline-secondary",
                           label_checked_class_name="active", class_name="btn-group np-toggle"),
             _select(ids.GRID_SITE, labels["sites"], "All sites", query.get("site")),
