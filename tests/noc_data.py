@@ -35,6 +35,7 @@ ROLES = (Role.ADMIN, Role.OPERATOR, Role.VIEWER, Role.API_USER)
 LIVE_STEP_S = 20
 LIVE_SPAN = timedelta(minutes=15)
 OUTAGE_AGO = timedelta(minutes=12)
+SPIKE = (lambda now: now - timedelta(hours=5), lambda now: now - timedelta(hours=4))  # a latency spike, an anomaly
 
 
 def email(role: Role | str) -> str:
@@ -77,8 +78,7 @@ def seed_noc(db_url: str, *, devices: int = 40) -> NocData:
     fleet.inject(IncidentKind.OUTAGE, parent, now - OUTAGE_AGO, now + timedelta(hours=2))
     fleet.inject(IncidentKind.PACKET_LOSS, lossy, now - timedelta(minutes=40), now + timedelta(hours=2),
                  magnitude=30.0)
-    fleet.inject(IncidentKind.LATENCY_SPIKE, lossy, now - timedelta(hours=5), now - timedelta(hours=4),
-                 magnitude=6.0)
+    fleet.inject(IncidentKind.LATENCY_SPIKE, lossy, SPIKE[0](now), SPIKE[1](now), magnitude=6.0)
 
     live_from = now - LIVE_SPAN
     backfill(db_url, fleet, ids, plan_history(devices, now - timedelta(days=1), live_from), workers=1)
@@ -90,6 +90,12 @@ def seed_noc(db_url: str, *, devices: int = 40) -> NocData:
             loader.load(conn, fleet.sample(np.array([t]), device_ids=device_ids))
         ensure_demo_rules(conn, org_id, LIVE_STEP_S)
         ensure_demo_targets(conn, org_id)
+        # What the anomaly job stores for the latency spike (the detector is tested elsewhere; the pages
+        # read its stored scores): high scores for the spike's minutes of the lossy leaf.
+        conn.execute(
+            "INSERT INTO anomaly_scores (time, device_id, metric_id, ifindex, score)"
+            " SELECT t, %s, %s, 0, 0.9 FROM generate_series(%s::timestamptz, %s::timestamptz, interval '1 minute') t",
+            (ids[fleet.devices[lossy].name], int(MetricKind.ICMP_RTT_MS), SPIKE[0](now), SPIKE[1](now)))
         rules = load_rules(conn, org_id)
         findings = Evaluator().evaluate(conn, org_id, rules, now)
         AlertEngine().apply(conn, org_id, findings, now)

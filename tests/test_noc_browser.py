@@ -198,6 +198,11 @@ def test_npnoc004_an_alert_leads_to_its_device_and_an_interface_chart(noc: NocDa
     assert query(browser).get("if") == "1"
     figure(browser, ids.SMOKE_GRAPH, "return el.data.some(t => (t.name || '').startsWith('loss >') || "
                                      "(t.name || '').startsWith('loss ≤ 50')) ? true : null;")
+    # The stored anomaly scores of the latency spike shade the latency chart, an hour long.
+    shaded = figure(browser, ids.SMOKE_GRAPH, "const s = (el.layout.shapes || []).filter(x => x.type === 'rect');"
+                                              " return s.length ? s.map(x => (new Date(x.x1) - new Date(x.x0)) / 60000)"
+                                              " : null;")
+    assert [round(float(m)) for m in shaded] == [61]  # type: ignore[union-attr]
     save_full_page(browser, "device.png")
     assert browser.get_logs() == []
 

@@ -356,7 +356,8 @@ def refresh_interfaces(device_id: int, state: dict[str, Any] | None, _n: int, pa
         return html.Div("No interfaces: none polled over SNMP, and no interface samples in this range.",
                         className="np-muted")
     chosen = (page or {}).get("if")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Interface", "In", "Out", "Util", "Err/s")]))
+    head = html.Thead(html.Tr([html.Th("Interface"), *(html.Th(h, className="np-num") for h in ("In", "Out", "Util",
+                                                                                                 "Err/s"))]))
 
     def pair(avg: str, peak: str) -> list[html.Div]:
         return [html.Div(avg), html.Div(f"peak {peak}", className="np-site")]
