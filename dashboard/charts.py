@@ -1,4 +1,9 @@
-"""Plotly figures and the house template: dark, quiet gridlines, units on every axis, no legend clutter."""
+"""Plotly figures and the house template: dark, quiet gridlines, units on every axis, no legend clutter.
+
+Figures are built as plain dicts (``{"data": [...], "layout": {...}}``), which dcc.Graph takes as they
+are: plotly's graph objects validate every property as it is set, which cost 50-80 ms per chart, more
+than the query behind it. The template goes along as a dict and Plotly.js applies it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-__all__ = ["GRAPH_CONFIG", "GRID_THEME", "TEMPLATE", "SERIES_COLORS", "STATUS_COLORS", "duration_text", "empty_figure",
-           "status_figure", "worst_latency_figure", "smoke_figure", "lines_figure", "timeline_figure", "Span",
-           "Threshold", "axis_time"]
+__all__ = ["Figure", "figure", "GRAPH_CONFIG", "GRID_THEME", "TEMPLATE", "SERIES_COLORS", "STATUS_COLORS",
+           "duration_text", "empty_figure", "status_figure", "worst_latency_figure", "smoke_figure", "lines_figure",
+           "timeline_figure", "Span", "Threshold", "axis_time"]
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 TEXT = "#c9d1d9"
@@ -100,72 +105,85 @@ def _naive(values: Sequence[datetime]) -> list[datetime]:
     return [_naive_utc(v) for v in values]
 
 
-def empty_figure(text: str, *, height: int | None = None) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, xaxis={"visible": False}, yaxis={"visible": False},
-                      margin={"l": 16, "r": 16, "t": 16, "b": 16})
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 14, "color": MUTED})
+# The template as Plotly.js takes it (validated once, here).
+TEMPLATE_JSON: dict[str, Any] = TEMPLATE.to_plotly_json()
+Figure = dict[str, Any]
+_SPAN_LEGEND = "Anomaly (score ≥ 0.5)"
+
+
+def figure(data: list[dict[str, Any]], **layout: Any) -> Figure:
+    """A figure in the house template."""
+    return {"data": data, "layout": {"template": TEMPLATE_JSON, **layout}}
+
+
+def _note(text: str, **where: Any) -> dict[str, Any]:
+    return {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+            "font": {"size": 14, "color": MUTED}, **where}
+
+
+def empty_figure(text: str, *, height: int | None = None) -> Figure:
+    fig = figure([], xaxis={"visible": False}, yaxis={"visible": False}, annotations=[_note(text)],
+                 margin={"l": 16, "r": 16, "t": 16, "b": 16})
     if height:
-        fig.update_layout(height=height)
+        fig["layout"]["height"] = height
     return fig
 
 
-def _decorate(fig: go.Figure, start: datetime, end: datetime, *, title: str, y_title: str,
+def _decorate(data: list[dict[str, Any]], start: datetime, end: datetime, *, title: str, y_title: str,
               spans: Sequence[Span] = (), maintenance: Sequence[Span] = (),
-              thresholds: Sequence[Threshold] = (), revision: str) -> go.Figure:
+              thresholds: Sequence[Threshold] = (), revision: str, y_ref: str = "y") -> Figure:
+    """The time chart's frame: shading (maintenance, anomalies), threshold lines, axes and legend."""
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for span in maintenance:
-        fig.add_vrect(x0=_naive_utc(max(span.start, start)), x1=_naive_utc(min(span.end, end)),
-                      fillcolor=MAINTENANCE_FILL, line_width=0, layer="below",
-                      annotation={"text": span.label, "font": {"size": 10, "color": MUTED}},
-                      annotation_position="top left")
+        x0, x1 = _naive_utc(max(span.start, start)), _naive_utc(min(span.end, end))
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1, "y0": 0, "y1": 1,
+                       "fillcolor": MAINTENANCE_FILL, "line": {"width": 0}, "layer": "below"})
+        notes.append({"text": span.label, "x": x0, "xref": "x", "y": 1, "yref": "paper", "xanchor": "left",
+                      "yanchor": "top", "showarrow": False, "font": {"size": 10, "color": MUTED}})
     for span in spans:
-        fig.add_vrect(x0=_naive_utc(span.start), x1=_naive_utc(span.end), fillcolor=ANOMALY_FILL, line_width=0,
-                      layer="below")
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": _naive_utc(span.start),
+                       "x1": _naive_utc(span.end), "y0": 0, "y1": 1, "fillcolor": ANOMALY_FILL,
+                       "line": {"width": 0}, "layer": "below"})
     if spans:  # one legend entry for the shading
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="Anomaly (score ≥ 0.5)",
-                                 marker={"size": 12, "color": ANOMALY_FILL, "symbol": "square"}))
+        data = [*data, {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": _SPAN_LEGEND,
+                        "marker": {"size": 12, "color": ANOMALY_FILL, "symbol": "square"}}]
     for t in thresholds:
-        fig.add_hline(y=t.value, line={"color": "#f85149", "width": 1, "dash": "dash"},
-                      annotation={"text": t.label, "font": {"size": 10, "color": "#ffa198"}},
-                      annotation_position="top right")
-    fig.update_layout(template=TEMPLATE, title={"text": title}, xaxis=axis_time(start, end),
-                      yaxis={"title": {"text": y_title}}, uirevision=revision,
-                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.16, "yanchor": "top"},
-                      margin={"l": 64, "r": 24, "t": 48, "b": 72})
-    fig.update_xaxes(title={"text": ""})  # the times are UTC, as the range label at the bottom of the page says
-    return fig
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": y_ref, "y0": t.value,
+                       "y1": t.value, "line": {"color": "#f85149", "width": 1, "dash": "dash"}})
+        notes.append({"text": t.label, "x": 1, "xref": "paper", "y": t.value, "yref": y_ref, "xanchor": "right",
+                      "yanchor": "bottom", "showarrow": False, "font": {"size": 10, "color": "#ffa198"}})
+    return figure(data, title={"text": title}, xaxis={**axis_time(start, end), "title": {"text": ""}},
+                  yaxis={"title": {"text": y_title}}, uirevision=revision, shapes=shapes, annotations=notes,
+                  legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.16, "yanchor": "top"},
+                  margin={"l": 64, "r": 24, "t": 48, "b": 72})
 
 
-def status_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> go.Figure:
+def status_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> Figure:
     """Devices down and degraded over time (the most at any moment of each bucket), stacked."""
     if frame.is_empty():
         return empty_figure("No status history in this range")
     x = _naive(frame["bucket"].to_list())
-    fig = go.Figure()
-    for key, label in (("down", "Down"), ("degraded", "Degraded")):
-        fig.add_trace(go.Scatter(x=x, y=frame[key].to_list(), name=label, mode="lines", stackgroup="status",
-                                 line={"width": 1.2, "shape": "hv", "color": STATUS_COLORS[key]},
-                                 hovertemplate=f"%{{y}} {label.lower()}<extra></extra>"))
+    data = [{"type": "scatter", "x": x, "y": frame[key].to_list(), "name": label, "mode": "lines",
+             "stackgroup": "status", "line": {"width": 1.2, "shape": "hv", "color": STATUS_COLORS[key]},
+             "hovertemplate": f"%{{y}} {label.lower()}<extra></extra>"}
+            for key, label in (("down", "Down"), ("degraded", "Degraded"))]
     top = max(1, max(a + b for a, b in zip(frame["down"].to_list(), frame["degraded"].to_list(), strict=True)))
-    _decorate(fig, start, end, title="Devices down and degraded", y_title="Devices", revision="status")
-    fig.update_yaxes(range=[0, top * 1.15], rangemode="tozero", tick0=0, dtick=max(1, -(-top // 5)))
+    fig = _decorate(data, start, end, title="Devices down and degraded", y_title="Devices", revision="status")
+    fig["layout"]["yaxis"].update(range=[0, top * 1.15], rangemode="tozero", tick0=0, dtick=max(1, -(-top // 5)))
     return fig
 
 
-def worst_latency_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> go.Figure:
+def worst_latency_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> Figure:
     """One line per device: the ``worst_latency`` frame, worst first."""
     if frame.is_empty():
         return empty_figure("No latency samples in this range")
-    fig = go.Figure()
-    for i, part in enumerate(frame.partition_by("device_id", maintain_order=True)):
-        name = part["device"][0]
-        fig.add_trace(go.Scatter(x=_naive(part["bucket"].to_list()), y=part["rtt_ms"].to_list(), name=name,
-                                 mode="lines", line={"width": 1.8, "color": SERIES_COLORS[i % len(SERIES_COLORS)]},
-                                 hovertemplate="%{y:.1f} ms"))
-    _decorate(fig, start, end, title=f"Worst {frame['device_id'].n_unique()} devices by round-trip time",
-              y_title="Round-trip time (ms)", revision="worst")
-    return fig
+    data = [{"type": "scatter", "x": _naive(part["bucket"].to_list()), "y": part["rtt_ms"].to_list(),
+             "name": part["device"][0], "mode": "lines", "hovertemplate": "%{y:.1f} ms",
+             "line": {"width": 1.8, "color": SERIES_COLORS[i % len(SERIES_COLORS)]}}
+            for i, part in enumerate(frame.partition_by("device_id", maintain_order=True))]
+    return _decorate(data, start, end, title=f"Worst {frame['device_id'].n_unique()} devices by round-trip time",
+                     y_title="Round-trip time (ms)", revision="worst")
 
 
 def _loss_bin(loss: float | None) -> int:
@@ -180,74 +198,76 @@ def _loss_bin(loss: float | None) -> int:
 def smoke_figure(times: Sequence[datetime], median: Sequence[float | None], low: Sequence[float | None],
                  high: Sequence[float | None], inner_low: Sequence[float | None], inner_high: Sequence[float | None],
                  loss: Sequence[float | None], start: datetime, end: datetime, *, spans: Sequence[Span] = (),
-                 maintenance: Sequence[Span] = (), thresholds: Sequence[Threshold] = ()) -> go.Figure:
+                 maintenance: Sequence[Span] = (), thresholds: Sequence[Threshold] = ()) -> Figure:
     """SmokePing's latency graph: the spread of each bucket as smoke (outer: fastest to slowest echo,
     inner: the buckets' typical fastest to slowest), the average as a line whose points are coloured
     by the bucket's packet loss."""
     x = _naive(times)
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
     for lo, hi, alpha, name in ((low, high, 0.18, "min – max"), (inner_low, inner_high, 0.35, "typical spread")):
-        fig.add_trace(go.Scatter(x=x, y=list(hi), mode="lines", line={"width": 0}, hoverinfo="skip",
-                                 showlegend=False, connectgaps=False))
-        fig.add_trace(go.Scatter(x=x, y=list(lo), mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=f"rgba(139, 148, 158, {alpha})", name=name, hoverinfo="skip",
-                                 connectgaps=False))
-    fig.add_trace(go.Scatter(x=x, y=list(median), mode="lines", name="average", line={"width": 1, "color": TEXT},
-                             hovertemplate="%{y:.2f} ms<extra>average</extra>", connectgaps=False))
+        data.append({"type": "scatter", "x": x, "y": list(hi), "mode": "lines", "line": {"width": 0},
+                     "hoverinfo": "skip", "showlegend": False})
+        data.append({"type": "scatter", "x": x, "y": list(lo), "mode": "lines", "line": {"width": 0},
+                     "fill": "tonexty", "fillcolor": f"rgba(139, 148, 158, {alpha})", "name": name,
+                     "hoverinfo": "skip"})
+    data.append({"type": "scatter", "x": x, "y": list(median), "mode": "lines", "name": "average",
+                 "line": {"width": 1, "color": TEXT}, "hovertemplate": "%{y:.2f} ms<extra>average</extra>"})
     bins = [_loss_bin(v) for v in loss]
     for i, (_, color, label) in enumerate(LOSS_BINS):
         pts = [(t, m) for t, m, b in zip(x, median, bins, strict=True) if b == i and m is not None]
         if not pts and i:
             continue
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
-                                 name=f"loss {label}", marker={"size": 4, "color": color},
-                                 hovertemplate=f"%{{y:.2f}} ms · loss {label}<extra></extra>"))
-    _decorate(fig, start, end, title="Latency (SmokePing view: smoke = spread, points coloured by loss)",
-              y_title="Round-trip time (ms)", spans=spans, maintenance=maintenance, thresholds=thresholds,
-              revision="smoke")
+        data.append({"type": "scatter", "x": [p[0] for p in pts], "y": [p[1] for p in pts], "mode": "markers",
+                     "name": f"loss {label}", "marker": {"size": 4, "color": color},
+                     "hovertemplate": f"%{{y:.2f}} ms · loss {label}<extra></extra>"})
+    fig = _decorate(data, start, end, title="Latency (SmokePing view: smoke = spread, points coloured by loss)",
+                    y_title="Round-trip time (ms)", spans=spans, maintenance=maintenance, thresholds=thresholds,
+                    revision="smoke")
     if not any(v is not None for v in median):
-        fig.add_annotation(text="No answered probes in this range", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5, font={"size": 14, "color": MUTED})
+        fig["layout"]["annotations"].append(_note("No answered probes in this range"))
     return fig
 
 
 def lines_figure(series: Sequence[tuple[str, Sequence[datetime], Sequence[float | None]]], start: datetime,
                  end: datetime, *, title: str, y_title: str, spans: Sequence[Span] = (),
                  maintenance: Sequence[Span] = (), thresholds: Sequence[Threshold] = (), revision: str,
-                 y2: Sequence[str] = (), y2_title: str = "") -> go.Figure:
-    """Named series over time (``y2`` names the ones drawn against a second axis on the right)."""
-    fig = go.Figure()
+                 y2: Sequence[str] = (), y2_title: str = "", y2_range: tuple[float, float] | None = None,
+                 y2_thresholds: bool = False) -> Figure:
+    """Named series over time (``y2`` names the ones drawn against a second axis on the right;
+    ``y2_thresholds``: the threshold lines belong to that axis)."""
+    data = []
     for i, (name, times, values) in enumerate(series):
         right = name in y2
-        fig.add_trace(go.Scatter(x=_naive(times), y=list(values), name=name, mode="lines", connectgaps=False,
-                                 yaxis="y2" if right else "y",
-                                 line={"width": 1.6, "color": SERIES_COLORS[i % len(SERIES_COLORS)],
-                                       "dash": "dot" if right else "solid"}))
-    _decorate(fig, start, end, title=title, y_title=y_title, spans=spans, maintenance=maintenance,
-              thresholds=thresholds, revision=revision)
+        data.append({"type": "scatter", "x": _naive(times), "y": list(values), "name": name, "mode": "lines",
+                     "yaxis": "y2" if right else "y",
+                     "line": {"width": 1.6, "color": SERIES_COLORS[i % len(SERIES_COLORS)],
+                              "dash": "dot" if right else "solid"}})
+    fig = _decorate(data, start, end, title=title, y_title=y_title, spans=spans, maintenance=maintenance,
+                    thresholds=thresholds, revision=revision, y_ref="y2" if y2_thresholds else "y")
     if y2:
-        fig.update_layout(yaxis2={"title": {"text": y2_title, "font": {"color": MUTED}}, "overlaying": "y",
-                                  "side": "right", "rangemode": "tozero", "showgrid": False, "color": MUTED},
-                          margin={"r": 64})
+        axis: dict[str, Any] = {"title": {"text": y2_title, "font": {"color": MUTED}}, "overlaying": "y",
+                                "side": "right", "rangemode": "tozero", "showgrid": False, "color": MUTED}
+        if y2_range is not None:
+            axis["range"] = list(y2_range)
+        fig["layout"]["yaxis2"] = axis
+        fig["layout"]["margin"]["r"] = 64
     if not any(len(t) for _, t, _ in series):
-        fig.add_annotation(text="No samples in this range", showarrow=False, xref="paper", yref="paper", x=0.5,
-                           y=0.5, font={"size": 14, "color": MUTED})
+        fig["layout"]["annotations"].append(_note("No samples in this range"))
     return fig
 
 
-def timeline_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> go.Figure:
+def timeline_figure(frame: pl.DataFrame, start: datetime, end: datetime) -> Figure:
     """The status as coloured bars along one row."""
-    fig = go.Figure()
+    data = []
     seen: set[str] = set()
     for row in frame.iter_rows(named=True):
         status = row["status"]
         width_ms = (row["end"] - row["start"]).total_seconds() * 1000
-        fig.add_trace(go.Bar(x=[width_ms], y=["status"], base=[_naive_utc(row["start"])], orientation="h",
-                             marker={"color": STATUS_COLORS.get(status, MUTED), "line": {"width": 0}},
-                             name=status.capitalize(), showlegend=status not in seen,
-                             hovertemplate=f"{status} from %{{base|%b %d %H:%M}}<extra></extra>"))
+        data.append({"type": "bar", "x": [width_ms], "y": ["status"], "base": [_naive_utc(row["start"])],
+                     "orientation": "h", "marker": {"color": STATUS_COLORS.get(status, MUTED), "line": {"width": 0}},
+                     "name": status.capitalize(), "showlegend": status not in seen,
+                     "hovertemplate": f"{status} from %{{base|%b %d %H:%M}}<extra></extra>"})
         seen.add(status)
-    fig.update_layout(template=TEMPLATE, barmode="overlay", height=150, title={"text": "Status"},
-                      xaxis={**axis_time(start, end), "type": "date"}, yaxis={"visible": False},
-                      margin={"l": 24, "r": 24, "t": 40, "b": 36}, uirevision="timeline", hovermode="closest")
-    return fig
+    return figure(data, barmode="overlay", height=150, title={"text": "Status"},
+                  xaxis={**axis_time(start, end), "type": "date"}, yaxis={"visible": False},
+                  margin={"l": 24, "r": 24, "t": 40, "b": 36}, uirevision="timeline", hovermode="closest")

@@ -22,7 +22,6 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 import psycopg
 import structlog
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
@@ -33,7 +32,7 @@ from sqlalchemy import Engine
 from analytics import alerts
 from dashboard import ids
 from dashboard.auth import current_claims, current_org_id
-from dashboard.charts import MUTED, TEMPLATE
+from dashboard.charts import MUTED, Figure, figure
 from dashboard.charts import duration_text as _duration
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
@@ -46,6 +45,7 @@ log = structlog.get_logger("netpulse.dashboard.alerts")
 WRITE_PERMISSION = "alert:write"     # acknowledging and resolving (operator and admin in the spec's table)
 READ_PERMISSION = "alert:read"
 GROUPS_PER_PAGE = 25                 # root-cause groups per page (a group folds any number of alerts)
+FOLDED_SHOWN = 25                    # folded alerts listed under their cause (the count says how many in all)
 MAX_NOTE = 2000                      # as the REST API
 CHART_HOURS = 24
 CHART_HEIGHT_PX = 230
@@ -357,42 +357,35 @@ def refresh_kpis(_n: int, _version: int) -> list[str]:
     return [*values, *subs, *css, datetime.now(UTC).strftime("%H:%M:%S UTC")]
 
 
-def opened_figure(rows: list[tuple[datetime, str, int]], now: datetime) -> go.Figure:
+def opened_figure(rows: list[tuple[datetime, str, int]], now: datetime) -> Figure:
     """Alerts opened per hour by severity over the last ``CHART_HOURS`` hours (stacked bars, UTC)."""
     last = now.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     hours = [last - timedelta(hours=i) for i in range(CHART_HOURS - 1, -1, -1)]
     counts = {(hour, severity): n for hour, severity, n in rows}
-    fig = go.Figure()
-    for severity in ids.ALERT_SEVERITIES:
-        fig.add_trace(go.Bar(x=hours, y=[counts.get((h, severity), 0) for h in hours], name=severity.capitalize(),
-                             marker={"color": SEVERITY_COLORS[severity], "line": {"width": 0}},
-                             hovertemplate=f"%{{y}} {severity}<extra></extra>"))
+    data = [{"type": "bar", "x": hours, "y": [counts.get((h, severity), 0) for h in hours],
+             "name": severity.capitalize(), "marker": {"color": SEVERITY_COLORS[severity], "line": {"width": 0}},
+             "hovertemplate": f"%{{y}} {severity}<extra></extra>"} for severity in ids.ALERT_SEVERITIES]
     per_hour = [sum(counts.get((h, s), 0) for s in ids.ALERT_SEVERITIES) for h in hours]
     top = max(per_hour, default=0)
-    fig.update_layout(
-        template=TEMPLATE,
-        barmode="stack",
-        bargap=0.3,
+    fig = figure(
+        data, barmode="stack", bargap=0.3,
         title={"text": f"Alerts opened per hour · last {CHART_HOURS} h", "y": 0.93, "yanchor": "top"},
         margin={"l": 56, "r": 16, "t": 56, "b": 36},
         xaxis={"tickformat": "%H:%M", "range": [hours[0] - timedelta(minutes=30), hours[-1] + timedelta(minutes=30)],
                "showgrid": False},
         yaxis={"title": {"text": "Alerts"}, "tick0": 0, "dtick": max(1, math.ceil(top / 4)),
-               "range": [0, max(top, 1) * 1.1]},
-        showlegend=top > 0,
-        uirevision="alerts-opened",
-    )
-    if top == 0:
-        fig.add_annotation(text=f"No alerts opened in the last {CHART_HOURS} h", showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font={"size": 14, "color": MUTED})
-        fig.update_yaxes(showticklabels=False)
+               "range": [0, max(top, 1) * 1.1], "showticklabels": top > 0},
+        showlegend=top > 0, uirevision="alerts-opened",
+        annotations=[] if top else [{"text": f"No alerts opened in the last {CHART_HOURS} h", "showarrow": False,
+                                     "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+                                     "font": {"size": 14, "color": MUTED}}])
     return fig
 
 
 @dash.callback(Output(ids.ALERTS_CHART, "figure"),
                Input(ids.TICK, "n_intervals"), Input(ids.ALERT_VERSION, "data"))
 @guarded(READ_PERMISSION)
-def refresh_chart(_n: int, _version: int) -> go.Figure:
+def refresh_chart(_n: int, _version: int) -> Figure:
     now = datetime.now(UTC)
     since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=CHART_HOURS - 1)
     with raw_connection(_engine()) as conn:
@@ -444,8 +437,15 @@ def _group_rows(group: alerts.AlertGroup, now: datetime, selected: str | None, c
     rows = [_table_row(group.head, now, selected, pick=pick, folded=len(group.folded))]
     if group.folded:
         cause = group.folded[0].get("root_cause") or group.head["device"] or "its parent"
-        inner = html.Table(html.Tbody([_table_row(r, now, selected) for r in group.folded]),
-                           className="np-table np-alerts-table np-folded-table")
+        shown = group.folded[:FOLDED_SHOWN]
+        inner_rows = [_table_row(r, now, selected) for r in shown]
+        if len(group.folded) > len(shown):
+            rest = len(group.folded) - len(shown)
+            inner_rows.append(html.Tr(html.Td(
+                [f"and {rest:,} more behind {cause}: ", dcc.Link("list them on the devices page",
+                                                                 href="/devices?status=down")],
+                colSpan=len(TABLE_HEADINGS), className="np-more")))
+        inner = html.Table(html.Tbody(inner_rows), className="np-table np-alerts-table np-folded-table")
         rows.append(html.Tr(html.Td(html.Details(
             [html.Summary(f"{len(group.folded):,} suppressed alert{'s' if len(group.folded) != 1 else ''} "
                           f"of devices behind {cause}", className="np-fold-summary"), inner]),

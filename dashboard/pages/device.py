@@ -31,7 +31,6 @@ from dashboard import ids, timerange
 from dashboard.auth import current_org_id
 from dashboard.charts import (
     GRAPH_CONFIG,
-    STATUS_COLORS,
     Span,
     Threshold,
     empty_figure,
@@ -316,7 +315,7 @@ def refresh_cpu(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
         series.append((name, list(points), list(points.values())))
     fig = lines_figure(series, window.start, window.end, title="CPU and memory", y_title="Used (%)", spans=spans,
                        maintenance=maintenance, thresholds=lines, revision="cpu")
-    fig.update_yaxes(range=[0, 100])
+    fig["layout"]["yaxis"]["range"] = [0, 100]
     return fig
 
 
@@ -408,13 +407,9 @@ def refresh_interface(device_id: int, state: dict[str, Any] | None, _n: int, pag
         points = _series(frame, metric)
         series.append((name, list(points), list(points.values())))
     fig = lines_figure(series, window.start, window.end, title="Traffic in and out, utilisation", y_title="bit/s",
-                       spans=spans, maintenance=maintenance, revision=f"if-{ifindex}", y2=["Utilisation (%)"],
-                       y2_title="Utilisation (%)")
-    fig.update_yaxes(tickformat=".3s", selector={"title": {"text": "bit/s"}})
-    for t in lines:  # utilisation thresholds belong to the right-hand axis
-        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=t.value, y1=t.value,
-                      line={"color": STATUS_COLORS["down"], "width": 1, "dash": "dash"})
-    fig.update_layout(yaxis2={"range": [0, 100]})
+                       spans=spans, maintenance=maintenance, thresholds=lines, revision=f"if-{ifindex}",
+                       y2=["Utilisation (%)"], y2_title="Utilisation (%)", y2_range=(0, 100), y2_thresholds=True)
+    fig["layout"]["yaxis"]["tickformat"] = ".3s"
     errors = [v for v in _series(frame, M.IF_ERRORS_PS).values() if v is not None]
     worst = max(errors, default=0.0)
     return fig, f"Interface ifIndex {ifindex} · " + (f"errors up to {worst:.2f}/s" if worst else "no errors")

@@ -16,7 +16,6 @@ from typing import Any
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 import polars as pl
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
@@ -26,7 +25,7 @@ from sqlalchemy import Engine
 from analytics import sla
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id
-from dashboard.charts import GRAPH_CONFIG, GRID_THEME, MUTED, TEMPLATE, axis_time, empty_figure
+from dashboard.charts import GRAPH_CONFIG, GRID_THEME, MUTED, axis_time, empty_figure, figure
 from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
 from netpulse.timespec import human_duration
@@ -107,7 +106,7 @@ def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, d
     """The availability rows with their target, state and error budget, and the organization's totals."""
     org = current_org_id()
     frame = sla.availability(conn, org, window.start, window.end, by=by)  # type: ignore[arg-type]
-    total = sla.availability(conn, org, window.start, window.end, by="org").row(0, named=True)
+    total = _totals(frame if by != "tag" else sla.availability(conn, org, window.start, window.end, by="site"))
     targets = _targets(conn)
     default = targets.get(("all", None))
     scope = "device" if by == "device" else by
@@ -128,6 +127,18 @@ def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, d
                "budget_min": None if org_target is None else
                ((1 - org_target / 100) * total["monitored_s"] - total["down_s"]) / 60}
     return out, summary
+
+
+def _totals(frame: pl.DataFrame) -> dict[str, Any]:
+    """The organization's figures from a partition of its devices (sites, groups or devices): sums of
+    device-seconds and outages, the ratios as :func:`analytics.sla.availability` derives them."""
+    monitored = float(frame["monitored_s"].sum()) if frame.height else 0.0
+    down = float(frame["down_s"].sum()) if frame.height else 0.0
+    outages = int(frame["outages"].sum()) if frame.height else 0
+    up = monitored - down
+    return {"availability_pct": 100.0 * up / monitored if monitored > 0 else None, "monitored_s": monitored,
+            "down_s": down, "outages": outages, "mttr_s": down / outages if outages else None,
+            "mtbf_s": up / outages if outages else None}
 
 
 def _kpi(label: str, value: str, sub: str, accent: str) -> dbc.Col:
@@ -176,22 +187,24 @@ def refresh_trend(state: dict[str, Any] | None, _n: int) -> Any:
         targets = _targets(conn)
     if trend.is_empty() or trend["availability_pct"].is_null().all():
         return empty_figure("Nothing monitored in this range")
-    fig = go.Figure(go.Bar(x=[t.replace(tzinfo=None) for t in trend["bucket"].to_list()],
-                           y=trend["availability_pct"].to_list(), marker={"color": "#3fb950"},
-                           hovertemplate="%{y:.3f} %<extra></extra>"))
+    values = trend["availability_pct"].to_list()
+    data = [{"type": "bar", "x": [t.replace(tzinfo=None) for t in trend["bucket"].to_list()], "y": values,
+             "marker": {"color": "#3fb950"}, "hovertemplate": "%{y:.3f} %<extra></extra>"}]
     target = targets.get(("all", None))
-    if target is not None:
-        fig.add_hline(y=target, line={"color": "#f85149", "dash": "dash", "width": 1},
-                      annotation={"text": f"target {target:g} %", "font": {"size": 10, "color": "#ffa198"}})
-    low = min(v for v in trend["availability_pct"].to_list() if v is not None)
+    low = min(v for v in values if v is not None)
     unit = "hour" if step < timedelta(days=1) else "day"
-    fig.update_layout(template=TEMPLATE, title={"text": f"Availability per {unit}"},
-                      xaxis=axis_time(window.start, window.end),
-                      yaxis={"title": {"text": "Available (%)"}, "range": [max(0.0, min(low, target or 100) - 0.5),
-                                                                            100.05]},
-                      margin={"l": 64, "r": 24, "t": 56, "b": 48}, bargap=0.15, uirevision="sla-trend")
-    fig.update_yaxes(rangemode="normal", color=MUTED)
-    return fig
+    shapes, notes = [], []
+    if target is not None:
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": target, "y1": target,
+                       "line": {"color": "#f85149", "dash": "dash", "width": 1}})
+        notes.append({"text": f"target {target:g} %", "x": 1, "xref": "paper", "y": target, "yref": "y",
+                      "xanchor": "right", "yanchor": "bottom", "showarrow": False,
+                      "font": {"size": 10, "color": "#ffa198"}})
+    return figure(data, title={"text": f"Availability per {unit}"}, xaxis=axis_time(window.start, window.end),
+                  yaxis={"title": {"text": "Available (%)"}, "range": [max(0.0, min(low, target or 100) - 0.5), 100.05],
+                         "rangemode": "normal", "color": MUTED},
+                  shapes=shapes, annotations=notes, margin={"l": 64, "r": 24, "t": 56, "b": 48}, bargap=0.15,
+                  uirevision="sla-trend")
 
 
 @dash.callback(Output(ids.SLA_OUTAGES, "children"), Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
