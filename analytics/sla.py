@@ -39,8 +39,8 @@ import polars as pl
 import psycopg
 
 __all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "By", "SlaResult", "availability",
-           "outages", "calendar_period", "evaluate_targets", "scope_filter", "availability_trend", "outage_causes",
-           "list_targets", "TREND_SCHEMA"]
+           "outages", "calendar_period", "evaluate_targets", "scope_filter", "availability_trend", "period_report",
+           "PeriodReport", "outage_causes", "list_targets", "TREND_SCHEMA"]
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
@@ -472,6 +472,11 @@ def availability_trend(conn: Conn, org_id: uuid.UUID | str, start: datetime, end
     if step <= timedelta(0):
         raise ValueError("step must be positive")
     figures, outage_frame = _compute(conn, org_id, start, end)
+    return _trend(figures, outage_frame, start, end, step)
+
+
+def _trend(figures: pl.DataFrame, outage_frame: pl.DataFrame, start: datetime, end: datetime,
+           step: timedelta) -> pl.DataFrame:
     t0, t1, w = _micros(start), _micros(end), step // timedelta(microseconds=1)
     n = max(1, -(-(t1 - t0) // w))
     edges = t0 + np.arange(n + 1, dtype=np.int64) * w
@@ -490,6 +495,32 @@ def availability_trend(conn: Conn, org_id: uuid.UUID | str, start: datetime, end
     pct = [100.0 * (m - d) / m if m > 0 else None for m, d in zip(per_bucket.tolist(), down.tolist(), strict=True)]
     buckets = [datetime.fromtimestamp(int(e) / _US, UTC) for e in edges[:-1]]
     return pl.DataFrame({"bucket": buckets, "availability_pct": pct, "down_s": down.tolist()}, schema=TREND_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReport:
+    """A period at a glance, from one read: availability ``by`` a key, the organization's row, the
+    trend per step and every outage (as :func:`availability`, :func:`availability_trend` and
+    :func:`outages` give them)."""
+
+    availability: pl.DataFrame
+    total: dict[str, Any]
+    trend: pl.DataFrame
+    outages: pl.DataFrame
+
+
+def period_report(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *, by: By,
+                  step: timedelta) -> PeriodReport:
+    """Everything an SLA page shows for ``[start, end)``, reading the status history once."""
+    if by not in BY:
+        raise ValueError(f"by={by!r}: use one of {', '.join(BY)}")
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    figures, outage_frame = _compute(conn, org_id, start, end)
+    keys = ["device_id", "name", "site", "group"] if by == "device" else ["name", "devices"]
+    frame = _worst_first(_ratios(_aggregate(figures, by, "")).select(*keys, *AVAILABILITY_COLUMNS))
+    total = _ratios(_aggregate(figures, "org", "")).row(0, named=True)
+    return PeriodReport(frame, total, _trend(figures, outage_frame, start, end, step), outage_frame)
 
 
 def outage_causes(conn: Conn, org_id: uuid.UUID | str, outage_frame: pl.DataFrame) -> list[str | None]:

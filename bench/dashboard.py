@@ -218,8 +218,7 @@ def pages(device_id: int, site: str) -> list[Page]:
                                   ("device.refresh_alerts", month)], charts),
         Page("alerts", [("alerts.refresh_kpis", tick), ("alerts.refresh_chart", tick),
                         ("alerts.refresh_table", alerts)]),
-        Page("sla (7 days)", [("sla.refresh_table", {**week, f"{ids.SLA_BY}.value": "site"}),
-                              ("sla.refresh_trend", week), ("sla.refresh_outages", week)]),
+        Page("sla (7 days)", [("sla.refresh", {**week, f"{ids.SLA_BY}.value": "site"})]),
     ]
 
 

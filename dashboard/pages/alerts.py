@@ -44,8 +44,8 @@ log = structlog.get_logger("netpulse.dashboard.alerts")
 
 WRITE_PERMISSION = "alert:write"     # acknowledging and resolving (operator and admin in the spec's table)
 READ_PERMISSION = "alert:read"
-GROUPS_PER_PAGE = 25                 # root-cause groups per page (a group folds any number of alerts)
-FOLDED_SHOWN = 25                    # folded alerts listed under their cause (the count says how many in all)
+GROUPS_PER_PAGE = 20                 # root-cause groups per page (a group folds any number of alerts)
+FOLDED_SHOWN = 12                    # folded alerts listed under their cause (the count says how many in all)
 MAX_NOTE = 2000                      # as the REST API
 CHART_HOURS = 24
 CHART_HEIGHT_PX = 230

@@ -102,11 +102,12 @@ def _targets(conn: Any) -> dict[tuple[str, str | None], float]:
     return {(scope, ref): pct for _, scope, ref, pct, _, _ in sla.list_targets(conn, current_org_id())}
 
 
-def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The availability rows with their target, state and error budget, and the organization's totals."""
+def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any], sla.PeriodReport]:
+    """The availability rows with their target, state and error budget, the organization's totals, and
+    the period's report they come from (one read of the status history)."""
     org = current_org_id()
-    frame = sla.availability(conn, org, window.start, window.end, by=by)  # type: ignore[arg-type]
-    total = _totals(frame if by != "tag" else sla.availability(conn, org, window.start, window.end, by="site"))
+    report = sla.period_report(conn, org, window.start, window.end, by=by, step=_step(window.span))  # type: ignore[arg-type]
+    frame, total = report.availability, report.total
     targets = _targets(conn)
     default = targets.get(("all", None))
     scope = "device" if by == "device" else by
@@ -122,23 +123,10 @@ def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, d
                      "mttr": human_duration(r["mttr_s"]), "mtbf": human_duration(r["mtbf_s"]),
                      "monitored_s": r["monitored_s"], "maintenance_s": r["maintenance_s"]})
     out = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    org_target = default
-    summary = {**total, "target": org_target,
-               "budget_min": None if org_target is None else
-               ((1 - org_target / 100) * total["monitored_s"] - total["down_s"]) / 60}
-    return out, summary
-
-
-def _totals(frame: pl.DataFrame) -> dict[str, Any]:
-    """The organization's figures from a partition of its devices (sites, groups or devices): sums of
-    device-seconds and outages, the ratios as :func:`analytics.sla.availability` derives them."""
-    monitored = float(frame["monitored_s"].sum()) if frame.height else 0.0
-    down = float(frame["down_s"].sum()) if frame.height else 0.0
-    outages = int(frame["outages"].sum()) if frame.height else 0
-    up = monitored - down
-    return {"availability_pct": 100.0 * up / monitored if monitored > 0 else None, "monitored_s": monitored,
-            "down_s": down, "outages": outages, "mttr_s": down / outages if outages else None,
-            "mtbf_s": up / outages if outages else None}
+    summary = {**total, "target": default,
+               "budget_min": None if default is None else
+               ((1 - default / 100) * total["monitored_s"] - total["down_s"]) / 60}
+    return out, summary, report
 
 
 def _kpi(label: str, value: str, sub: str, accent: str) -> dbc.Col:
@@ -152,20 +140,27 @@ def _step(span: timedelta) -> timedelta:
 
 
 @dash.callback(Output(ids.SLA_TABLE, "rowData"), Output(ids.SLA_SUMMARY, "children"),
+               Output(ids.SLA_TREND, "figure"), Output(ids.SLA_OUTAGES, "children"),
                Output(ids.page_state("sla"), "data"),
                Input(ids.SLA_BY, "value"), Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(READ)
-def refresh_table(by: str | None, state: dict[str, Any] | None, _n: int) -> tuple[Any, Any, dict[str, Any]]:
+def refresh(by: str | None, state: dict[str, Any] | None, _n: int) -> tuple[Any, ...]:
+    """The whole page from one read of the status history (table, totals, trend, outages)."""
     by = by if by in dict(BY_OPTIONS) else "site"
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
-        frame, total = table(conn, by, window)
+        frame, total, report = table(conn, by, window)
+        recent = report.outages.sort("start", descending=True).head(MAX_OUTAGES)
+        causes = sla.outage_causes(conn, current_org_id(), recent)
     rows = frame.head(MAX_DEVICE_ROWS).to_dicts() if frame.height else []
-    avail = total["availability_pct"]
-    target = total["target"]
+    return (rows, _summary(total, window), _trend_figure(report.trend, total["target"], window),
+            _outages(recent, causes), {"by": by})
+
+
+def _summary(total: dict[str, Any], window: timerange.Window) -> dbc.Row:
+    avail, target, budget = total["availability_pct"], total["target"], total["budget_min"]
     accent = "up" if avail is None or target is None or avail >= target else "down"
-    budget = total["budget_min"]
-    kpis = dbc.Row([
+    return dbc.Row([
         _kpi("Availability", "no data" if avail is None else f"{avail:.3f} %", window.label, accent),
         _kpi("Target", "none" if target is None else f"{target:g} %", "for all devices" if target else
              "set one with `netpulse sla targets`", "total"),
@@ -174,25 +169,16 @@ def refresh_table(by: str | None, state: dict[str, Any] | None, _n: int) -> tupl
         _kpi("Outages", f"{total['outages']:,}", f"MTTR {human_duration(total['mttr_s'])}", "degraded"
              if total["outages"] else "up"),
     ], className="g-3")
-    return rows, kpis, {"by": by}
 
 
-@dash.callback(Output(ids.SLA_TREND, "figure"), Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
-@guarded(READ)
-def refresh_trend(state: dict[str, Any] | None, _n: int) -> Any:
-    window = timerange.window(state)
-    step = _step(window.span)
-    with raw_connection(_engine()) as conn:
-        trend = sla.availability_trend(conn, current_org_id(), window.start, window.end, step)
-        targets = _targets(conn)
+def _trend_figure(trend: pl.DataFrame, target: float | None, window: timerange.Window) -> Any:
     if trend.is_empty() or trend["availability_pct"].is_null().all():
         return empty_figure("Nothing monitored in this range")
     values = trend["availability_pct"].to_list()
     data = [{"type": "bar", "x": [t.replace(tzinfo=None) for t in trend["bucket"].to_list()], "y": values,
              "marker": {"color": "#3fb950"}, "hovertemplate": "%{y:.3f} %<extra></extra>"}]
-    target = targets.get(("all", None))
     low = min(v for v in values if v is not None)
-    unit = "hour" if step < timedelta(days=1) else "day"
+    unit = "hour" if _step(window.span) < timedelta(days=1) else "day"
     shapes, notes = [], []
     if target is not None:
         shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": target, "y1": target,
@@ -207,14 +193,7 @@ def refresh_trend(state: dict[str, Any] | None, _n: int) -> Any:
                   uirevision="sla-trend")
 
 
-@dash.callback(Output(ids.SLA_OUTAGES, "children"), Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
-@guarded(READ)
-def refresh_outages(state: dict[str, Any] | None, _n: int) -> Any:
-    window = timerange.window(state)
-    with raw_connection(_engine()) as conn:
-        frame = sla.outages(conn, current_org_id(), window.start, window.end)
-        frame = frame.sort("start", descending=True).head(MAX_OUTAGES)
-        causes = sla.outage_causes(conn, current_org_id(), frame)
+def _outages(frame: pl.DataFrame, causes: list[str | None]) -> Any:
     if frame.is_empty():
         return html.Div("No outages in this range.", className="np-muted")
     rows = []
@@ -240,7 +219,7 @@ def download(clicks: int | None, by: str | None, state: dict[str, Any] | None) -
     by = by if by in dict(BY_OPTIONS) else "site"
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
-        frame, _ = table(conn, by, window)
+        frame, _, _ = table(conn, by, window)
     columns = ["name", "devices", "availability", "target", "state", "budget_min", "down_s", "outages", "mttr",
                "mtbf", "monitored_s", "maintenance_s"]
     text = frame.select(columns).write_csv() if frame.height else ",".join(columns) + "\n"
