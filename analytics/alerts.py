@@ -551,20 +551,22 @@ ORDER BY p.rank, p.size DESC, p.newest DESC, p.key, k.root_device IS NOT NULL, k
 
 @dataclass(frozen=True, slots=True)
 class AlertGroup:
-    """A root cause and what it explains: ``head`` (the cause's own alert, or the alert itself) and
-    ``folded``, the alerts suppressed because they sit behind it (each names it in ``root_cause``)."""
+    """A root cause and what it explains: ``head`` (the cause's own alert, or the alert itself) and the
+    alerts suppressed because they sit behind it: ``folded_total`` of them, the first ``folded`` in
+    full (each names the cause in ``root_cause``). ``alert_ids`` are every alert of the group."""
 
     key: str
     head: dict[str, Any]
     folded: list[dict[str, Any]]
+    alert_ids: list[uuid.UUID]
+
+    @property
+    def folded_total(self) -> int:
+        return len(self.alert_ids) - 1
 
     @property
     def size(self) -> int:
-        return 1 + len(self.folded)
-
-    @property
-    def alert_ids(self) -> list[uuid.UUID]:
-        return [self.head["id"], *(a["id"] for a in self.folded)]
+        return len(self.alert_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,34 +577,39 @@ class AlertGroupPage:
 
 
 def alert_groups(conn: Any, org_id: uuid.UUID, where: AlertFilter = AlertFilter(), *, limit: int = 25,
-                 offset: int = 0) -> AlertGroupPage:
+                 offset: int = 0, folded_rows: int = 1000) -> AlertGroupPage:
     """One page of the matching alerts grouped by root cause, with the totals (groups and alerts).
 
     Groups come most severe first, then the largest (a down parent with 31 devices behind it before
     a lone leaf), then the newest. Within a group the cause's own alerts lead; every folded alert
-    carries ``root_cause`` (the device it sits behind) and ``root_cause_id``.
+    carries ``root_cause`` (the device it sits behind) and ``root_cause_id``. Only the first
+    ``folded_rows`` folded alerts of a group are read in full; the ids of all are in ``alert_ids``.
     """
     params = where.params(org_id) | {"limit": limit, "offset": offset}
     rows = conn.execute(_GROUPED, params).fetchall()
     total_alerts, total_groups = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
-    members = [(key, alert_id, root, root_name) for _, _, key, _, alert_id, root, root_name in rows if key]
+    members: dict[str, list[tuple[uuid.UUID, int | None, str | None]]] = {}
+    for _, _, key, _, alert_id, root, root_name in rows:
+        if key:
+            members.setdefault(key, []).append((alert_id, root, root_name))
     if not members:
         return AlertGroupPage([], total_groups, total_alerts)
+    # Heads first within a group (the query's order), then as many folded alerts as are shown.
+    wanted = [m for items in members.values() for m in items[:1 + folded_rows]]
     with conn.cursor(row_factory=dict_row) as cur:
         full = {r["id"]: dict(r) for r in cur.execute(
             _ALERT_COLUMNS + _ALERT_FROM + "WHERE a.organization_id = %s AND a.id = ANY(%s)",
-            (org_id, [m[1] for m in members])).fetchall()}
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for key, alert_id, root, root_name in members:
-        row = full.get(alert_id)
-        if row is None:  # resolved and deleted between the two reads
-            continue
-        grouped.setdefault(key, []).append(row | {"root_cause_id": root, "root_cause": root_name})
+            (org_id, [m[0] for m in wanted])).fetchall()}
     groups = []
-    for key, items in grouped.items():
-        own = [r for r in items if r["root_cause_id"] is None]
-        head = own[0] if own else items[0]
-        groups.append(AlertGroup(key, head, [r for r in items if r is not head]))
+    for key, items in members.items():
+        shown = [full[a] | {"root_cause_id": root, "root_cause": name}
+                 for a, root, name in items[:1 + folded_rows] if a in full]  # resolved and deleted meanwhile
+        if not shown:
+            continue
+        own = [r for r in shown if r["root_cause_id"] is None]
+        head = own[0] if own else shown[0]
+        groups.append(AlertGroup(key, head, [r for r in shown if r is not head],
+                                 [head["id"], *(a for a, _, _ in items if a != head["id"])]))
     return AlertGroupPage(groups, total_groups, total_alerts)
 
 

@@ -85,6 +85,8 @@ def test_alerts_group_under_their_root_cause(conn: psycopg.Connection, noc: NocD
     assert first.head["device"] == noc.parent and first.head["root_cause"] is None
     assert sorted(a["device"] for a in first.folded) == sorted(noc.behind)
     assert {a["root_cause"] for a in first.folded} == {noc.parent}
+    few = alerts.alert_groups(conn, noc.org_id, folded_rows=3).groups[0]  # a page shows a few, counts them all
+    assert len(few.folded) == 3 and few.folded_total == len(noc.behind) and set(few.alert_ids) == set(first.alert_ids)
     hidden = alerts.alert_groups(conn, noc.org_id, alerts.AlertFilter(suppressed=False))
     assert (hidden.total_alerts, hidden.total_groups) == (2, 2)
     second = alerts.alert_groups(conn, noc.org_id, limit=1, offset=1)

@@ -45,7 +45,7 @@ log = structlog.get_logger("netpulse.dashboard.alerts")
 WRITE_PERMISSION = "alert:write"     # acknowledging and resolving (operator and admin in the spec's table)
 READ_PERMISSION = "alert:read"
 GROUPS_PER_PAGE = 20                 # root-cause groups per page (a group folds any number of alerts)
-FOLDED_SHOWN = 12                    # folded alerts listed under their cause (the count says how many in all)
+FOLDED_SHOWN = 8                     # folded alerts listed under their cause (the count says how many in all)
 MAX_NOTE = 2000                      # as the REST API
 CHART_HOURS = 24
 CHART_HEIGHT_PX = 230
@@ -434,20 +434,20 @@ def _group_rows(group: alerts.AlertGroup, now: datetime, selected: str | None, c
                 ticked: bool = False) -> list[html.Tr]:
     pick = dbc.Checkbox(id={"type": ids.ALERT_PICK, "index": group.key}, value=ticked,
                         class_name="np-pick-box") if can_act else None
-    rows = [_table_row(group.head, now, selected, pick=pick, folded=len(group.folded))]
+    rows = [_table_row(group.head, now, selected, pick=pick, folded=group.folded_total)]
     if group.folded:
         cause = group.folded[0].get("root_cause") or group.head["device"] or "its parent"
         shown = group.folded[:FOLDED_SHOWN]
         inner_rows = [_table_row(r, now, selected) for r in shown]
-        if len(group.folded) > len(shown):
-            rest = len(group.folded) - len(shown)
+        if group.folded_total > len(shown):
+            rest = group.folded_total - len(shown)
             inner_rows.append(html.Tr(html.Td(
                 [f"and {rest:,} more behind {cause}: ", dcc.Link("list them on the devices page",
                                                                  href="/devices?status=down")],
                 colSpan=len(TABLE_HEADINGS), className="np-more")))
         inner = html.Table(html.Tbody(inner_rows), className="np-table np-alerts-table np-folded-table")
         rows.append(html.Tr(html.Td(html.Details(
-            [html.Summary(f"{len(group.folded):,} suppressed alert{'s' if len(group.folded) != 1 else ''} "
+            [html.Summary(f"{group.folded_total:,} suppressed alert{'s' if group.folded_total != 1 else ''} "
                           f"of devices behind {cause}", className="np-fold-summary"), inner]),
             colSpan=len(TABLE_HEADINGS)), className="np-fold-row"))
     return rows
@@ -491,7 +491,7 @@ def refresh_table(_n: int, status: str | None, severities: list[str] | None, sit
         return empty, "0", 1, 1, {}, state
     with raw_connection(_engine()) as conn:
         result = alerts.alert_groups(conn, current_org_id(), where, limit=GROUPS_PER_PAGE,
-                                     offset=(page - 1) * GROUPS_PER_PAGE)
+                                     offset=(page - 1) * GROUPS_PER_PAGE, folded_rows=FOLDED_SHOWN)
     pages = max(1, -(-result.total_groups // GROUPS_PER_PAGE))
     word = "in all" if show_all else "open"
     count = f"{result.total_alerts:,} {word}"
