@@ -316,6 +316,9 @@ def run(url: str, repeat: int) -> None:
                                    ).get_json()["data"]["access_token"]
     client = Client(app, token)
     with psycopg.connect(url, autocommit=True) as conn:
+        # The replay plans as the web's connections do (dashboard.app: no parallel workers, no JIT).
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        conn.execute("SET jit = off")
         devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]  # type: ignore[index]
         open_alerts = conn.execute("SELECT count(*) FROM alerts WHERE NOT resolved").fetchone()[0]  # type: ignore[index]
         device_id, site = conn.execute(

@@ -35,7 +35,7 @@ dash.register_page(__name__, path="/sla", title="SLA", name="SLA", order=5, perm
 READ = "metrics:read"   # as GET /api/v1/sla/*
 BY_OPTIONS = (("site", "Site"), ("group", "Group"), ("tag", "Tag"), ("device", "Device"))
 MAX_DEVICE_ROWS = 1000
-MAX_OUTAGES = 200
+MAX_OUTAGES = 50
 
 COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "headerName": "Name", "minWidth": 160, "pinned": "left"},
