@@ -169,7 +169,8 @@ def test_npnoc003_the_grid_filters_and_opens_a_device(noc: NocData, live_server:
 
     # The search box of every page: a device by its address.
     address = next(d.address for d in noc.fleet.devices if d.name == noc.lossy)
-    browser.driver.find_element(By.CSS_SELECTOR, f"#{ids.SEARCH} input").send_keys(address)
+    click(browser, f"#{ids.SEARCH}")
+    browser.driver.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search").send_keys(address)
     click(browser, ".np-search-option")
     WebDriverWait(browser.driver, WAIT_S).until(
         lambda d: urlparse(d.current_url).path == f"/devices/{noc.ids[noc.lossy]}")
