@@ -280,13 +280,8 @@ def run_demo(opts: DemoOptions) -> None:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
             ensure_demo_channels(conn, org_id, sink.url, sink_secret)
             ensure_demo_targets(conn, org_id)
-            opened, still = replay_recent_alerts(conn, org_id, hours=min(REPLAY_HOURS, opts.history_days * 24),
-                                                 step_s=opts.backfill_step_s)
         if added:
             click.echo(f"  alert rules: {', '.join(added)}")
-        if opened:
-            click.echo(f"  alerts: {opened} opened by the scripted incidents of the last hours of history "
-                       f"({still} still open)")
         click.echo(f"  notifications: webhook and Slack channels post to a local sink at {sink.url}; "
                    "what it receives prints here")
         agent = start_local_snmpd(stack, engine, opts.data_dir)
@@ -308,8 +303,11 @@ def run_demo(opts: DemoOptions) -> None:
             database_url=stack.database_url, redis_socket=stack.redis_socket, devices=opts.devices,
             sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s, host=opts.host, port=opts.port,
             worker_threads=opts.worker_threads, icmp_privileged=privileged, icmp_allowed=icmp_ok,
-            incidents=[(str(i.kind), i.device_index, i.start, i.end, i.magnitude) for i in injected])))
-        click.echo("  workers and scheduler: a process of their own (the web server never waits on them)")
+            incidents=[(str(i.kind), i.device_index, i.start, i.end, i.magnitude) for i in injected],
+            org_id=str(org_id), replay_hours=min(REPLAY_HOURS, opts.history_days * 24) if added else 0.0,
+            replay_step_s=opts.backfill_step_s)))
+        click.echo("  workers and scheduler: a process of their own (the web server never waits on them)"
+                   + ("; they first replay the alerts of the last hours of history" if added else ""))
 
         settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
                                  env="development")
