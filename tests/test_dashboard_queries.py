@@ -163,4 +163,4 @@ def test_the_sla_trend_and_the_causes_of_outages(conn: psycopg.Connection, noc: 
     frame = sla.outages(conn, noc.org_id, noc.now - timedelta(minutes=15), noc.now)
     causes = dict(zip(frame["device"].to_list(), sla.outage_causes(conn, noc.org_id, frame), strict=True))
     assert causes[noc.parent] is None and {causes[n] for n in noc.behind} == {noc.parent}
-    assert sla.list_targets(conn, noc.org_id)[0][1:4] == ("all", None, 99.9)
+    assert sla.list_targets(conn, noc.org_id)[0][1:4] == ("all", None, 99.5)

@@ -150,9 +150,9 @@ def inject_demo_incidents(fleet: Any, now: datetime) -> tuple[list[str], list[An
 
 
 def ensure_demo_targets(conn: Any, org_id: Any) -> None:
-    """An availability target for every device (99.9 % a month), so the SLA page has a budget to show."""
+    """An availability target for every device (99.5 % a month), so the SLA page has a budget to show."""
     conn.execute("INSERT INTO sla_targets (organization_id, scope, scope_ref, target_pct, period, severity) "
-                 "VALUES (%s, 'all', NULL, 99.9, 'month', 'warning') ON CONFLICT DO NOTHING", (org_id,))
+                 "VALUES (%s, 'all', NULL, 99.5, 'month', 'warning') ON CONFLICT DO NOTHING", (org_id,))
 
 
 def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
