@@ -13,9 +13,10 @@ table in step, in one transaction per call:
 - **maintenance**: an alert of a device inside a maintenance window (by device, group, site, tag or
   all) is kept, marked suppressed ('maintenance'), and not notified;
 - **routing by severity** (the spec's alert-processing flow): critical is notified at once on
-  every channel of tier 0 of its escalation policy; warning waits for the digest; info is logged
-  only. :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's
-  delay. Every change is written to ``alert_events``.
+  every channel of tier 0 of its escalation policy; warning waits for the digest (to the policy's
+  warning channels, tier 0's unless set); info is logged only (policies: ``analytics.policies``).
+  :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's delay.
+  Every change is written to ``alert_events``.
 
 The engine never sends anything itself: it returns :class:`Notify` requests, which the workers
 hand to the notification actors (so analytics stays free of queues).
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import polars as pl
 import structlog
 from psycopg.rows import dict_row
 
@@ -336,9 +338,20 @@ def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
     return notify
 
 
+def _warning_channels(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[str, ...]]:
+    """Digest channels by policy name: the policy's warning channels, or its tier 0's when it has none
+    set; rules without a policy use the one named 'default'."""
+    out: dict[str | None, tuple[str, ...]] = {}
+    for name, steps, warning in conn.execute("SELECT name, steps, warning_channels FROM escalation_policies "
+                                             "WHERE organization_id = %s", (org_id,)).fetchall():
+        out[name] = tuple(warning) if warning is not None else tuple(steps[0].get("channels", []) if steps else ())
+    out[None] = out.get("default", ())
+    return out
+
+
 def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
-    """Warnings not yet notified, one digest per tier-0 channel set."""
-    policies = _policies(conn, org_id)
+    """Warnings not yet notified, one digest per channel set (each policy's warning channels)."""
+    policies = _warning_channels(conn, org_id)
     rows = conn.execute("""
         SELECT a.id, p.name FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
         LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
@@ -347,8 +360,7 @@ def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
         ORDER BY a.created_at FOR UPDATE OF a""", (org_id,)).fetchall()
     groups: dict[tuple[str, ...], list[uuid.UUID]] = {}
     for alert_id, policy in rows:
-        steps = policies.get(policy, policies[None])
-        channels = tuple(steps[0].get("channels", [])) if steps else ()
+        channels = policies.get(policy, policies[None])
         groups.setdefault(channels, []).append(alert_id)
     notify = []
     for channels, ids in groups.items():
@@ -634,3 +646,49 @@ def opened_per_hour(conn: Any, org_id: uuid.UUID, since: datetime) -> list[tuple
     return [(r[0], r[1], int(r[2])) for r in conn.execute(
         "SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AS hour, severity, count(*) FROM alerts"
         " WHERE organization_id = %s AND created_at >= %s GROUP BY 1, 2", (org_id, since)).fetchall()]
+
+
+# --- alerts of a period as a frame: reports and notebooks -------------------------------------------
+
+ALERT_FRAME_SCHEMA = pl.Schema({
+    "id": pl.String(), "severity": pl.String(), "status": pl.String(), "alert_type": pl.String(),
+    "rule": pl.String(), "device_id": pl.Int32(), "device": pl.String(), "site": pl.String(), "group": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"), "acknowledged_at": pl.Datetime("us", "UTC"),
+    "resolved_at": pl.Datetime("us", "UTC"), "suppressed": pl.Boolean(), "suppressed_reason": pl.String(),
+    "flapping": pl.Boolean(), "occurrences": pl.Int32(), "message": pl.String()})
+
+_ALERT_FRAME = """
+SELECT a.id::text, a.severity, a.status, a.alert_type, coalesce(r.name, a.alert_type), a.device_id, d.name, s.name,
+       g.name, a.created_at, a.acknowledged_at, a.resolved_at, a.suppressed, a.suppressed_reason, a.flapping,
+       a.occurrences, a.message
+FROM alerts a
+LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
+LEFT JOIN sites s ON s.id = d.site_id
+LEFT JOIN device_groups g ON g.id = d.group_id
+LEFT JOIN alert_rules r ON r.id = a.rule_id AND r.organization_id = a.organization_id
+WHERE a.organization_id = %(org)s AND a.created_at >= %(start)s AND a.created_at < %(end)s
+  AND (%(scope)s = 'all'
+       OR (%(scope)s = 'device' AND d.name = %(ref)s)
+       OR (%(scope)s = 'site' AND s.name = %(ref)s)
+       OR (%(scope)s = 'group' AND g.name = %(ref)s)
+       OR (%(scope)s = 'tag' AND EXISTS (SELECT 1 FROM device_tags dt JOIN tags t ON t.id = dt.tag_id
+                                          WHERE dt.device_id = d.id AND t.name = %(ref)s)))
+ORDER BY a.created_at, a.id
+"""
+
+
+def alerts_frame(conn: Any, org_id: uuid.UUID | str, start: datetime, end: datetime, *, scope: str = "all",
+                 ref: str | None = None) -> pl.DataFrame:
+    """The alerts that opened in ``[start, end)`` (``created_at``), oldest first, as ``ALERT_FRAME_SCHEMA``:
+    with their device's name, site and group, the rule's name (``rule``: the alert type when the rule
+    is gone), and when they were acknowledged and resolved (at any time, later ones included).
+    ``scope``/``ref`` keep one device's, group's, site's or tag's alerts; alerts of no device (SLA
+    breaches) are only in scope ``all``."""
+    for name, ts in (("start", start), ("end", end)):
+        if ts.tzinfo is None:
+            raise ValueError(f"{name}={ts!r} is naive: pass a timezone-aware datetime (UTC)")
+    if scope not in ("all", "device", "site", "group", "tag"):
+        raise ValueError(f"scope {scope!r}: use one of all, device, site, group, tag")
+    rows = conn.execute(_ALERT_FRAME, {"org": org_id, "start": start, "end": end, "scope": scope,
+                                       "ref": ref}).fetchall()
+    return pl.DataFrame(rows, schema=ALERT_FRAME_SCHEMA, orient="row")

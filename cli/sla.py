@@ -8,22 +8,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli._common import connection, org_option, table
-from netpulse.errors import NotFound, ValidationError
+from cli._common import connection, org_option, organization, session_scope, table
+from netpulse.csvfile import write_frame
+from netpulse.errors import ValidationError
 from netpulse.timespec import format_time as _iso
 from netpulse.timespec import human_duration as human
 from netpulse.timespec import parse_duration, parse_time
 
-if TYPE_CHECKING:
-    pass
-
-# The same values as analytics.sla (BY, SCOPES), which loads only when a command runs.
+# The same values as analytics.sla (BY, SCOPES, PERIODS) and analytics.rules (SEVERITIES), which load only
+# when a command runs.
 BY_CHOICES = ("device", "group", "site", "tag", "org")
 SCOPE_CHOICES = ("device", "group", "site", "tag", "all")
+PERIOD_CHOICES = ("day", "week", "month", "quarter", "year")
+SEVERITY_CHOICES = ("info", "warning", "critical")
+
+
+def _check_ref(scope: str, ref: str | None) -> None:
+    """--ref goes with every scope but all (checked before anything else, in the options' words)."""
+    if scope == "all" and ref:
+        raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
+    if scope != "all" and not ref:
+        raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
 
 
 def _span(start_text: str | None, end_text: str) -> tuple[datetime, datetime]:
@@ -63,7 +71,8 @@ def sla() -> None:
 @click.option("--by", type=click.Choice(BY_CHOICES), default="device", show_default=True,
               help="One row per device, or time-weighted per group, site, tag or for the organization.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Also write every column (seconds, unrounded) to this CSV file.")
+              help="Also write every column (seconds, unrounded; down_s is device-seconds for several "
+                   "devices) to this CSV file.")
 @org_option
 def report_command(since: str | None, start_text: str | None, end_text: str | None, by: str,
                    csv_path: Path | None, org_slug: str | None) -> None:
@@ -87,27 +96,70 @@ def report_command(since: str | None, start_text: str | None, end_text: str | No
     with connection(org_slug) as (conn, org):
         frame = availability(conn, org.id, start, end, by=by)  # type: ignore[arg-type]
     key = "NAME" if by in ("device", "org") else by.upper()
-    headers = [key, *(["SITE", "GROUP"] if by == "device" else ["DEVICES"]),
-               "AVAILABILITY", "DOWN", "OUTAGES", "MTTR", "MTBF"]
-    rows = [[r["name"] or "(none)", *([r["site"] or "-", r["group"] or "-"] if by == "device" else [str(r["devices"])]),
-             _pct(r["availability_pct"]), human(r["down_s"]), str(r["outages"]), human(r["mttr_s"]),
-             human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
+    single = by == "device"
+    # Down time of several devices is device time: two devices down for an hour are 2.0 device-hours,
+    # which a duration ("2h") would pass off as wall-clock time.
+    headers = [key, *(["SITE", "GROUP"] if single else ["DEVICES"]),
+               "AVAILABILITY", "DOWN" if single else "DOWN (DEVICE-H)", "OUTAGES", "MTTR", "MTBF"]
+    rows = [[r["name"] or "(none)", *([r["site"] or "-", r["group"] or "-"] if single else [str(r["devices"])]),
+             _pct(r["availability_pct"]), human(r["down_s"]) if single else f"{r['down_s'] / 3600:.2f}",
+             str(r["outages"]), human(r["mttr_s"]), human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
     click.echo(f"availability by {by}, {_iso(start)} to {_iso(end)} UTC, worst first")
     click.echo(table(headers, rows) if rows else f"no devices in {org.slug} yet")
+    if rows:
+        click.echo("MTTR: mean length of an outage; MTBF: mean wall-clock time between outages"
+                   + ("" if single else " anywhere in the " + by) + " (neither can exceed the period)")
     if csv_path is not None:
         try:
-            frame.write_csv(csv_path)
+            write_frame(frame, csv_path)
         except OSError as exc:
             raise ValidationError(f"--csv: cannot write {csv_path}: {exc.strerror or exc}",
                                   details={"csv": str(exc)}) from None
         click.echo(f"wrote {frame.height} row(s) to {csv_path}")
 
 
-@sla.command("targets")
+@sla.group("target")
+def target() -> None:
+    """SLA targets: the availability a device, group, site, tag or all devices must reach per period."""
+
+
+@target.command("add")
+@click.option("--scope", required=True, type=click.Choice(SCOPE_CHOICES),
+              help="What the target covers: one device, a group, a site, a tag, or all devices.")
+@click.option("--ref", metavar="NAME", help="The device, group, site or tag name (not with --scope all).")
+@click.option("--target", "target_pct", required=True, metavar="PCT",
+              help="Availability to reach, in percent: 99.9 (above 0, at most 100, four decimals at most).")
+@click.option("--period", type=click.Choice(PERIOD_CHOICES), default="month", show_default=True,
+              help="The calendar period (UTC) the availability is measured over.")
+@click.option("--severity", type=click.Choice(SEVERITY_CHOICES), default="critical", show_default=True,
+              help="Severity of the alert a breach opens.")
+@org_option
+def target_add_command(scope: str, ref: str | None, target_pct: str, period: str, severity: str,
+                       org_slug: str | None) -> None:
+    """Add an SLA target.
+
+    \b
+    Examples:
+      netpulse sla target add --scope all --target 99.9
+      netpulse sla target add --scope site --ref Nairobi --target 99.95 --period quarter
+    """
+    from analytics.sla_targets import add_sla_target, describe_scope, format_pct
+
+    _check_ref(scope, ref)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        added = add_sla_target(session, org.id, scope=scope, ref=ref, target_pct=target_pct, period=period,
+                               severity=severity)
+        summary = (f"added SLA target {added.id} to {org.slug}: {describe_scope(added.scope, added.scope_ref)} "
+                   f"{format_pct(added.target_pct)} per {added.period}, a breach opens a {added.severity} alert")
+    click.echo(summary)
+
+
+@target.command("list")
 @click.option("--at", "at_text", metavar="ISO", help="Evaluate as of this time instead of now, e.g. the last "
                                                     "second of a past month.")
 @org_option
-def targets_command(at_text: str | None, org_slug: str | None) -> None:
+def target_list_command(at_text: str | None, org_slug: str | None) -> None:
     """SLA targets and what each achieved so far in its calendar period (UTC).
 
     BUDGET is the down time still allowed until the period ends (device-minutes for several devices);
@@ -119,7 +171,7 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
     with connection(org_slug) as (conn, org):
         results = evaluate_targets(conn, org.id, now)
     if not results:
-        click.echo(f"no SLA targets in {org.slug} yet")
+        click.echo(f"no SLA targets in {org.slug} yet; add one with `netpulse sla target add`")
         return
     rows = [[str(r.target_id), r.scope, r.scope_ref or "-", r.period, _iso(r.period_start),
              str(r.devices), f"{r.target_pct:g}%", _pct(r.achieved_pct),
@@ -131,28 +183,34 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
     click.echo(f"{len(results)} target(s), {breached} breached")
 
 
+@target.command("remove")
+@click.argument("target_id", metavar="ID", type=int)
+@org_option
+def target_remove_command(target_id: int, org_slug: str | None) -> None:
+    """Remove the SLA target ID (see `sla target list`); its open breach alert is resolved."""
+    from analytics.sla_targets import describe_scope, format_pct, remove_sla_target
+
+    with session_scope() as session:
+        removed, resolved = remove_sla_target(session, organization(session, org_slug).id, target_id)
+        summary = (f"removed SLA target {removed.id}: {describe_scope(removed.scope, removed.scope_ref)} "
+                   f"{format_pct(removed.target_pct)} per {removed.period}")
+    click.echo(summary + ("; resolved its open breach alert" if resolved else ""))
+
+
+@sla.command("targets", hidden=True)
+@click.option("--at", "at_text", metavar="ISO")
+@org_option
+@click.pass_context
+def targets_command(ctx: click.Context, at_text: str | None, org_slug: str | None) -> None:
+    """Renamed: `netpulse sla target list`."""
+    click.echo("note: `netpulse sla targets` is now `netpulse sla target list`", err=True)
+    ctx.invoke(target_list_command, at_text=at_text, org_slug=org_slug)
+
+
 # --------------------------------------------------------------------------------------------------
 @click.group()
 def maintenance() -> None:
     """Maintenance windows: time that counts neither as monitored nor as down in availability and SLAs."""
-
-
-def _resolve_ref(conn: Any, org_id: Any, scope: str, ref: str) -> str:
-    """The exact name the window will match: a device by name; a group, site or tag by name or slug."""
-    from netpulse.inventory import slugify
-
-    if scope == "device":
-        row = conn.execute("SELECT name FROM devices WHERE organization_id = %s AND name = %s",
-                           (org_id, ref)).fetchone()
-    else:
-        table = {"group": "device_groups", "site": "sites", "tag": "tags"}[scope]
-        row = conn.execute(f"SELECT name FROM {table} WHERE organization_id = %s AND (name = %s OR slug = %s)"
-                           " ORDER BY name = %s DESC, id LIMIT 1", (org_id, ref, slugify(ref), ref)).fetchone()
-    if row is None:
-        raise NotFound(f"no {scope} named {ref!r} in this organization; check --ref (names are exact"
-                       f"{'' if scope == 'device' else ', slugs also match'})", details={"ref": ref},
-                       code=f"{scope.upper()}_NOT_FOUND")
-    return str(row[0])
 
 
 @maintenance.command("add")
@@ -173,13 +231,15 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
       netpulse maintenance add --scope site --ref Nairobi --from 2026-12-01T22:00Z --to 2026-12-02T02:00Z \\
         --reason "core upgrade"
     """
-    if scope == "all" and ref:
-        raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
-    if scope != "all" and not ref:
-        raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
+    from netpulse.inventory.scopes import resolve_scope_ref
+
+    _check_ref(scope, ref)
     start, end = _span(start_text, end_text)
-    with connection(org_slug) as (conn, org):
-        name = _resolve_ref(conn, org.id, scope, ref) if ref else None
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        name = resolve_scope_ref(session, org.id, scope, ref)
+        conn = session.connection().connection.driver_connection
+        assert conn is not None
         row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at,"
                            " reason) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                            (org.id, scope, name, start, end, reason)).fetchone()

@@ -24,7 +24,13 @@ import polars as pl
 import psycopg
 import structlog
 from flask import Blueprint, Flask, current_app, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import (
+    get_jwt,
+    get_jwt_request_location,
+    set_access_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -32,13 +38,22 @@ from werkzeug.wrappers import Response
 
 from analytics import alerts, sla
 from analytics.fleet import fleet_summary
-from dashboard import envelope
-from dashboard.auth import API_PREFIX, current_org_id, issue_access_token, role_allows, sessionmaker_of
+from dashboard import auth, envelope
+from dashboard.auth import API_PREFIX, current_org_id, current_user, issue_access_token, role_allows, sessionmaker_of
 from netpulse import inventory
 from netpulse.db import raw_connection
-from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, NotFound, ValidationError
-from netpulse.schema import Device
-from netpulse.users import authenticate
+from netpulse.errors import (
+    InsufficientPermissions,
+    InvalidCredentials,
+    NetPulseError,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    ValidationError,
+)
+from netpulse.probe_status import ProbeState, probe_states
+from netpulse.schema import Device, User
+from netpulse.users import change_password
 
 __all__ = ["bp", "init_api", "require_permission", "InvalidCredentials", "InsufficientPermissions",
            "DEFAULT_PER_PAGE", "MAX_PER_PAGE"]
@@ -61,7 +76,7 @@ def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             verify_jwt_in_request()
-            role = str(get_jwt().get("role", ""))
+            role = current_user().role  # as the user is now, not as the token was issued
             if not role_allows(role, permission):
                 raise InsufficientPermissions(
                     f"role {role!r} lacks the {permission} permission",
@@ -81,8 +96,9 @@ def _ref(obj: Any) -> dict[str, Any] | None:
     return {"id": obj.id, "name": obj.name} if obj is not None else None
 
 
-def _device_json(d: Device) -> dict[str, Any]:
-    """The public view of a device (no SNMP secrets)."""
+def _device_json(d: Device, probes: list[ProbeState] | None = None) -> dict[str, Any]:
+    """The public view of a device (no SNMP secrets), with the latest state and last error of each of
+    its probes (``netpulse.probe_status``)."""
     return {
         "id": d.id, "name": d.name, "address": d.address,
         "ip_address": str(d.ip_address) if d.ip_address is not None else None,
@@ -93,6 +109,7 @@ def _device_json(d: Device) -> dict[str, Any]:
         "tags": sorted(t.name for t in d.tags),
         "probe_enabled": d.probe_enabled, "simulated": d.simulated, "description": d.description,
         "created_at": _iso(d.created_at),
+        "probes": [p.as_dict() for p in probes or []],
     }
 
 
@@ -150,27 +167,63 @@ def _time_arg(name: str, errors: dict[str, str]) -> datetime | None:
 
 # --- routes ----------------------------------------------------------------------------------------
 
-@bp.post("/auth/login")
-def login() -> Response:
+def _json_fields(*names: str) -> dict[str, str]:
+    """The named string fields of a JSON object body; 422 naming what is missing or malformed."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ValidationError("send a JSON object with email and password", code="INVALID_INPUT",
+        raise ValidationError(f"send a JSON object with {' and '.join(names)}", code="INVALID_INPUT",
                               details={"body": "expected a JSON object"})
-    missing = {f: "required" for f in ("email", "password") if not isinstance(body.get(f), str) or not body[f]}
+    missing = {f: "required" for f in names if not isinstance(body.get(f), str) or not body[f]}
     if missing:
         raise ValidationError(f"missing: {', '.join(missing)}", code="MISSING_REQUIRED_FIELD", details=missing)
+    return {f: str(body[f]) for f in names}
+
+
+def _token_data(token: str, user: dict[str, str]) -> dict[str, Any]:
+    return {"access_token": token, "token_type": "Bearer",
+            "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()), "user": user}
+
+
+@bp.post("/auth/login")
+def login() -> Response:
+    """Body ``{"email", "password"}``: a bearer token. 429 with Retry-After past the login limit (per user
+    and per address), the same for unknown users; 503 when the database or Redis does not answer."""
+    fields = _json_fields("email", "password")
+    result = auth.login(fields["email"], fields["password"])
+    return envelope.success(_token_data(result.token, result.user))
+
+
+@bp.post("/auth/logout")
+def logout() -> Response:
+    """End every session of the signed-in user (bearer and cookie tokens alike)."""
+    verify_jwt_in_request()
+    auth.sign_out(auth.current_user_id())
+    response = envelope.success({"signed_out": True})
+    if get_jwt_request_location() == "cookies":
+        unset_jwt_cookies(response)
+    return response
+
+
+@bp.post("/auth/password")
+def password() -> Response:
+    """Body ``{"current_password", "new_password"}``: every earlier token of the user stops working; the
+    answer carries a new one (and renews the cookie of a browser session)."""
+    verify_jwt_in_request()
+    fields = _json_fields("current_password", "new_password")
+    user_id = auth.current_user_id()
+    auth.throttle(auth.current_user().email)  # checking the current password is a login attempt too
     with _session() as session, session.begin():
-        user = authenticate(session, body["email"], body["password"])
+        user = session.get(User, user_id)
         if user is None:
-            raise InvalidCredentials("Invalid email or password")
+            raise InvalidCredentials("your user no longer exists: sign in again", code="INVALID_TOKEN")
+        change_password(session, user, fields["current_password"], fields["new_password"])
         token = issue_access_token(user)
-        data = {
-            "access_token": token, "token_type": "Bearer",
-            "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
-            "user": {"id": str(user.id), "email": user.email, "role": user.role,
-                     "organization_id": str(user.organization_id)},
-        }
-    return envelope.success(data)
+        data = _token_data(token, {"id": str(user.id), "email": user.email, "role": user.role,
+                                   "organization_id": str(user.organization_id)})
+    response = envelope.success(data)  # the cached state went with the commit (netpulse.tokens.use_state_cache)
+    if get_jwt_request_location() == "cookies":
+        set_access_cookies(response, token)
+    return response
 
 
 @bp.get("/devices")
@@ -189,7 +242,8 @@ def list_devices() -> Response:
             session, current_org_id(), site=arg("site") or None, group=arg("group") or None,
             tag=arg("tag") or None, oper_status=arg("oper_status") or None, search=arg("search") or None,
             limit=per_page, offset=(page - 1) * per_page)
-        data = [_device_json(d) for d in devices]
+        probes = probe_states(session, current_org_id(), [d.id for d in devices])
+        data = [_device_json(d, probes.get(d.id)) for d in devices]
     return envelope.success(data, pagination=envelope.pagination(page, per_page, total))
 
 
@@ -197,7 +251,8 @@ def list_devices() -> Response:
 @require_permission("device:read")
 def get_device(device_id: int) -> Response:
     with _session() as session:
-        data = _device_json(inventory.get_device(session, current_org_id(), device_id))  # 404 DEVICE_NOT_FOUND
+        device = inventory.get_device(session, current_org_id(), device_id)  # 404 DEVICE_NOT_FOUND
+        data = _device_json(device, probe_states(session, current_org_id(), [device.id]).get(device.id))
     return envelope.success(data)
 
 
@@ -416,7 +471,12 @@ def _netpulse_error(exc: NetPulseError) -> Response | tuple[str, int]:
         log.error("netpulse.dashboard.error", code=exc.code, message=exc.message, path=request.path)
     if not request.path.startswith(API_PREFIX):
         return exc.message, exc.status
-    return envelope.failure(exc.code, exc.message, exc.status, exc.details)
+    response = envelope.failure(exc.code, exc.message, exc.status, exc.details)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(auth.UNAVAILABLE_RETRY_S)
+    return response
 
 
 def _unknown_route(path: str = "") -> Response:

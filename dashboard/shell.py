@@ -103,7 +103,8 @@ def _range_controls() -> html.Div:
 
 def layout() -> html.Div:
     """The app layout: navbar (with the global controls) over the current page."""
-    email = str(current_claims().get("email", ""))
+    claims = current_claims()
+    email, csrf = str(claims.get("email", "")), str(claims.get("csrf", ""))
     navbar = dbc.Navbar(
         dbc.Container(
             [
@@ -121,9 +122,13 @@ def layout() -> html.Div:
                         dbc.Button("Wall", id=ids.WALL, size="sm", color="secondary", outline=True,
                                    title="Wall mode: no chrome, large tiles (Esc or the corner button leaves it)"),
                         html.Span(email, id=ids.NAV_USER, className="np-user"),
-                        # A plain link: /logout is a Flask route, not a Dash page.
-                        html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
-                               className="btn btn-sm btn-outline-secondary"),
+                        # A plain form: /logout is a Flask route, not a Dash page, and signing out
+                        # changes state, so it is a POST carrying the token's CSRF value (a submit
+                        # button sends its own name and value).
+                        html.Form(
+                            html.Button("Sign out", id=ids.NAV_LOGOUT, type="submit", name="csrf_token", value=csrf,
+                                        className="btn btn-sm btn-outline-secondary"),
+                            method="POST", action="/logout", className="m-0"),
                     ],
                     className="d-flex align-items-center gap-2 np-nav-tools",
                 ),

@@ -10,14 +10,22 @@ One transaction per batch, all or nothing:
    the ``metrics_1m/1h/1d`` views until the rollup job materializes them; rows that arrive behind
    the watermark (late probes, backfills) are folded here into the ``*_mat`` tables as mergeable
    aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
-   the job cannot move it between the two (netpulse.rollups). TimescaleDB maintains its
-   continuous aggregates itself.
+   the job cannot move it between the two (netpulse.rollups). TimescaleDB keeps its continuous
+   aggregates with refresh policies and real-time aggregation; rows that arrive after a policy may
+   have materialized their bucket (older than ``LATE``) would stay out of the aggregates until a
+   refresh covers them, so after such a batch commits the loader refreshes from their day on
+   (:func:`netpulse.storage.refresh_rollups`; autocommit connections only, best effort: a failed
+   refresh is logged and left to the policies).
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
+4. Probe outcomes (netpulse.probe_status): each probe's latest result and last error. A probe that
+   starts failing, fails differently or recovers is logged once, after the commit (a warning for a
+   failure, so a wrong SNMP password shows in the worker's log at the default level).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,10 +39,12 @@ from ingest.rollup import LEVELS, aggregate
 from ingest.rows import MetricRows, to_micros
 from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
+from netpulse import probe_status
 from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
+from netpulse.probe_status import Change, ProbeOutcome
 from netpulse.rollups import merge_cte, watermark
-from netpulse.storage import ensure_partitions
+from netpulse.storage import ensure_partitions, refresh_rollups
 
 log = structlog.get_logger("netpulse.ingest.loader")
 
@@ -87,7 +97,8 @@ ins AS (
 # Times travel as epoch microseconds (bigint) both ways: no datetime object per device and value.
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
 _LOCK_DEVICES = f"""
-SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')}
+SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')},
+       loss_streak, clean_streak, quality
 FROM devices WHERE id = ANY(%s::integer[]) ORDER BY id FOR NO KEY UPDATE
 """
 _TS = "'epoch'::timestamptz + {0} * interval '1 microsecond'"
@@ -99,11 +110,13 @@ UPDATE devices d SET
     fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
     last_checked = {_TS.format('v.checked')},
     last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')}),
+    loss_streak = v.loss_streak, clean_streak = v.clean_streak, quality = v.quality,
     last_rtt_ms = coalesce(v.rtt, d.last_rtt_ms),
     last_loss_pct = coalesce(v.loss, d.last_loss_pct)
 FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
-            %s::bigint[], %s::bigint[], %s::real[], %s::real[])
-     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, rtt, loss)
+            %s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::text[], %s::real[], %s::real[])
+     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, loss_streak, clean_streak,
+          quality, rtt, loss)
 WHERE d.id = v.device_id
 """
 
@@ -162,6 +175,9 @@ class Loader:
     """
 
     MAX_ATTEMPTS = 3  # deadlocks between concurrent loaders are retried whole
+    # TimescaleDB: a refresh policy materializes a minute bucket one minute after it ended at the
+    # earliest; rows older than this (with room for clock skew) may land in a materialized bucket.
+    LATE = timedelta(seconds=30)
 
     def __init__(self, variant: Variant | None = None, hysteresis: Hysteresis | None = None):
         self._variant = variant
@@ -173,8 +189,10 @@ class Loader:
             self._variant = storage_variant(conn)
         return self._variant
 
-    def load(self, conn: psycopg.Connection, rows: MetricRows, *, status: bool = True) -> LoadResult:
-        """Store one batch. Safe to call again with the same rows: nothing is added twice.
+    def load(self, conn: psycopg.Connection, rows: MetricRows,
+             outcomes: Sequence[ProbeOutcome] = (), *, status: bool = True) -> LoadResult:
+        """Store one batch and its probe outcomes. Safe to call again with the same batch: nothing
+        is added twice, and the outcomes' states do not move.
 
         ``status=False`` stores the rows (and rollups) without moving device status on: for batches
         loaded out of time order (a parallel backfill), whose status goes through :meth:`update_status`
@@ -186,22 +204,27 @@ class Loader:
             rows = MetricRows(rows.time_us[finite], rows.device_id[finite], rows.metric_id[finite],
                               rows.ifindex[finite], rows.value[finite])
         rejected = received - len(rows)
-        if len(rows) == 0:
+        if len(rows) == 0 and not outcomes:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
-        payload = copy_binary.encode(rows)
-        probed = status_devices(rows) if status else []
+        payload = copy_binary.encode(rows) if len(rows) else b""
+        probed = status_devices(rows) if len(rows) and status else []
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
-            if variant == "postgres":
+            if variant == "postgres" and len(rows):
                 self._ensure_partitions(conn, rows)
             try:
+                inserted = updated = 0
                 with conn.transaction():
-                    # Shared lock: the rollup job cannot move the watermark under this batch.
-                    w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
-                    inserted = self._copy_direct(conn, rows, payload, variant, w)
-                    if inserted is None:
-                        inserted = self._insert_new_only(conn, payload, variant, w)
-                    updated = self._update_status(conn, rows, probed)
+                    if len(rows):
+                        # Shared lock: the rollup job cannot move the watermark under this batch.
+                        w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
+                        found = self._copy_direct(conn, rows, payload, variant, w)
+                        inserted = found if found is not None else self._insert_new_only(conn, payload, variant, w)
+                        updated = self._update_status(conn, rows, probed)
+                    changes = probe_status.record(conn, outcomes) if outcomes else []
+                _log_changes(changes)
+                if variant == "timescale" and inserted:
+                    self._refresh_after_late_rows(conn, rows)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
@@ -219,6 +242,17 @@ class Loader:
         transaction; the rows themselves are not stored. Returns the devices updated."""
         with conn.transaction():
             return self._update_status(conn, rows, status_devices(rows))
+
+    def _refresh_after_late_rows(self, conn: psycopg.Connection, rows: MetricRows) -> None:
+        oldest = datetime.fromtimestamp(int(rows.time_us.min()) / 1e6, UTC)
+        in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        if not conn.autocommit or in_transaction or oldest >= datetime.now(UTC) - self.LATE:
+            return
+        try:
+            refresh_rollups(conn, oldest, datetime.now(UTC) + timedelta(days=1), variant="timescale")
+        except psycopg.Error as exc:
+            log.warning("netpulse.ingest.rollup_refresh_failed", oldest=oldest.isoformat(),
+                        error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
                      variant: Variant, w: datetime | None) -> int | None:
@@ -278,8 +312,7 @@ class Loader:
         rows are locked in id order, so concurrent batches for one device take turns."""
         if not probed:
             return 0
-        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], r[4], r[5])
-                  for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
+        states = {r[0]: DeviceState(*r) for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
         result = apply_status(rows, states, self.hysteresis)
         if not result.updates:
             return 0
@@ -288,7 +321,9 @@ class Loader:
         conn.execute(_UPDATE_STATUS, (
             _array(devices), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
             _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
-            _array([x.streak_since_us for x in u]), _array(checked), _array([x.last_seen_us for x in u]),
+            _array([x.streak_since_us for x in u]), _array(checked),
+            _array([x.last_seen_us for x in u]), _array([x.loss_streak for x in u]),
+            _array([x.clean_streak for x in u]), _words([x.quality for x in u]),
             _array(_at(rows, MetricKind.ICMP_RTT_MS, devices, checked)),
             _array(_at(rows, MetricKind.ICMP_LOSS_PCT, devices, checked))))
         if result.events:
@@ -307,3 +342,16 @@ class Loader:
         ensure_partitions(conn, datetime(first.year, first.month, first.day, tzinfo=UTC),
                           datetime(last.year, last.month, last.day, tzinfo=UTC))
         self._known_days |= days
+
+
+def _log_changes(changes: Sequence[Change]) -> None:
+    """Once per change of a probe's state: failing at warning (with the agent's words), recovered at info."""
+    for c in changes:
+        where = {"device_id": c.device_id, "device": c.device, "probe": c.kind}
+        if c.check_id:
+            where["check_id"] = c.check_id
+        if c.recovered:
+            log.info("netpulse.ingest.probe_recovered", **where, last_error=c.previous_error)
+        else:
+            log.warning("netpulse.ingest.probe_failing", **where, error=c.error, detail=c.detail,
+                        previous_error=c.previous_error)

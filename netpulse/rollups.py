@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from netpulse.migrations import storage_variant
-from netpulse.storage import ensure_partitions
+from netpulse.storage import ensure_partitions, refresh_rollups
 
 MAT_TABLES = ("metrics_1m_mat", "metrics_1h_mat", "metrics_1d_mat")
 _BUCKET_OF_MINUTE = {"metrics_1m_mat": "bucket", "metrics_1h_mat": "date_trunc('hour', bucket)",
@@ -125,3 +125,37 @@ def advance_all(conn: psycopg.Connection, now: datetime, **kwargs: object) -> li
         reports.append(report)
         if report.start is None or report.start == report.end:
             return reports
+
+
+def materialize(conn: psycopg.Connection, until: datetime) -> None:
+    """Materialize the rollups of every row before ``until``, whichever the variant: the rollup job's
+    catch-up on plain PostgreSQL, a refresh of the continuous aggregates on TimescaleDB (up to their
+    last complete bucket but one). Reads give the same answers before and after; this only moves
+    work from read time to now (after a backfill, say). ``conn`` must be in autocommit mode."""
+    if storage_variant(conn) == "postgres":
+        advance_all(conn, until, grace=timedelta(0))
+    else:
+        refresh_rollups(conn, None, until, variant="timescale")
+
+
+# TimescaleDB: the minute aggregate's refresh job; its last successful run materialized up to one
+# bucket (its end_offset, a minute) short of when it ran.
+_TIMESCALE_LAST_REFRESH = """
+SELECT max(s.last_successful_finish) FROM timescaledb_information.continuous_aggregates c
+JOIN timescaledb_information.jobs j ON j.hypertable_schema = c.materialization_hypertable_schema
+     AND j.hypertable_name = c.materialization_hypertable_name
+JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
+WHERE c.view_name = 'metrics_1m'
+"""
+
+
+def lag_seconds(conn: psycopg.Connection) -> float | None:
+    """How far the minute rollup is behind now, in seconds: now - W on plain PostgreSQL; on
+    TimescaleDB, since the minute aggregate's refresh last succeeded, plus its one-minute end offset.
+    None before anything was materialized. Two small reads; cheap enough for every scrape."""
+    if storage_variant(conn) == "postgres":
+        row = conn.execute("SELECT extract(epoch FROM now() - materialized_until) FROM rollup_watermark "
+                           "WHERE isfinite(materialized_until)").fetchone()
+    else:
+        row = conn.execute(f"SELECT extract(epoch FROM now() - ({_TIMESCALE_LAST_REFRESH})) + 60").fetchone()
+    return float(row[0]) if row and row[0] is not None else None

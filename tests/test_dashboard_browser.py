@@ -36,7 +36,7 @@ from netpulse.db import make_engine, make_sessionmaker
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from netpulse.users import create_organization, create_user
-from tests.conftest import CI
+from tests.conftest import CI, REDIS_URL
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +69,8 @@ def chrome_options() -> Options:
 def live_server(db_url: str) -> Iterator[str]:
     """The real app on 127.0.0.1:<free port>, served from a thread for the whole module."""
     engine = make_engine(db_url, pool_size=4, max_overflow=4)
-    app = create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+    app = create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                     engine=engine)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dash-test-server", daemon=True)
@@ -96,8 +97,10 @@ def module_browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def browser(module_browser: Browser) -> Iterator[Browser]:
-    """The module's browser, signed out and on a blank page after each test."""
+def browser(module_browser: Browser, redis_url: str) -> Iterator[Browser]:
+    """The module's browser, signed out and on a blank page after each test. ``redis_url`` empties Redis
+    around each test: every test signs in from 127.0.0.1, and the login limit (5 a minute per address)
+    must not count the sign-ins of the tests before it."""
     yield module_browser
     driver: WebDriver = module_browser.driver
     driver.delete_all_cookies()  # of the page's site: sign out before leaving it
@@ -182,7 +185,7 @@ def load_like_live(db: psycopg.Connection, rows: MetricRows) -> None:
     rows = MetricRows(rows.time_us[order], rows.device_id[order], rows.metric_id[order], rows.ifindex[order],
                       rows.value[order])
     starts = np.flatnonzero(np.diff(rows.time_us, prepend=-1))
-    loader = Loader(hysteresis=Hysteresis(down_after=1))  # one unanswered probe shows as down on the page
+    loader = Loader(hysteresis=Hysteresis(down_after=1, degraded_after=1))  # one probe shows on the page
     for a, b in zip(starts, [*starts[1:], len(rows)], strict=True):
         loader.load(db, rows.slice(int(a), int(b)))
 

@@ -202,3 +202,20 @@ def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connecti
     # Each device was sent once per tick that ran; its missed slots were counted, not sent.
     assert sched.stats.devices == 20 * len(sched_ticks)
     assert sched.stats.late_probes >= 20
+
+
+def test_a_worker_can_answer_for_a_simulated_fleet() -> None:
+    """``netpulse worker --simulated-fleet`` (load tests): the same seeded network the devices came from."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from cli.ops import _fleet
+
+    fleet = _fleet("devices=40,sites=2,seed=7,interval=30")
+    assert isinstance(fleet, Fleet)
+    assert [d.name for d in fleet.devices] == [d.name for d in Fleet(n_devices=40, n_sites=2, seed=7,
+                                                                       interval_s=30).devices]
+    for bad, words in [("devices=ten", "is not one of"), ("colour=3", "is not one of"),
+                       ("devices=0", "n_devices=0")]:
+        result = CliRunner().invoke(main, ["worker", "--simulated-fleet", bad])
+        assert result.exit_code == 1 and words in result.stderr and "Traceback" not in result.output

@@ -161,13 +161,16 @@ def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> 
     from psycopg.types.json import Jsonb
 
     from analytics.notify.channels import validate_config
+    from netpulse.crypto import encrypt
+    from netpulse.schema import map_config_secrets
 
     for name, kind, config in (("demo-webhook", "webhook", {"url": f"{sink_url}/webhook", "secret": secret}),
                                ("demo-slack", "slack", {"url": f"{sink_url}/slack"})):
+        stored = map_config_secrets(validate_config(kind, config), encrypt)  # raw SQL: encrypt here, as the ORM would
         conn.execute("INSERT INTO notification_channels (organization_id, name, kind, config, rate_limit_per_minute) "
                      "VALUES (%s, %s, %s, %s, 30) ON CONFLICT (organization_id, name) DO UPDATE SET "
                      "config = EXCLUDED.config, kind = EXCLUDED.kind",
-                     (org_id, name, kind, Jsonb(validate_config(kind, config))))
+                     (org_id, name, kind, Jsonb(stored)))
     steps = [{"after_s": 0, "channels": ["demo-webhook", "demo-slack"]}, {"after_s": 600, "channels": ["demo-webhook"]}]
     conn.execute("INSERT INTO escalation_policies (organization_id, name, steps, digest_every_s) "
                  "VALUES (%s, 'default', %s, 900) ON CONFLICT (organization_id, name) DO NOTHING",
@@ -201,6 +204,7 @@ def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
     loopback port, and the localhost device polled through it. Returns the agent or None."""
     from cli.demo.snmpd import LocalAgent, find_snmpd
+    from netpulse.crypto import encrypt
     from netpulse.errors import NetPulseError
 
     if find_snmpd() is None:
@@ -217,7 +221,7 @@ def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     with engine.begin() as c:
         c.execute(text("UPDATE devices SET snmp_version = '2c', snmp_port = :p, snmp_community = :c "
                        "WHERE name = :n AND NOT simulated"),
-                  {"p": agent.port, "c": agent.community, "n": LOCALHOST_NAME})
+                  {"p": agent.port, "c": encrypt(agent.community), "n": LOCALHOST_NAME})
     click.echo(f"  SNMP: localhost polled through a private snmpd on udp/127.0.0.1:{agent.port}")
     return agent
 
@@ -227,9 +231,12 @@ def run_demo(opts: DemoOptions) -> None:
     from dashboard.app import create_app
     from ingest.icmp import icmp_permitted
     from ingest.simulator import Fleet
+    from netpulse import crypto
     from netpulse.config import load_settings
-    from netpulse.db import make_engine, make_sessionmaker
+    from netpulse.db import connect, make_engine, make_sessionmaker
     from netpulse.migrations import migrate
+    from netpulse.rekey import plaintext_count, rekey
+    from workers import broker as broker_mod
 
     t_start = time.monotonic()
     click.echo(f"NetPulse demo: data in {opts.data_dir}")
@@ -241,6 +248,12 @@ def run_demo(opts: DemoOptions) -> None:
         click.echo(f"  embedded PostgreSQL and Redis up ({time.monotonic() - t_start:.1f} s)")
         variant, applied = migrate(stack.database_url, requested="postgres")
         click.echo(f"  schema: {len(applied)} migration(s) applied, storage variant {variant}")
+        settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
+                                 env="development")
+        crypto.use_keyring(settings.keyring())
+        with connect(stack.database_url, autocommit=True) as conn:
+            if plaintext_count(conn):  # a data dir from before secrets were encrypted
+                rekey(conn, settings.keyring(), rotate=False)
         password = stack.secret("demo-password")
         engine = make_engine(stack.database_url)
         fleet = Fleet(n_devices=opts.devices, n_sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s)
@@ -270,7 +283,6 @@ def run_demo(opts: DemoOptions) -> None:
 
         from analytics.notify.webhook import verify
         from cli.demo.notify_sink import NotificationSink
-        from netpulse.db import connect
 
         sink_secret = stack.secret("webhook-secret")
         sink = NotificationSink(echo=click.echo, verify=lambda body, ts, sig: verify(sink_secret, body, ts, sig))
@@ -300,18 +312,22 @@ def run_demo(opts: DemoOptions) -> None:
         from cli.demo.workers import WorkerPlan, start_workers
 
         stoppers.append(start_workers(WorkerPlan(
-            database_url=stack.database_url, redis_socket=stack.redis_socket, devices=opts.devices,
-            sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s, host=opts.host, port=opts.port,
-            worker_threads=opts.worker_threads, icmp_privileged=privileged, icmp_allowed=icmp_ok,
+            database_url=stack.database_url, redis_socket=stack.redis_socket, secret_key=settings.secret_key or "",
+            devices=opts.devices, sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s, host=opts.host,
+            port=opts.port, worker_threads=opts.worker_threads, icmp_privileged=privileged, icmp_allowed=icmp_ok,
             incidents=[(str(i.kind), i.device_index, i.start, i.end, i.magnitude) for i in injected],
             org_id=str(org_id), replay_hours=min(REPLAY_HOURS, opts.history_days * 24) if added else 0.0,
             replay_step_s=opts.backfill_step_s)))
         click.echo("  workers and scheduler: a process of their own (the web server never waits on them)"
                    + ("; they first replay the alerts of the last hours of history" if added else ""))
+        # The web process only reads the queues' depths (for /health and /metrics): a broker, no worker.
+        broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
 
-        settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
-                                 env="development")
-        app = create_app(settings, engine=engine)
+        from workers.queues import queue_check, queue_depths
+
+        app = create_app(settings, engine=engine, redis_client=stack.redis,
+                         queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+                         checks=[queue_check(broker, settings.health_max_queue_depth)])
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)

@@ -29,6 +29,7 @@ class WorkerPlan:
 
     database_url: str
     redis_socket: str
+    secret_key: str                  # the web's: the keyring that decrypts channel secrets derives from it
     devices: int
     sites: int
     seed: int
@@ -57,14 +58,21 @@ def _run(plan: WorkerPlan, stop: Any) -> None:
     from dramatiq import Worker
 
     from ingest.simulator import Fleet, IncidentKind
+    from netpulse import crypto
     from netpulse.config import load_settings
     from workers import broker as broker_mod
     from workers import notify as notify_worker
+    from workers import reports as report_worker
     from workers import runtime
     from workers.actors import advance_rollups, maintain_storage, probe_batch
     from workers.alerting import check_sla, evaluate_alerts, send_digests
     from workers.anomaly import score_anomalies
+    from workers.reports import schedule_reports
     from workers.scheduler import Scheduler
+
+    settings = load_settings(database_url=plan.database_url, secret_key=plan.secret_key, env="development",
+                             http_host=plan.host, http_port=plan.port)
+    crypto.use_keyring(settings.keyring())
 
     fleet = Fleet(n_devices=plan.devices, n_sites=plan.sites, seed=plan.seed, interval_s=plan.interval_s)
     for kind, index, start, end, magnitude in plan.incidents:
@@ -76,8 +84,8 @@ def _run(plan: WorkerPlan, stop: Any) -> None:
         plan.database_url, fleet=fleet, icmp_privileged=plan.icmp_privileged, icmp_allowed=plan.icmp_allowed,
         tcp_fallback_port=plan.port, resolve_ttl_s=plan.interval_s, redis=client))
     broker = broker_mod.install(broker_mod.make_broker(client=client))
-    notify_worker.configure(load_settings(database_url=plan.database_url, env="development", http_host=plan.host,
-                                          http_port=plan.port))
+    notify_worker.configure(settings)
+    report_worker.configure(settings)
     worker = Worker(broker, worker_threads=plan.worker_threads, worker_timeout=200)
     worker.start()
     maintain_storage.send()
@@ -85,8 +93,8 @@ def _run(plan: WorkerPlan, stop: Any) -> None:
     scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
                           periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                     (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                    (900, score_anomalies.send)],
-                          interval_s=plan.interval_s, leases=rt.leases)
+                                    (900, score_anomalies.send), (60, schedule_reports.send)],
+                          interval_s=plan.interval_s, leases=rt.leases, telemetry=rt.telemetry)
     thread = threading.Thread(target=scheduler.run, args=(halt,), name="scheduler", daemon=True)
     thread.start()
     try:

@@ -99,15 +99,14 @@ def layout(by: str | None = None, **_query: Any) -> html.Div:
 
 
 def _targets(conn: Any) -> dict[tuple[str, str | None], float]:
-    return {(scope, ref): pct for _, scope, ref, pct, _, _ in sla.list_targets(conn, current_org_id())}
+    return {(t.scope, t.scope_ref): t.target_pct for t in sla.list_targets(conn, current_org_id())}
 
 
-def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any], sla.PeriodReport]:
+def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any], sla.Availability]:
     """The availability rows with their target, state and error budget, the organization's totals, and
-    the period's report they come from (one read of the status history)."""
-    org = current_org_id()
-    report = sla.period_report(conn, org, window.start, window.end, by=by, step=_step(window.span))  # type: ignore[arg-type]
-    frame, total = report.availability, report.total
+    the period's figures they come from (one read of the status history, outages with their causes)."""
+    figures = sla.availability_over(conn, current_org_id(), window.start, window.end)
+    frame, total = figures.by(by), figures.by("org").row(0, named=True)  # type: ignore[arg-type]
     targets = _targets(conn)
     default = targets.get(("all", None))
     scope = "device" if by == "device" else by
@@ -126,7 +125,7 @@ def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, d
     summary = {**total, "target": default,
                "budget_min": None if default is None else
                ((1 - default / 100) * total["monitored_s"] - total["down_s"]) / 60}
-    return out, summary, report
+    return out, summary, figures
 
 
 def _kpi(label: str, value: str, sub: str, accent: str) -> dbc.Col:
@@ -149,12 +148,12 @@ def refresh(by: str | None, state: dict[str, Any] | None, _n: int) -> tuple[Any,
     by = by if by in dict(BY_OPTIONS) else "site"
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
-        frame, total, report = table(conn, by, window)
-        recent = report.outages.sort("start", descending=True).head(MAX_OUTAGES)
-        causes = sla.outage_causes(conn, current_org_id(), recent)
+        frame, total, figures = table(conn, by, window)
+    recent = figures.outage_list.sort("start", descending=True).head(MAX_OUTAGES)
     rows = frame.head(MAX_DEVICE_ROWS).to_dicts() if frame.height else []
-    return (rows, _summary(total, window), _trend_figure(report.trend, total["target"], window),
-            _outages(recent, causes), {"by": by})
+    daily = sla.trend(figures, window.start, window.end, _step(window.span))
+    return (rows, _summary(total, window), _trend_figure(daily, total["target"], window), _outages(recent),
+            {"by": by})
 
 
 def _summary(total: dict[str, Any], window: timerange.Window) -> dbc.Row:
@@ -193,11 +192,12 @@ def _trend_figure(trend: pl.DataFrame, target: float | None, window: timerange.W
                   uirevision="sla-trend")
 
 
-def _outages(frame: pl.DataFrame, causes: list[str | None]) -> Any:
+def _outages(frame: pl.DataFrame) -> Any:
     if frame.is_empty():
         return html.Div("No outages in this range.", className="np-muted")
     rows = []
-    for r, cause in zip(frame.iter_rows(named=True), causes, strict=True):
+    for r in frame.iter_rows(named=True):
+        cause = r["cause_device"]
         rows.append(html.Tr([
             html.Td(dcc.Link(r["device"], href=f"/devices/{r['device_id']}", className="np-device")),
             html.Td(r["start"].astimezone(UTC).strftime("%b %d %H:%M"), className="np-since"),
