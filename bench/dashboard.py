@@ -1,6 +1,7 @@
 """Dashboard benchmark: each page's callbacks (server time) against the raw SQL of the same queries.
 
-    python bench/dashboard.py [--devices 10000] [--days 7] [--alerts 1000] [--repeat 15] [--keep NAME]
+    NETPULSE_BENCH_REDIS_URL=redis://127.0.0.1:6379/N python bench/dashboard.py [--devices 10000] [--days 7]
+        [--alerts 1000] [--repeat 15] [--keep NAME]
 
 Builds a database on NETPULSE_BENCH_ADMIN_URL (default: the local PostgreSQL): ``--devices`` simulated
 devices in sites of 250, ``--days`` of history loaded the way the demo loads it (rollups written with
@@ -42,6 +43,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ADMIN_URL = os.environ.get("NETPULSE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("NETPULSE_BENCH_REDIS_URL", os.environ.get("NETPULSE_REDIS_URL", ""))
 SECRET = "bench-secret-0123456789abcdef0123456789"
 PASSWORD = "bench-password-123"
 SITE_SIZE = 250
@@ -311,7 +313,10 @@ def run(url: str, repeat: int) -> None:
     recorder = Recorder()
     recorder.install()
     engine = make_engine(url, pool_size=4, max_overflow=4)
-    app = create_app(load_settings(database_url=url, secret_key=SECRET, env="testing"), engine=engine)
+    if not REDIS_URL:
+        raise SystemExit("set NETPULSE_BENCH_REDIS_URL (or NETPULSE_REDIS_URL) to a Redis database the bench may use")
+    app = create_app(load_settings(database_url=url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                     engine=engine)
     token = app.test_client().post("/api/v1/auth/login", json={"email": "admin@bench.test", "password": PASSWORD}
                                    ).get_json()["data"]["access_token"]
     client = Client(app, token)

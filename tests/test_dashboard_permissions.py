@@ -25,7 +25,7 @@ from dashboard.topology import elements
 from netpulse.config import load_settings
 from netpulse.db import make_engine
 from netpulse.schema import Role
-from tests.conftest import truncate_all
+from tests.conftest import REDIS_URL, truncate_all
 from tests.noc_data import PASSWORD, NocData, email, seed_noc
 
 SECRET = "permission-test-secret-0123456789abcdef"
@@ -41,8 +41,12 @@ def noc(db_url: str) -> Iterator[NocData]:
 
 @pytest.fixture(scope="module")
 def app(db_url: str, noc: NocData) -> Iterator[Flask]:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no login limit left over from earlier tests
     engine = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+    yield create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                     engine=engine)
     engine.dispose()
 
 
