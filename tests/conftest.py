@@ -13,6 +13,8 @@ tables, the rollup watermark) carry ``@pytest.mark.plain_storage`` and skip on T
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -197,6 +199,39 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def log_events() -> Iterator[list[dict[str, object]]]:
+    """The structlog events written during the test, at every level (a CLI run earlier in the session
+    may have configured structlog to drop the lower ones)."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    structlog.reset_defaults()
+    with capture_logs() as events:
+        yield events
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own for this test session (made with rabbitmqctl, deleted after), on
+    the machine's RabbitMQ (``NETPULSE_TEST_AMQP_HOST``, default 127.0.0.1:5672, guest/guest)."""
+    host = os.environ.get("NETPULSE_TEST_AMQP_HOST", "127.0.0.1:5672")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        _unavailable("RabbitMQ", FileNotFoundError("rabbitmqctl is not installed"))
+    assert ctl is not None
+    vhost = f"netpulse_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    try:
+        for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+            subprocess.run([ctl, *args], check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        _unavailable("RabbitMQ", RuntimeError(getattr(exc, "stderr", b"") or exc))
+    try:
+        yield f"amqp://guest:guest@{host}/{vhost}"
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, timeout=90)
+
+
+@pytest.fixture
 def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Point the settings object (cached per process) at the test database for in-process CLI runs."""
     from netpulse.config import get_settings
@@ -205,3 +240,7 @@ def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+# Provider stand-ins (a scripted HTTP server, an SMTP server) for every test module that sends notifications.
+from tests.stubs import http_stub, smtp_server  # noqa: E402, F401

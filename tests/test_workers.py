@@ -17,7 +17,7 @@ from ingest.rows import MetricRows, to_micros
 from ingest.simulator import Fleet
 from netpulse.db import make_engine
 from netpulse.metrics import MetricKind
-from tests.factories import make_org
+from tests.factories import make_org, telemetry_counts
 from workers import broker as broker_mod
 from workers import runtime
 from workers.scheduler import Scheduler
@@ -159,12 +159,15 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
                                                                      redis_url: str) -> None:
     import redis
 
+    from netpulse.telemetry import Telemetry
     from workers.actors import LOADS, PROBES, probe_batch
     from workers.leases import ProbeLeases
 
     devices = [dict(d, interval_s=60) for d in _devices(db)]
-    leases = ProbeLeases(redis.Redis.from_url(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    leases = ProbeLeases(client)
     runtime.current().leases = leases
+    runtime.current().telemetry = Telemetry(client)
     old_tick = to_micros(datetime.now(UTC).replace(microsecond=0)) - 120_000_000  # two intervals ago
     assert all(leases.acquire([d["id"] for d in devices], old_tick, 600_000))
     probe_batch.send(devices, old_tick)
@@ -172,6 +175,8 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
     broker.join(LOADS)
     assert db.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
     assert not any(leases.held([d["id"] for d in devices]))
+    # Dropped and counted, not kept.
+    assert telemetry_counts(client)[("netpulse_probes_skipped", "stale")] == len(devices)
 
 
 def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connection) -> None:

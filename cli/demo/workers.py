@@ -64,10 +64,8 @@ def _run(plan: WorkerPlan, stop: Any) -> None:
     from workers import notify as notify_worker
     from workers import reports as report_worker
     from workers import runtime
-    from workers.actors import advance_rollups, maintain_storage, probe_batch
-    from workers.alerting import check_sla, evaluate_alerts, send_digests
-    from workers.anomaly import score_anomalies
-    from workers.reports import schedule_reports
+    from workers.actors import maintain_storage, probe_batch
+    from workers.periodic import periodic_jobs
     from workers.scheduler import Scheduler
 
     settings = load_settings(database_url=plan.database_url, secret_key=plan.secret_key, env="development",
@@ -91,9 +89,7 @@ def _run(plan: WorkerPlan, stop: Any) -> None:
     maintain_storage.send()
     halt = threading.Event()
     scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                          periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
-                                    (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                    (900, score_anomalies.send), (60, schedule_reports.send)],
+                          periodic=periodic_jobs(outbox_sweep_s=settings.notify_sweep_s),
                           interval_s=plan.interval_s, leases=rt.leases, telemetry=rt.telemetry)
     thread = threading.Thread(target=scheduler.run, args=(halt,), name="scheduler", daemon=True)
     thread.start()
