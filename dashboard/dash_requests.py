@@ -18,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import structlog
 from dash import Dash
 from dash.exceptions import DependencyException, UnsupportedRelativePath
 from flask import Flask, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import NotFound
 
 from dashboard.envelope import failure
@@ -91,11 +93,23 @@ def _check_callback_request(dash_app: Dash) -> Response | None:
     return failure("INVALID_INPUT", f"Malformed callback request: {problem}", 400)
 
 
+def _value_reached_sql(exc: BaseException) -> bool:
+    """A value the database cannot take (out of range, not a number, not adaptable): in a callback,
+    such values come only from the request."""
+    orig = getattr(exc, "orig", None) or exc   # SQLAlchemy wraps the driver's error
+    if isinstance(orig, psycopg.DataError):
+        return True
+    return isinstance(orig, psycopg.ProgrammingError) and str(orig).startswith("cannot adapt type")
+
+
 def _bad_values_are_400(view: Callable[..., Any]) -> Callable[..., Any]:
     def dispatch() -> Any:
         try:
             return view()
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnsupportedRelativePath) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnsupportedRelativePath,
+                psycopg.Error, SQLAlchemyError) as exc:
+            if isinstance(exc, psycopg.Error | SQLAlchemyError) and not _value_reached_sql(exc):
+                raise
             body = request.get_json(silent=True)
             output = body.get("output") if isinstance(body, dict) else None
             log.error("netpulse.dashboard.callback_bad_values", output=str(output)[:200],

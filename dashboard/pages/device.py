@@ -76,6 +76,14 @@ def _device_id(raw: Any) -> int | None:
     return value if 0 < value < 2**31 else None
 
 
+def _stored_id(raw: Any) -> int:
+    """The page's device id as the callbacks receive it (a client may send anything): an id, or no update."""
+    device_id = _device_id(raw) if not isinstance(raw, bool) else None
+    if device_id is None:
+        raise PreventUpdate
+    return device_id
+
+
 def layout(device_id: str | None = None, **query: Any) -> html.Div:
     if not allowed(READ):
         return forbidden(READ)
@@ -139,6 +147,7 @@ def _link(dev_id: int, name: str, status: str | None = None) -> html.Span:
 )
 @guarded(READ)  # as GET /api/v1/devices/<id>
 def refresh_header(device_id: int, _n: int) -> tuple[Any, Any]:
+    device_id = _stored_id(device_id)
     try:
         with raw_connection(_engine()) as conn:
             d = device_card(conn, current_org_id(), device_id)
@@ -193,6 +202,7 @@ def _maintenance_spans(conn: Any, device_id: int, window: timerange.Window) -> l
                Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(READ)
 def refresh_maintenance(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     now = datetime.now(UTC)
     with raw_connection(_engine()) as conn:
@@ -256,6 +266,7 @@ def _scores(conn: Any, device_id: int, metrics: Sequence[MetricKind], window: ti
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
 def refresh_smoke(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     wanted = (M.ICMP_RTT_MS, M.ICMP_RTT_MIN_MS, M.ICMP_RTT_MAX_MS, M.ICMP_LOSS_PCT)
     with raw_connection(_engine()) as conn:
@@ -282,6 +293,7 @@ def refresh_smoke(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
 def refresh_loss(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
         frame = _read(conn, device_id, (M.ICMP_LOSS_PCT, M.ICMP_JITTER_MS), window)
@@ -301,6 +313,7 @@ def refresh_loss(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
 def refresh_cpu(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
         frame = _read(conn, device_id, (M.CPU_PCT, M.MEM_PCT), window)
@@ -323,6 +336,7 @@ def refresh_cpu(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)  # status history, as GET /api/v1/sla/outages
 def refresh_timeline(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
         frame = status_timeline(conn, current_org_id(), device_id, window.start, window.end)
@@ -348,6 +362,7 @@ def _pct(value: float | None) -> str:
                Input(ids.TICK, "n_intervals"), Input(ids.page_state("device"), "data"))
 @guarded(METRICS)
 def refresh_interfaces(device_id: int, state: dict[str, Any] | None, _n: int, page: dict[str, Any] | None) -> Any:
+    device_id = _stored_id(device_id)
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
         found = device_interfaces(conn, current_org_id(), device_id, window.start, window.end)
@@ -392,6 +407,7 @@ def pick_interface(_clicks: list[int | None], page: dict[str, Any] | None) -> di
                Input(ids.page_state("device"), "data"))
 @guarded(METRICS)
 def refresh_interface(device_id: int, state: dict[str, Any] | None, _n: int, page: dict[str, Any] | None) -> Any:
+    device_id = _stored_id(device_id)
     ifindex = (page or {}).get("if")
     if not ifindex:
         return empty_figure("Pick an interface in the table to see its traffic"), "Interface traffic"
@@ -427,6 +443,7 @@ def _tls(days: float | None) -> html.Span:
 @dash.callback(Output(ids.CHECKS, "children"), Input(ids.DEVICE_ID, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
 def refresh_checks(device_id: int, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     with raw_connection(_engine()) as conn:
         checks = service_checks(conn, current_org_id(), device_id)
     if not checks:
@@ -453,6 +470,7 @@ def refresh_checks(device_id: int, _n: int) -> Any:
 @dash.callback(Output(ids.DEVICE_ALERTS, "children"), Input(ids.DEVICE_ID, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(ALERTS)  # as GET /api/v1/alerts?device=<id>
 def refresh_alerts(device_id: int, _n: int) -> Any:
+    device_id = _stored_id(device_id)
     with raw_connection(_engine()) as conn:
         found, total = alerts.list_alerts(conn, current_org_id(), alerts.AlertFilter(state="all", device_id=device_id),
                                           limit=12)

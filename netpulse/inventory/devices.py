@@ -180,9 +180,14 @@ def _loaded(stmt: Select[Device]) -> Select[Device]:
                         selectinload(Device.parent))
 
 
+MAX_ID = 2**31 - 1  # devices.id is an integer column: a larger id names no device (and must not reach SQL)
+
+
 def get_device(session: Session, org_id: uuid.UUID, device_id: int) -> Device:
-    device = session.scalar(_loaded(select(Device).where(Device.organization_id == org_id,
-                                                         Device.id == device_id)))
+    device = None
+    if 0 < device_id <= MAX_ID:
+        device = session.scalar(_loaded(select(Device).where(Device.organization_id == org_id,
+                                                             Device.id == device_id)))
     if device is None:
         raise NotFound(f"device with id {device_id} not found in this organization",
                        details={"device_id": str(device_id)}, code="DEVICE_NOT_FOUND")
