@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli._common import connection, org_option, table
-from netpulse.errors import NotFound, ValidationError
+from netpulse.errors import ValidationError
 from netpulse.timespec import format_time as _iso
 from netpulse.timespec import human_duration as human
 from netpulse.timespec import parse_duration, parse_time
-
-if TYPE_CHECKING:
-    pass
 
 # The same values as analytics.sla (BY, SCOPES), which loads only when a command runs.
 BY_CHOICES = ("device", "group", "site", "tag", "org")
@@ -137,24 +133,6 @@ def maintenance() -> None:
     """Maintenance windows: time that counts neither as monitored nor as down in availability and SLAs."""
 
 
-def _resolve_ref(conn: Any, org_id: Any, scope: str, ref: str) -> str:
-    """The exact name the window will match: a device by name; a group, site or tag by name or slug."""
-    from netpulse.inventory import slugify
-
-    if scope == "device":
-        row = conn.execute("SELECT name FROM devices WHERE organization_id = %s AND name = %s",
-                           (org_id, ref)).fetchone()
-    else:
-        table = {"group": "device_groups", "site": "sites", "tag": "tags"}[scope]
-        row = conn.execute(f"SELECT name FROM {table} WHERE organization_id = %s AND (name = %s OR slug = %s)"
-                           " ORDER BY name = %s DESC, id LIMIT 1", (org_id, ref, slugify(ref), ref)).fetchone()
-    if row is None:
-        raise NotFound(f"no {scope} named {ref!r} in this organization; check --ref (names are exact"
-                       f"{'' if scope == 'device' else ', slugs also match'})", details={"ref": ref},
-                       code=f"{scope.upper()}_NOT_FOUND")
-    return str(row[0])
-
-
 @maintenance.command("add")
 @click.option("--scope", required=True, type=click.Choice(SCOPE_CHOICES),
               help="What the window covers: one device, a group, a site, a tag, or all devices.")
@@ -177,14 +155,14 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
         raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
     if scope != "all" and not ref:
         raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
+    from analytics.maintenance import add_window, resolve_scope_ref
+
     start, end = _span(start_text, end_text)
     with connection(org_slug) as (conn, org):
-        name = _resolve_ref(conn, org.id, scope, ref) if ref else None
-        row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at,"
-                           " reason) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                           (org.id, scope, name, start, end, reason)).fetchone()
+        name = resolve_scope_ref(conn, org.id, scope, ref, ref_field="--ref") if ref else None
+        window = add_window(conn, org.id, scope=scope, scope_ref=name, start=start, end=end, reason=reason)
     what = "all devices" if name is None else f"{scope} {name!r}"
-    click.echo(f"added maintenance window {row[0]}: {what} from {_iso(start)} to {_iso(end)} UTC "
+    click.echo(f"added maintenance window {window.id}: {what} from {_iso(start)} to {_iso(end)} UTC "
                f"({human((end - start).total_seconds())})")
 
 
@@ -194,18 +172,19 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
 @org_option
 def maintenance_list_command(limit: int, org_slug: str | None) -> None:
     """List maintenance windows, latest start first."""
+    from analytics.maintenance import list_windows
+
+    now = datetime.now(UTC)
     with connection(org_slug) as (conn, org):
-        found = conn.execute("SELECT id, scope, scope_ref, starts_at, ends_at, reason, now() FROM maintenance_windows"
-                             " WHERE organization_id = %s ORDER BY starts_at DESC, id DESC LIMIT %s",
-                             (org.id, limit)).fetchall()
+        found, total = list_windows(conn, org.id, now=now, limit=limit)
     if not found:
         click.echo(f"no maintenance windows in {org.slug} yet; add one with `netpulse maintenance add`")
         return
-    rows = [[str(i), scope, ref or "-", _iso(s), _iso(e), human((e - s).total_seconds()),
-             "active" if s <= now < e else ("upcoming" if now < s else "past"), reason or "-"]
-            for i, scope, ref, s, e, reason, now in found]
+    rows = [[str(w.id), w.scope, w.scope_ref or "-", _iso(w.starts_at), _iso(w.ends_at),
+             human((w.ends_at - w.starts_at).total_seconds()), w.state(now), w.reason or "-"] for w in found]
     click.echo(table(["ID", "SCOPE", "REF", "FROM", "TO", "LENGTH", "STATE", "REASON"], rows))
-    click.echo(f"{len(rows)} window(s)")
+    more = f" of {total}; raise --limit to see more" if total > len(rows) else ""
+    click.echo(f"{len(rows)} window(s){more}")
 
 
 COMMANDS = [sla, maintenance]

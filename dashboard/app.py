@@ -6,7 +6,8 @@
     app.run()  # or any WSGI server
 
 Routes: ``/login`` and ``/logout`` (form login, cookies), ``/api/v1/...`` (JSON envelope, bearer or
-cookie token), ``/healthz`` (no auth), and Dash at ``/`` (pages from ``dashboard/pages``), all of it
+cookie token; the OpenAPI document at ``/api/v1/openapi.json`` and its docs at ``/api/v1/docs``),
+``/healthz`` (no auth), and Dash at ``/`` (pages from ``dashboard/pages``), all of it
 behind the token guard of :mod:`dashboard.auth`.
 """
 
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from dashboard import auth, ids
-from dashboard.api import init_api
+from dashboard.api import create_server, init_api
 from netpulse.config import Settings, get_settings
 from netpulse.db import make_engine, make_sessionmaker
 
@@ -66,9 +67,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if engine is None:
         engine = make_engine(settings.require_database_url())
 
-    server = Flask("dashboard", static_folder=None)
+    server = create_server("dashboard")
     server.config.update(SECRET_KEY=settings.require_secret_key(), MAX_CONTENT_LENGTH=1 << 20)
-    server.json.sort_keys = False  # type: ignore[attr-defined]  # envelopes read success, data, meta in order
     server.extensions["netpulse.settings"] = settings
     server.extensions["netpulse.engine"] = engine
     server.extensions["netpulse.sessionmaker"] = make_sessionmaker(engine)

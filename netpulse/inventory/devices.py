@@ -284,6 +284,22 @@ def delete_device(session: Session, org_id: uuid.UUID, device_id: int) -> None:
     session.flush()
 
 
+def delete_devices(session: Session, org_id: uuid.UUID, device_ids: Iterable[int]) -> int:
+    """Delete several devices, all or none: when any id is not a device of the organization, nothing
+    is deleted and NotFound (DEVICE_NOT_FOUND) lists every missing id. Returns how many were deleted."""
+    wanted = sorted(set(device_ids))
+    found = set(session.scalars(select(Device.id).where(Device.organization_id == org_id, Device.id.in_(wanted))))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (", ..." if len(missing) > 20 else "")
+        raise NotFound(f"{len(missing)} of the devices are not in this organization ({shown}); nothing was deleted",
+                       details={"device_ids": [str(i) for i in missing]}, code="DEVICE_NOT_FOUND")
+    for device in session.scalars(select(Device).where(Device.organization_id == org_id, Device.id.in_(wanted))):
+        session.delete(device)
+    session.flush()
+    return len(wanted)
+
+
 def status_counts(db: Session | Connection | psycopg.Connection, org_id: uuid.UUID) -> dict[str, int]:
     """Devices per operational status; every status is a key (``{"unknown": 0, "up": 3, ...}``)."""
     counts = {s.value: 0 for s in OperStatus}
