@@ -13,9 +13,10 @@ table in step, in one transaction per call:
 - **maintenance**: an alert of a device inside a maintenance window (by device, group, site, tag or
   all) is kept, marked suppressed ('maintenance'), and not notified;
 - **routing by severity** (the spec's alert-processing flow): critical is notified at once on
-  every channel of tier 0 of its escalation policy; warning waits for the digest; info is logged
-  only. :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's
-  delay. Every change is written to ``alert_events``.
+  every channel of tier 0 of its escalation policy; warning waits for the digest (to the policy's
+  warning channels, tier 0's unless set); info is logged only (policies: ``analytics.policies``).
+  :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's delay.
+  Every change is written to ``alert_events``.
 
 The engine never sends anything itself: it returns :class:`Notify` requests, which the workers
 hand to the notification actors (so analytics stays free of queues).
@@ -336,9 +337,20 @@ def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
     return notify
 
 
+def _warning_channels(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[str, ...]]:
+    """Digest channels by policy name: the policy's warning channels, or its tier 0's when it has none
+    set; rules without a policy use the one named 'default'."""
+    out: dict[str | None, tuple[str, ...]] = {}
+    for name, steps, warning in conn.execute("SELECT name, steps, warning_channels FROM escalation_policies "
+                                             "WHERE organization_id = %s", (org_id,)).fetchall():
+        out[name] = tuple(warning) if warning is not None else tuple(steps[0].get("channels", []) if steps else ())
+    out[None] = out.get("default", ())
+    return out
+
+
 def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
-    """Warnings not yet notified, one digest per tier-0 channel set."""
-    policies = _policies(conn, org_id)
+    """Warnings not yet notified, one digest per channel set (each policy's warning channels)."""
+    policies = _warning_channels(conn, org_id)
     rows = conn.execute("""
         SELECT a.id, p.name FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
         LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
@@ -347,8 +359,7 @@ def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
         ORDER BY a.created_at FOR UPDATE OF a""", (org_id,)).fetchall()
     groups: dict[tuple[str, ...], list[uuid.UUID]] = {}
     for alert_id, policy in rows:
-        steps = policies.get(policy, policies[None])
-        channels = tuple(steps[0].get("channels", [])) if steps else ()
+        channels = policies.get(policy, policies[None])
         groups.setdefault(channels, []).append(alert_id)
     notify = []
     for channels, ids in groups.items():

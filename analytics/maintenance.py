@@ -2,12 +2,13 @@
 
 A window takes its time out of availability and SLA figures (:mod:`analytics.sla`) and suppresses
 the alerts of the devices it covers (:mod:`analytics.alerts`). The CLI (``netpulse maintenance``)
-and the REST API add, list and remove windows through these functions only.
+and the REST API add, list and remove windows through these functions only, in the caller's
+transaction (a SQLAlchemy session).
 
-A window names what it covers by name (``scope_ref``), as rules do: the device's name, or the name of
-a group, site or tag. :func:`add_window` stores the exact name, so a slug given for a site matches::
+A window names what it covers by name (``scope_ref``), as rules do; :func:`add_window` stores the exact
+name (:func:`netpulse.inventory.scopes.resolve_scope_ref`), so a slug given for a site matches::
 
-    add_window(conn, org_id, scope="site", scope_ref="nairobi-dc", start=t0, end=t1, reason="core upgrade")
+    add_window(session, org_id, scope="site", scope_ref="nairobi-dc", start=t0, end=t1, reason="core upgrade")
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 from netpulse.errors import NotFound, ValidationError
-from netpulse.inventory import slugify
+from netpulse.inventory.scopes import SCOPES, resolve_scope_ref
 
-__all__ = ["SCOPES", "STATES", "MAX_REASON", "MaintenanceWindow", "WindowState", "resolve_scope_ref", "add_window",
-           "list_windows", "get_window", "delete_window"]
+__all__ = ["SCOPES", "STATES", "MAX_REASON", "MaintenanceWindow", "WindowState", "add_window", "list_windows",
+           "get_window", "delete_window"]
 
-SCOPES: tuple[str, ...] = ("device", "group", "site", "tag", "all")
 STATES: tuple[str, ...] = ("all", "active", "upcoming", "past")
 WindowState = Literal["all", "active", "upcoming", "past"]
 MAX_REASON = 2000
@@ -31,11 +34,11 @@ MAX_REASON = 2000
 _COLUMNS = "id, scope, scope_ref, starts_at, ends_at, reason, created_by, created_at"
 # A window is active on [starts_at, ends_at), upcoming before, past after; every filter is a parameter.
 _WHERE = """
-WHERE organization_id = %(org)s
-  AND (%(state)s = 'all'
-       OR (%(state)s = 'active' AND starts_at <= %(now)s AND ends_at > %(now)s)
-       OR (%(state)s = 'upcoming' AND starts_at > %(now)s)
-       OR (%(state)s = 'past' AND ends_at <= %(now)s))
+WHERE organization_id = :org
+  AND (:state = 'all'
+       OR (:state = 'active' AND starts_at <= :now AND ends_at > :now)
+       OR (:state = 'upcoming' AND starts_at > :now)
+       OR (:state = 'past' AND ends_at <= :now))
 """
 
 
@@ -61,41 +64,16 @@ def _window(row: Any) -> MaintenanceWindow:
     return MaintenanceWindow(*row)
 
 
-def resolve_scope_ref(conn: Any, org_id: uuid.UUID, scope: str, ref: str, *, ref_field: str = "scope_ref") -> str:
-    """The exact name a window of ``scope`` will match: a device by name; a group, site or tag by name or slug.
-
-    Raises NotFound (``<SCOPE>_NOT_FOUND``) naming ``ref_field``, the input that carried the name.
-    """
-    if scope == "device":
-        row = conn.execute("SELECT name FROM devices WHERE organization_id = %s AND name = %s",
-                           (org_id, ref)).fetchone()
-    else:
-        table = {"group": "device_groups", "site": "sites", "tag": "tags"}[scope]
-        row = conn.execute(f"SELECT name FROM {table} WHERE organization_id = %s AND (name = %s OR slug = %s)"
-                           " ORDER BY name = %s DESC, id LIMIT 1", (org_id, ref, slugify(ref), ref)).fetchone()
-    if row is None:
-        raise NotFound(f"no {scope} named {ref!r} in this organization; check {ref_field} (names are exact"
-                       f"{'' if scope == 'device' else ', slugs also match'})", details={ref_field: ref},
-                       code=f"{scope.upper()}_NOT_FOUND")
-    return str(row[0])
-
-
-def add_window(conn: Any, org_id: uuid.UUID, *, scope: str, scope_ref: str | None, start: datetime, end: datetime,
-               reason: str = "", created_by: uuid.UUID | None = None) -> MaintenanceWindow:
+def add_window(session: Session, org_id: uuid.UUID, *, scope: str, scope_ref: str | None, start: datetime,
+               end: datetime, reason: str = "", created_by: uuid.UUID | None = None) -> MaintenanceWindow:
     """Validate and insert a window over ``[start, end)``; ``scope_ref`` names what it covers (None for all).
 
     Raises:
-        ValidationError: an unknown scope, a missing or superfluous ``scope_ref``, an empty span, a
-            naive time or a reason over ``MAX_REASON`` characters (details keyed by field).
+        ValidationError: an unknown scope, a missing or superfluous reference, an empty span, a naive
+            time or a reason over ``MAX_REASON`` characters (details keyed by field).
         NotFound: no device, group, site or tag of that name in the organization.
     """
     errors: dict[str, str] = {}
-    if scope not in SCOPES:
-        errors["scope"] = f"{scope!r} is not one of {', '.join(SCOPES)}"
-    elif scope == "all" and scope_ref:
-        errors["scope_ref"] = "not used with scope 'all'; leave it out"
-    elif scope != "all" and not scope_ref:
-        errors["scope_ref"] = f"scope {scope!r} needs the name of the {scope}"
     if start.tzinfo is None or end.tzinfo is None:
         errors["from"] = "give times with a time zone (UTC)"
     elif end <= start:
@@ -105,22 +83,24 @@ def add_window(conn: Any, org_id: uuid.UUID, *, scope: str, scope_ref: str | Non
     if errors:
         raise ValidationError("invalid maintenance window: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
                               details=errors)
-    name = resolve_scope_ref(conn, org_id, scope, scope_ref) if scope_ref else None
-    row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at, reason,"
-                       f" created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-                       (org_id, scope, name, start, end, reason, created_by)).fetchone()
+    name = resolve_scope_ref(session, org_id, scope, scope_ref)
+    row = session.execute(text(
+        "INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at, reason, created_by)"
+        f" VALUES (:org, :scope, :ref, :start, :end, :reason, :by) RETURNING {_COLUMNS}"),
+        {"org": org_id, "scope": scope, "ref": name, "start": start, "end": end, "reason": reason,
+         "by": created_by}).one()
     return _window(row)
 
 
-def list_windows(conn: Any, org_id: uuid.UUID, *, state: WindowState = "all", now: datetime, limit: int = 100,
-                 offset: int = 0) -> tuple[list[MaintenanceWindow], int]:
+def list_windows(session: Session, org_id: uuid.UUID, *, state: WindowState = "all", now: datetime,
+                 limit: int = 100, offset: int = 0) -> tuple[list[MaintenanceWindow], int]:
     """One page of windows, latest start first, and how many match in all."""
     if state not in STATES:
         raise ValidationError(f"state {state!r} is not one of {', '.join(STATES)}", details={"state": "invalid"})
     params = {"org": org_id, "state": state, "now": now, "limit": limit, "offset": offset}
-    total = conn.execute("SELECT count(*) FROM maintenance_windows" + _WHERE, params).fetchone()[0]
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM maintenance_windows" + _WHERE
-                        + " ORDER BY starts_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+    total = session.execute(text("SELECT count(*) FROM maintenance_windows" + _WHERE), params).scalar_one()
+    rows = session.execute(text(f"SELECT {_COLUMNS} FROM maintenance_windows" + _WHERE
+                                + " ORDER BY starts_at DESC, id DESC LIMIT :limit OFFSET :offset"), params).all()
     return [_window(r) for r in rows], int(total)
 
 
@@ -129,16 +109,17 @@ def _not_found(window_id: int) -> NotFound:
                     details={"window_id": str(window_id)})
 
 
-def get_window(conn: Any, org_id: uuid.UUID, window_id: int) -> MaintenanceWindow:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM maintenance_windows WHERE organization_id = %s AND id = %s",
-                       (org_id, window_id)).fetchone()
+def get_window(session: Session, org_id: uuid.UUID, window_id: int) -> MaintenanceWindow:
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM maintenance_windows WHERE organization_id = :org AND id = :id"),
+                          {"org": org_id, "id": window_id}).one_or_none()
     if row is None:
         raise _not_found(window_id)
     return _window(row)
 
 
-def delete_window(conn: Any, org_id: uuid.UUID, window_id: int) -> None:
-    """Remove a window: its time counts again in availability from now on (past figures are recomputed)."""
-    if conn.execute("DELETE FROM maintenance_windows WHERE organization_id = %s AND id = %s",
-                    (org_id, window_id)).rowcount == 0:
+def delete_window(session: Session, org_id: uuid.UUID, window_id: int) -> None:
+    """Remove a window: its time counts again in availability (figures are computed when read)."""
+    result = session.execute(text("DELETE FROM maintenance_windows WHERE organization_id = :org AND id = :id"),
+                             {"org": org_id, "id": window_id})
+    if getattr(result, "rowcount", 0) == 0:
         raise _not_found(window_id)

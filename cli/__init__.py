@@ -37,10 +37,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from cli import devices, notify, ops, rules, sla
+    from cli import devices, notify, ops, rules, sla, snmp, users
     from cli.demo import command as demo
 
-    for module in (ops, devices, notify, rules, sla, demo):
+    for module in (ops, users, devices, snmp, notify, rules, sla, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -7,6 +7,7 @@ Errors are NetPulse errors, printed by the ``netpulse`` group as one ``Error: ..
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -142,6 +143,111 @@ def test_command(name: str, org_slug: str | None) -> None:
     assert result.answer is not None
     click.echo(f"sent test notification through {name!r} (delivery {result.delivery_id}): "
                f"provider answered {result.answer.summary()}")
+
+
+@notify.group()
+def policy() -> None:
+    """Manage escalation policies: which channels hear about an alert, by severity and over time.
+
+    
+    critical  tier 0 when the alert opens, then each later tier once its delay has passed
+              and the alert is still unacknowledged
+    warning   the periodic digest, to the warning channels (tier 0's unless set)
+    info      logged only
+    Alert rules name their policy; rules without one, and SLA breaches, use the policy "default".
+    """
+
+
+def _channel_list(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+@policy.command("add")
+@click.argument("name")
+@click.option("--tier", "tiers", multiple=True, required=True, metavar="DELAY:CHANNEL[,CHANNEL...]",
+              help="A tier: its delay after the alert opened (0 for the first tier; 90s, 15m, 1h...) and the "
+                   "channels it notifies. Repeat in order, e.g. --tier 0:noc-email --tier 15m:oncall-sms.")
+@click.option("--warning-channels", metavar="CHANNEL[,CHANNEL...]",
+              help="Where warning digests go [default: the channels of tier 0].")
+@click.option("--no-warning-digest", is_flag=True, help="Send warnings of this policy to no channel.")
+@org_option
+def policy_add_command(name: str, tiers: tuple[str, ...], warning_channels: str | None, no_warning_digest: bool,
+                       org_slug: str | None) -> None:
+    """Add the escalation policy NAME.
+
+    \b
+    Example (the policy that rules without one of their own use):
+      netpulse notify policy add default --tier 0:noc-email,noc-slack --tier 15m:oncall-sms \\
+        --warning-channels noc-email
+    """
+    from analytics.policies import PolicySpec, add_policy, parse_tier, policy_view
+    from netpulse.errors import ValidationError
+
+    if no_warning_digest and warning_channels is not None:
+        raise ValidationError("use either --warning-channels or --no-warning-digest, not both",
+                              details={"warning_channels": "conflicts with --no-warning-digest"})
+    spec = PolicySpec(name=name, tiers=[parse_tier(t) for t in tiers],
+                      warning_channels=[] if no_warning_digest else _channel_list(warning_channels))
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        view = policy_view(add_policy(session, org.id, spec))
+    click.echo(f"added escalation policy {view['name']!r} (id {view['id']}) to {org.slug}: "
+               f"critical {_tiers_text(view)}; warning digest {', '.join(view['warning']) or 'to no channel'}; "
+               "info logged only")
+
+
+def _tiers_text(view: dict[str, Any], missing: Sequence[str] = ()) -> str:
+    from netpulse.timespec import human_duration
+
+    def names(channels: Sequence[str]) -> str:
+        return ", ".join(f"{c} (missing)" if c in missing else c for c in channels)
+
+    return "; ".join(f"{'at once' if t['after_s'] == 0 else 'after ' + human_duration(t['after_s'])}: "
+                     f"{names(t['channels'])}" for t in view["critical"])
+
+
+@policy.command("list")
+@org_option
+def policy_list_command(org_slug: str | None) -> None:
+    """List escalation policies: critical tiers, warning digest channels, and the rules naming each."""
+    from analytics.policies import known_channel_names, list_policies, policy_view
+
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        known = known_channel_names(session, org.id)
+        views = [policy_view(u.policy, known_channels=known, rules=u.rules) for u in list_policies(session, org.id)]
+    if not views:
+        click.echo(f"no escalation policies in {org.slug} yet; add the one rules use by default with "
+                   "`netpulse notify policy add default --tier 0:CHANNEL`")
+        return
+    rows = [[str(v["id"]), v["name"], _tiers_text(v, v["missing_channels"]),
+             (", ".join(f"{c} (missing)" if c in v["missing_channels"] else c for c in v["warning"]) or "-")
+             + ("" if v["warning_channels_set"] else " (tier 0)"), str(v["rules"])] for v in views]
+    click.echo(table(["ID", "NAME", "CRITICAL", "WARNING DIGEST", "RULES"], rows))
+    if not any(v["name"] == "default" for v in views):
+        click.echo("no policy named default: rules without a policy of their own, and SLA breaches, have no "
+                   "escalation tiers")
+    if any(v["missing_channels"] for v in views):
+        click.echo("(missing): the channel no longer exists; add it again or replace the policy")
+
+
+@policy.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove it even when alert rules name it (they then use the policy "
+                                            "named default).")
+@org_option
+def policy_remove_command(name: str, force: bool, org_slug: str | None) -> None:
+    """Remove the escalation policy NAME (refused while alert rules name it, unless --force)."""
+    from analytics.policies import DEFAULT_POLICY, remove_policy
+
+    with session_scope() as session:
+        detached = remove_policy(session, organization(session, org_slug).id, name, force=force)
+    click.echo(f"removed escalation policy {name!r}")
+    if detached:
+        click.echo(f"{len(detached)} rule(s) now use the policy named {DEFAULT_POLICY!r}: {', '.join(detached)}")
+    if name == DEFAULT_POLICY:
+        click.echo("rules without a policy of their own, and SLA breaches, have no escalation tiers until a "
+                   "policy named default exists again")
 
 
 COMMANDS = [notify]

@@ -11,15 +11,26 @@ from pathlib import Path
 
 import click
 
-from cli._common import connection, org_option, table
+from cli._common import connection, org_option, organization, session_scope, table
 from netpulse.errors import ValidationError
 from netpulse.timespec import format_time as _iso
 from netpulse.timespec import human_duration as human
 from netpulse.timespec import parse_duration, parse_time
 
-# The same values as analytics.sla (BY, SCOPES), which loads only when a command runs.
+# The same values as analytics.sla (BY, SCOPES, PERIODS) and analytics.rules (SEVERITIES), which load only
+# when a command runs.
 BY_CHOICES = ("device", "group", "site", "tag", "org")
 SCOPE_CHOICES = ("device", "group", "site", "tag", "all")
+PERIOD_CHOICES = ("day", "week", "month", "quarter", "year")
+SEVERITY_CHOICES = ("info", "warning", "critical")
+
+
+def _check_ref(scope: str, ref: str | None) -> None:
+    """--ref goes with every scope but all (checked before anything else, in the options' words)."""
+    if scope == "all" and ref:
+        raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
+    if scope != "all" and not ref:
+        raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
 
 
 def _span(start_text: str | None, end_text: str) -> tuple[datetime, datetime]:
@@ -99,11 +110,48 @@ def report_command(since: str | None, start_text: str | None, end_text: str | No
         click.echo(f"wrote {frame.height} row(s) to {csv_path}")
 
 
-@sla.command("targets")
+@sla.group("target")
+def target() -> None:
+    """SLA targets: the availability a device, group, site, tag or all devices must reach per period."""
+
+
+@target.command("add")
+@click.option("--scope", required=True, type=click.Choice(SCOPE_CHOICES),
+              help="What the target covers: one device, a group, a site, a tag, or all devices.")
+@click.option("--ref", metavar="NAME", help="The device, group, site or tag name (not with --scope all).")
+@click.option("--target", "target_pct", required=True, metavar="PCT",
+              help="Availability to reach, in percent: 99.9 (above 0, at most 100, four decimals at most).")
+@click.option("--period", type=click.Choice(PERIOD_CHOICES), default="month", show_default=True,
+              help="The calendar period (UTC) the availability is measured over.")
+@click.option("--severity", type=click.Choice(SEVERITY_CHOICES), default="critical", show_default=True,
+              help="Severity of the alert a breach opens.")
+@org_option
+def target_add_command(scope: str, ref: str | None, target_pct: str, period: str, severity: str,
+                       org_slug: str | None) -> None:
+    """Add an SLA target.
+
+    \b
+    Examples:
+      netpulse sla target add --scope all --target 99.9
+      netpulse sla target add --scope site --ref Nairobi --target 99.95 --period quarter
+    """
+    from analytics.sla_targets import add_sla_target, describe_scope, format_pct
+
+    _check_ref(scope, ref)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        added = add_sla_target(session, org.id, scope=scope, ref=ref, target_pct=target_pct, period=period,
+                               severity=severity)
+        summary = (f"added SLA target {added.id} to {org.slug}: {describe_scope(added.scope, added.scope_ref)} "
+                   f"{format_pct(added.target_pct)} per {added.period}, a breach opens a {added.severity} alert")
+    click.echo(summary)
+
+
+@target.command("list")
 @click.option("--at", "at_text", metavar="ISO", help="Evaluate as of this time instead of now, e.g. the last "
                                                     "second of a past month.")
 @org_option
-def targets_command(at_text: str | None, org_slug: str | None) -> None:
+def target_list_command(at_text: str | None, org_slug: str | None) -> None:
     """SLA targets and what each achieved so far in its calendar period (UTC).
 
     BUDGET is the down time still allowed until the period ends (device-minutes for several devices);
@@ -115,7 +163,7 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
     with connection(org_slug) as (conn, org):
         results = evaluate_targets(conn, org.id, now)
     if not results:
-        click.echo(f"no SLA targets in {org.slug} yet")
+        click.echo(f"no SLA targets in {org.slug} yet; add one with `netpulse sla target add`")
         return
     rows = [[str(r.target_id), r.scope, r.scope_ref or "-", r.period, _iso(r.period_start),
              str(r.devices), f"{r.target_pct:g}%", _pct(r.achieved_pct),
@@ -125,6 +173,30 @@ def targets_command(at_text: str | None, org_slug: str | None) -> None:
                       rows))
     breached = sum(r.breached for r in results)
     click.echo(f"{len(results)} target(s), {breached} breached")
+
+
+@target.command("remove")
+@click.argument("target_id", metavar="ID", type=int)
+@org_option
+def target_remove_command(target_id: int, org_slug: str | None) -> None:
+    """Remove the SLA target ID (see `sla target list`); its open breach alert is resolved."""
+    from analytics.sla_targets import describe_scope, format_pct, remove_sla_target
+
+    with session_scope() as session:
+        removed, resolved = remove_sla_target(session, organization(session, org_slug).id, target_id)
+        summary = (f"removed SLA target {removed.id}: {describe_scope(removed.scope, removed.scope_ref)} "
+                   f"{format_pct(removed.target_pct)} per {removed.period}")
+    click.echo(summary + ("; resolved its open breach alert" if resolved else ""))
+
+
+@sla.command("targets", hidden=True)
+@click.option("--at", "at_text", metavar="ISO")
+@org_option
+@click.pass_context
+def targets_command(ctx: click.Context, at_text: str | None, org_slug: str | None) -> None:
+    """Renamed: `netpulse sla target list`."""
+    click.echo("note: `netpulse sla targets` is now `netpulse sla target list`", err=True)
+    ctx.invoke(target_list_command, at_text=at_text, org_slug=org_slug)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,16 +223,14 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
       netpulse maintenance add --scope site --ref Nairobi --from 2026-12-01T22:00Z --to 2026-12-02T02:00Z \\
         --reason "core upgrade"
     """
-    if scope == "all" and ref:
-        raise ValidationError("--ref is not used with --scope all; leave it out", details={"ref": "not allowed"})
-    if scope != "all" and not ref:
-        raise ValidationError(f"--scope {scope} needs --ref NAME (the {scope}'s name)", details={"ref": "required"})
-    from analytics.maintenance import add_window, resolve_scope_ref
+    from analytics.maintenance import add_window
 
+    _check_ref(scope, ref)
     start, end = _span(start_text, end_text)
-    with connection(org_slug) as (conn, org):
-        name = resolve_scope_ref(conn, org.id, scope, ref, ref_field="--ref") if ref else None
-        window = add_window(conn, org.id, scope=scope, scope_ref=name, start=start, end=end, reason=reason)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        window = add_window(session, org.id, scope=scope, scope_ref=ref, start=start, end=end, reason=reason)
+        name = window.scope_ref
     what = "all devices" if name is None else f"{scope} {name!r}"
     click.echo(f"added maintenance window {window.id}: {what} from {_iso(start)} to {_iso(end)} UTC "
                f"({human((end - start).total_seconds())})")
@@ -175,8 +245,9 @@ def maintenance_list_command(limit: int, org_slug: str | None) -> None:
     from analytics.maintenance import list_windows
 
     now = datetime.now(UTC)
-    with connection(org_slug) as (conn, org):
-        found, total = list_windows(conn, org.id, now=now, limit=limit)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        found, total = list_windows(session, org.id, now=now, limit=limit)
     if not found:
         click.echo(f"no maintenance windows in {org.slug} yet; add one with `netpulse maintenance add`")
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -29,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
     "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface", "CheckKind", "ServiceCheck",
-    "ChannelKind", "DeliveryStatus", "NotificationChannel", "NotificationDelivery",
+    "ChannelKind", "DeliveryStatus", "NotificationChannel", "NotificationDelivery", "EscalationPolicy", "SlaTarget",
 ]
 
 NAMING = {
@@ -325,3 +327,33 @@ class NotificationDelivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(TZ)
 
     channel: Mapped[NotificationChannel] = relationship()
+
+
+class EscalationPolicy(Base):
+    """Who hears about an alert, by severity: critical alerts go through ``steps`` (tier 0 at once, tier k
+    after ``after_s`` while unacknowledged), warnings into the digest to ``warning_channels`` (None: tier 0's
+    channels), info alerts are logged only. Channels are notification channel names. Rules name a policy;
+    a rule without one, and SLA alerts, use the policy named "default"."""
+
+    __tablename__ = "escalation_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    digest_every_s: Mapped[int] = mapped_column(Integer, server_default=text("900"))
+    warning_channels: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+
+
+class SlaTarget(Base):
+    """An availability target for a scope (a device, group, site or tag by name, or all devices) over a
+    calendar period; evaluated by ``analytics.sla.evaluate_targets``."""
+
+    __tablename__ = "sla_targets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(10))
+    scope_ref: Mapped[str | None] = mapped_column(String(100))
+    target_pct: Mapped[Decimal] = mapped_column(Numeric(7, 4))
+    period: Mapped[str] = mapped_column(String(10), server_default="month")
+    severity: Mapped[str] = mapped_column(String(20), server_default="critical")

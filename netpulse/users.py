@@ -1,21 +1,32 @@
-"""Organizations, users and roles: password hashing, authentication and the RBAC table of the spec."""
+"""Users and roles: password hashing, authentication, the RBAC table of the spec, and user administration.
+
+Administration functions (``create_user``, ``list_users``, ``get_user``, ``disable_user``, ``enable_user``,
+``set_role``, ``reset_password``) take a session and an organization id, flush but never commit, and
+raise field-keyed ValidationError, NotFound or Conflict naming the values. A user is named by id or by
+e-mail; one of another organization is not found. No change may leave an organization without an
+active admin. Organizations themselves live in :mod:`netpulse.organizations`.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from netpulse.errors import Conflict, ValidationError
-from netpulse.schema import Organization, Role, User
+from netpulse.errors import Conflict, NotFound, ValidationError
+from netpulse.organizations import create_organization, get_organization_by_slug
+from netpulse.schema import Role, User
 
 __all__ = ["PERMISSIONS", "has_permission", "hash_password", "verify_password", "create_organization",
-           "create_user", "authenticate", "get_organization_by_slug"]
+           "create_user", "authenticate", "get_organization_by_slug", "list_users", "get_user", "disable_user",
+           "enable_user", "set_role", "reset_password", "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH"]
 
 # The spec's role table. "*" grants everything.
 PERMISSIONS: dict[Role, frozenset[str]] = {
@@ -27,8 +38,10 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 _hasher = PasswordHasher()
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # argon2 hashes any length; a cap keeps one login from costing megabytes
 
 
 def has_permission(role: str, permission: str) -> bool:
@@ -47,41 +60,159 @@ def verify_password(hashed: str, password: str) -> bool:
         return False
 
 
-def get_organization_by_slug(session: Session, slug: str) -> Organization | None:
-    return session.scalar(select(Organization).where(Organization.slug == slug))
+def _password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"must be at least {MIN_PASSWORD_LENGTH} characters (got {len(password)})"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"must be at most {MAX_PASSWORD_LENGTH} characters (got {len(password)})"
+    if "\x00" in password:
+        return "must not contain a NUL character"
+    return None
 
 
-def create_organization(session: Session, name: str, slug: str) -> Organization:
-    if not _SLUG.match(slug):
-        raise ValidationError(f"slug {slug!r} must be lowercase letters, digits and dashes",
-                              details={"slug": "invalid"})
-    if get_organization_by_slug(session, slug) is not None:
-        raise Conflict(f"an organization with slug {slug!r} already exists", code="ORGANIZATION_ALREADY_EXISTS")
-    org = Organization(name=name, slug=slug)
-    session.add(org)
-    session.flush()
-    return org
+def _role_of(role: Role | str, errors: dict[str, str]) -> Role | None:
+    try:
+        return Role(role)
+    except ValueError:
+        errors["role"] = f"{role!r} is not one of {', '.join(r.value for r in Role)}"
+        return None
+
+
+def _raise_if(errors: dict[str, str], what: str) -> None:
+    if errors:
+        raise ValidationError(f"invalid {what}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                              details=errors)
 
 
 def create_user(session: Session, organization_id: uuid.UUID, email: str, password: str, *,
                 role: Role | str = Role.VIEWER, full_name: str | None = None) -> User:
+    """A new active user of the organization. E-mail addresses are unique across organizations and
+    stored lowercased; the password is stored as an argon2 hash only."""
     errors: dict[str, str] = {}
-    if not _EMAIL.match(email):
-        errors["email"] = f"{email!r} is not an email address"
-    if len(password) < 8:
-        errors["password"] = "must be at least 8 characters"
-    try:
-        role = Role(role)
-    except ValueError:
-        errors["role"] = f"{role!r} is not one of {', '.join(r.value for r in Role)}"
-    if errors:
-        raise ValidationError("invalid user", details=errors)
-    email = email.lower()
-    if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
-        raise Conflict(f"a user with email {email} already exists", code="USER_ALREADY_EXISTS")
+    email = (email or "").strip().lower()
+    if len(email) > 255 or not _EMAIL.match(email):
+        errors["email"] = f"{email[:80]!r} is not an e-mail address like noc@example.com"
+    problem = _password_problem(password)
+    if problem:
+        errors["password"] = problem
+    checked = _role_of(role, errors)
+    if full_name is not None:
+        full_name = full_name.strip() or None
+        if full_name is not None and (len(full_name) > 255 or _CONTROL.search(full_name)):
+            errors["full_name"] = f"{full_name[:40]!r} must be at most 255 printable characters"
+    _raise_if(errors, f"user {email!r}" if email else "user")
+    assert checked is not None
+    taken = session.scalar(select(User).where(func.lower(User.email) == email))
+    if taken is not None:
+        where = ("" if taken.organization_id == organization_id
+                 else " (e-mail addresses are unique across organizations)")
+        raise Conflict(f"a user with e-mail {email} already exists{where}", details={"email": email},
+                       code="USER_ALREADY_EXISTS")
     user = User(organization_id=organization_id, email=email, hashed_password=hash_password(password),
-                role=Role(role).value, full_name=full_name, is_superuser=Role(role) is Role.ADMIN)
+                role=checked.value, full_name=full_name, is_superuser=checked is Role.ADMIN)
     session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent add of the same address
+        raise Conflict(f"a user with e-mail {email} already exists", details={"email": email},
+                       code="USER_ALREADY_EXISTS") from None
+    return user
+
+
+def list_users(session: Session, organization_id: uuid.UUID, *, include_disabled: bool = True) -> Sequence[User]:
+    """The organization's users by e-mail."""
+    stmt = select(User).where(User.organization_id == organization_id)
+    if not include_disabled:
+        stmt = stmt.where(User.is_active)
+    return session.scalars(stmt.order_by(User.email)).all()
+
+
+def get_user(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str) -> User:
+    """The user of this organization with id or e-mail ``ref``; NotFound otherwise (also when the
+    user belongs to another organization)."""
+    stmt = select(User).where(User.organization_id == organization_id)
+    if isinstance(ref, uuid.UUID):
+        stmt = stmt.where(User.id == ref)
+    else:
+        stmt = stmt.where(func.lower(User.email) == ref.strip().lower())
+    user = session.scalar(stmt)
+    if user is None:
+        raise NotFound(f"no user {str(ref)!r} in this organization; `netpulse users list` shows them",
+                       details={"user": str(ref)}, code="USER_NOT_FOUND")
+    return user
+
+
+def _changed(user: User) -> None:
+    """Every administrative change of a user goes through here (sign-in state depends on these fields)."""
+    user.updated_at = datetime.now(UTC)
+
+
+def _keep_an_admin(session: Session, user: User, action: str) -> None:
+    """Refuse ``action`` when ``user`` is the organization's last active admin."""
+    if user.role != Role.ADMIN.value or not user.is_active:
+        return
+    # Locking the other admins makes two concurrent demotions of the last two admins conflict.
+    others = session.scalars(select(User.id).where(
+        User.organization_id == user.organization_id, User.role == Role.ADMIN.value, User.is_active,
+        User.id != user.id).with_for_update()).all()
+    if not others:
+        raise Conflict(f"cannot {action} {user.email}: it is the organization's only active admin; make another "
+                       "user admin first (`netpulse users role EMAIL admin`)", details={"user": user.email},
+                       code="LAST_ADMIN")
+
+
+def disable_user(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str) -> User:
+    """Stop the user from signing in; the row (and what it acknowledged or resolved) stays."""
+    user = get_user(session, organization_id, ref)
+    if not user.is_active:
+        raise Conflict(f"user {user.email} is already disabled", details={"user": user.email},
+                       code="USER_ALREADY_DISABLED")
+    _keep_an_admin(session, user, "disable")
+    user.is_active = False
+    _changed(user)
+    session.flush()
+    return user
+
+
+def enable_user(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str) -> User:
+    user = get_user(session, organization_id, ref)
+    if user.is_active:
+        raise Conflict(f"user {user.email} is already enabled", details={"user": user.email},
+                       code="USER_ALREADY_ENABLED")
+    user.is_active = True
+    _changed(user)
+    session.flush()
+    return user
+
+
+def set_role(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str, role: Role | str) -> User:
+    """Give the user another role (admin, operator, viewer or api_user)."""
+    errors: dict[str, str] = {}
+    checked = _role_of(role, errors)
+    _raise_if(errors, "role")
+    assert checked is not None
+    user = get_user(session, organization_id, ref)
+    if user.role == checked.value:
+        raise Conflict(f"user {user.email} already has role {checked.value}", details={"role": checked.value},
+                       code="ROLE_UNCHANGED")
+    if checked is not Role.ADMIN:
+        _keep_an_admin(session, user, f"make {checked.value} of")
+    user.role = checked.value
+    user.is_superuser = checked is Role.ADMIN
+    _changed(user)
+    session.flush()
+    return user
+
+
+def reset_password(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str, password: str) -> User:
+    """Replace the user's password (the new one is stored as an argon2 hash only)."""
+    problem = _password_problem(password)
+    if problem:
+        raise ValidationError(f"invalid password: {problem}", details={"password": problem})
+    user = get_user(session, organization_id, ref)
+    user.hashed_password = hash_password(password)
+    _changed(user)
     session.flush()
     return user
 

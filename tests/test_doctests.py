@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["netpulse.timespec", "netpulse.crypto"]
+MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
+           "analytics.sla_targets"]
 
 
 @pytest.mark.parametrize("name", MODULES)

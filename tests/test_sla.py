@@ -376,12 +376,15 @@ def test_cli_report_bad_input(args: list[str], message: str, hand: Hand, setting
 
 
 def test_cli_targets(db: psycopg.Connection, hand: Hand, settings_env: None) -> None:
-    code, out, _ = _cli("sla", "targets", "--org", "acme")
-    assert (code, out) == (0, "no SLA targets in acme yet\n")
+    code, out, _ = _cli("sla", "target", "list", "--org", "acme")
+    assert (code, out) == (0, "no SLA targets in acme yet; add one with `netpulse sla target add`\n")
     _target(db, hand.org, "device", "a", 99.9, "month")
     _target(db, hand.org, "device", "c", 99, "month")
-    code, out, err = _cli("sla", "targets", "--at", "2026-11-01T10:00:00Z", "--org", "acme")
+    code, out, err = _cli("sla", "target", "list", "--at", "2026-11-01T10:00:00Z", "--org", "acme")
     assert code == 0, err
+    # The old name still works, and says the new one.
+    assert _cli("sla", "targets", "--at", "2026-11-01T10:00:00Z", "--org", "acme") == (
+        0, out, "note: `netpulse sla targets` is now `netpulse sla target list`\n")
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "SCOPE", "REF", "PERIOD", "SINCE", "DEVICES", "TARGET", "ACHIEVED", "BUDGET",
                                 "STATUS"]
@@ -413,10 +416,9 @@ def test_cli_maintenance_add_and_list(db: psycopg.Connection, hand: Hand, settin
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--scope", "site", "--ref", "Atlantis"], "Error: no site named 'Atlantis' in this organization; check --ref "
-                                               "(names are exact, slugs also match)"),
-    (["--scope", "device", "--ref", "zz"], "Error: no device named 'zz' in this organization; check --ref (names are "
-                                           "exact)"),
+    (["--scope", "site", "--ref", "Atlantis"], "Error: no site named 'Atlantis' in this organization (names are "
+                                               "exact, slugs also match)"),
+    (["--scope", "device", "--ref", "zz"], "Error: no device named 'zz' in this organization (names are exact)"),
     (["--scope", "tag"], "Error: --scope tag needs --ref NAME (the tag's name)"),
     (["--scope", "all", "--ref", "x"], "Error: --ref is not used with --scope all; leave it out"),
 ])
@@ -433,7 +435,7 @@ def test_cli_maintenance_bad_input(args: list[str], message: str, db: psycopg.Co
 
 
 def test_cli_help() -> None:
-    for args in (["sla"], ["sla", "report"], ["sla", "targets"], ["maintenance"], ["maintenance", "add"],
-                 ["maintenance", "list"]):
+    for args in (["sla"], ["sla", "report"], ["sla", "targets"], ["sla", "target", "add"], ["sla", "target", "list"],
+                 ["sla", "target", "remove"], ["maintenance"], ["maintenance", "add"], ["maintenance", "list"]):
         result = CliRunner().invoke(main, [*args, "--help"], prog_name="netpulse")
         assert result.exit_code == 0 and result.stdout.startswith("Usage: netpulse "), args

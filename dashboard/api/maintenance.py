@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from analytics import maintenance as core
 from dashboard.api.params import INT32_MAX, ApiModel, Paged, PathModel, Time
-from dashboard.api.routing import current_user_id, ok, operation, page_of, pg, unit_of_work
+from dashboard.api.routing import current_user_id, ok, operation, page_of, unit_of_work
 from dashboard.api.schemas import Deleted, Out
 from dashboard.auth import current_org_id
 
@@ -63,7 +63,7 @@ def list_maintenance(query: WindowQuery) -> Response:
     """Maintenance windows, latest start first (all, or those active, upcoming or past now)."""
     now = datetime.now(UTC)
     with unit_of_work() as session:
-        found, total = core.list_windows(pg(session), current_org_id(), state=query.state, now=now,
+        found, total = core.list_windows(session, current_org_id(), state=query.state, now=now,
                                          limit=query.per_page, offset=query.offset)
     return page_of([WindowOut.of(w, now) for w in found], total, query)
 
@@ -72,7 +72,7 @@ def list_maintenance(query: WindowQuery) -> Response:
 def add_maintenance(body: WindowBody) -> Response:
     """Add a window over ``[from, to)`` for a device, group, site, tag or all devices."""
     with unit_of_work() as session:
-        window = core.add_window(pg(session), current_org_id(), scope=body.scope, scope_ref=body.scope_ref,
+        window = core.add_window(session, current_org_id(), scope=body.scope, scope_ref=body.scope_ref,
                                  start=body.from_, end=body.to, reason=body.reason, created_by=current_user_id())
     return ok(WindowOut.of(window, datetime.now(UTC)), status=201)
 
@@ -81,7 +81,7 @@ def add_maintenance(body: WindowBody) -> Response:
 def get_maintenance(path: WindowPath) -> Response:
     """One window."""
     with unit_of_work() as session:
-        window = core.get_window(pg(session), current_org_id(), path.window_id)
+        window = core.get_window(session, current_org_id(), path.window_id)
     return ok(WindowOut.of(window, datetime.now(UTC)))
 
 
@@ -89,5 +89,5 @@ def get_maintenance(path: WindowPath) -> Response:
 def delete_maintenance(path: WindowPath) -> Response:
     """Remove a window: its time counts again in availability (figures are computed when read)."""
     with unit_of_work() as session:
-        core.delete_window(pg(session), current_org_id(), path.window_id)
+        core.delete_window(session, current_org_id(), path.window_id)
     return ok(Deleted(deleted=1))
