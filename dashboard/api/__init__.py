@@ -40,14 +40,17 @@ from flask import Flask
 from flask_openapi3 import Info, OpenAPI
 
 from dashboard.api import (  # noqa: F401  (each module registers its operations)
+    admin,
     alerts,
     anomalies,
     channels,
     checks,
+    credentials,
     devices,
     login,
     maintenance,
     metrics,
+    policies,
     rules,
     sla,
 )
@@ -58,7 +61,8 @@ from dashboard.auth import ACCESS_COOKIE
 
 __all__ = ["RESOURCES", "OPERATIONS", "PREFIX", "create_server", "init_api", "require_permission"]
 
-RESOURCES = (login, devices, metrics, checks, sla, alerts, rules, maintenance, channels, anomalies)
+RESOURCES = (login, devices, metrics, checks, sla, alerts, rules, maintenance, channels, policies, anomalies, admin,
+             credentials)
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from analytics import maintenance as core
 from dashboard.api.params import INT32_MAX, ApiModel, Paged, PathModel, Time
-from dashboard.api.routing import current_user_id, ok, operation, page_of, unit_of_work
+from dashboard.api.routing import current_user_id, field_names, ok, operation, page_of, unit_of_work
 from dashboard.api.schemas import Deleted, Out
 from dashboard.auth import current_org_id
 
@@ -71,7 +71,7 @@ def list_maintenance(query: WindowQuery) -> Response:
 @operation("POST", "/maintenance", tag=TAG, permission="alert:write", data=WindowOut, status=201)
 def add_maintenance(body: WindowBody) -> Response:
     """Add a window over ``[from, to)`` for a device, group, site, tag or all devices."""
-    with unit_of_work() as session:
+    with unit_of_work() as session, field_names({"ref": "scope_ref"}):
         window = core.add_window(session, current_org_id(), scope=body.scope, scope_ref=body.scope_ref,
                                  start=body.from_, end=body.to, reason=body.reason, created_by=current_user_id())
     return ok(WindowOut.of(window, datetime.now(UTC)), status=201)

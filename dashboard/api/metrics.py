@@ -33,7 +33,7 @@ _COLUMNS = ("time", "device_id", "device", "metric", "ifindex", "value", "count"
 
 MetricName = Annotated[str, Field(json_schema_extra={"enum": NAMES})]
 MetricNames = Annotated[list[MetricName], BeforeValidator(split_list),
-                        Field(min_length=1, max_length=len(NAMES),
+                        Field(min_length=1, max_length=len(NAMES), json_schema_extra={"example": ["icmp_rtt_ms"]},
                               description="Metric names, repeated or comma-separated, e.g. icmp_rtt_ms,icmp_loss_pct.")]
 
 

@@ -35,10 +35,10 @@ from dashboard import envelope
 from dashboard.api.params import Paged, PathModel
 from dashboard.api.schemas import ErrorEnvelope, envelope_of
 from dashboard.auth import role_allows, sessionmaker_of
-from netpulse.errors import InsufficientPermissions, InvalidCredentials, ValidationError
+from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, ValidationError
 
 __all__ = ["PREFIX", "SECURITY", "bp", "Operation", "OPERATIONS", "operation", "authorize", "require_permission",
-           "validation_failed", "unit_of_work", "pg", "ok", "page_of", "csv_answer", "current_user_id"]
+           "validation_failed", "unit_of_work", "pg", "ok", "page_of", "csv_answer", "current_user_id", "field_names"]
 
 PREFIX = "/api/v1"
 # Either way of sending the token: the Authorization header (API clients) or the session cookie (the browser).
@@ -259,3 +259,14 @@ def current_user_id() -> uuid.UUID:
         return uuid.UUID(str(get_jwt()["sub"]))
     except (KeyError, ValueError):
         raise InvalidCredentials("the token names no user: sign in again", code="INVALID_TOKEN") from None
+
+
+@contextmanager
+def field_names(renames: dict[str, str]) -> Iterator[None]:
+    """Name a core error's fields as this API's body names them (the core may say ``ref`` for ``scope_ref``)."""
+    try:
+        yield
+    except NetPulseError as exc:
+        if any(k in renames for k in exc.details):
+            exc.details = {renames.get(k, k): v for k, v in exc.details.items()}
+        raise

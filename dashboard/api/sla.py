@@ -8,17 +8,18 @@ as the devices' last status would flatter availability.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 import polars as pl
 from flask_openapi3 import Tag
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from werkzeug.wrappers import Response
 
 from analytics import sla
-from dashboard.api.params import DevicePath, Paged, Period, Time
-from dashboard.api.routing import operation, page_of, pg, unit_of_work
+from analytics import sla_targets as targets
+from dashboard.api.params import INT32_MAX, ApiModel, DevicePath, Paged, PathModel, Period, Time
+from dashboard.api.routing import field_names, ok, operation, page_of, pg, unit_of_work
 from dashboard.api.schemas import Out
 from dashboard.auth import current_org_id
 from netpulse import inventory
@@ -166,6 +167,56 @@ def sla_targets(query: TargetsQuery) -> Response:
         results = sla.evaluate_targets(pg(session), current_org_id(), at)
     items = [TargetResult.model_validate(r) for r in query.window(results)]
     return page_of(_dumped(TargetsOut(at=at, items=items)), len(results), query)
+
+
+class TargetOut(Out):
+    id: int
+    scope: str
+    scope_ref: str | None
+    target_pct: float
+    period: str
+    severity: str
+
+
+class TargetBody(ApiModel):
+    model_config = ConfigDict(openapi_extra={"example": {  # type: ignore[typeddict-unknown-key]
+        "scope": "all", "target_pct": 99.9, "period": "month"}})
+    scope: Literal["device", "group", "site", "tag", "all"]
+    scope_ref: str | None = Field(None, min_length=1, max_length=100,
+                                  description="The device, group, site or tag name (a slug matches too); not for all.")
+    target_pct: float = Field(gt=0, le=100, description="Availability to reach, in percent (four decimals at most).")
+    period: Literal["day", "week", "month", "quarter", "year"] = "month"
+    severity: Literal["info", "warning", "critical"] = "critical"
+
+
+class TargetPath(PathModel):
+    not_found_code: ClassVar[str] = "SLA_TARGET_NOT_FOUND"
+    target_id: int = Field(ge=1, le=INT32_MAX)
+
+
+class TargetRemoved(Out):
+    deleted: int
+    resolved_alerts: int = Field(description="Its open breach alert, resolved with it (0 or 1).")
+
+
+@operation("POST", "/sla/targets", tag=TAG, permission="admin", data=TargetOut, status=201, conflict=True)
+def add_sla_target(body: TargetBody) -> Response:
+    """Add an SLA target for a scope and calendar period (409 SLA_TARGET_ALREADY_EXISTS when that scope
+    already has one for the period); a breach opens an alert of ``severity``."""
+    with unit_of_work() as session, field_names({"ref": "scope_ref"}):
+        target = targets.add_sla_target(session, current_org_id(), scope=body.scope, ref=body.scope_ref,
+                                            target_pct=str(body.target_pct), period=body.period,
+                                            severity=body.severity)
+        out = TargetOut.model_validate(target)
+    return ok(out, status=201)
+
+
+@operation("DELETE", "/sla/targets/<target_id>", tag=TAG, permission="admin", data=TargetRemoved)
+def remove_sla_target(path: TargetPath) -> Response:
+    """Remove an SLA target; its open breach alert is resolved."""
+    with unit_of_work() as session:
+        _, resolved = targets.remove_sla_target(session, current_org_id(), path.target_id)
+    return ok(TargetRemoved(deleted=1, resolved_alerts=resolved))
 
 
 @operation("GET", "/devices/<device_id>/status-history", tag=TAG, permission="device:read", data=StatusEventOut,
