@@ -22,25 +22,14 @@ from sqlalchemy import Engine
 from dashboard.auth import role_allows
 from netpulse.db import make_engine
 from netpulse.schema import Role
-from tests.apiworld import World, bearer, build_app, build_world, row_counts
+from tests.apiworld import World, bearer, build_world, row_counts, served_document
 from tests.conftest import truncate_all
 
 META_KEYS = {"timestamp", "version", "request_id"}
 PUBLIC = {"login"}  # operations that need no token
 
 
-def _document() -> dict[str, Any]:
-    """The document as served, read at collection time (serving it needs no database)."""
-    dead = "postgresql://postgres@127.0.0.1:1/none"
-    engine = make_engine(dead)
-    try:
-        doc: dict[str, Any] = build_app(dead, engine).test_client().get("/api/v1/openapi.json").get_json()
-    finally:
-        engine.dispose()
-    return doc
-
-
-DOC = _document()
+DOC = served_document()
 OPERATIONS = [(method.upper(), path, op) for path, item in DOC["paths"].items() for method, op in item.items()]
 GUARDED = [o for o in OPERATIONS if o[2]["operationId"] not in PUBLIC]
 
@@ -231,3 +220,27 @@ def test_per_page_beyond_the_maximum_is_422_not_a_silent_cap(world: World, clien
 def test_the_public_operations_are_only_the_login(world: World) -> None:
     assert {o[2]["operationId"] for o in OPERATIONS} - {o[2]["operationId"] for o in GUARDED} == PUBLIC
 
+
+
+BODIED = [o for o in GUARDED if "application/json" in o[2].get("requestBody", {}).get("content", {})]
+BAD_BODIES = {"nested": ("[" * 100_000 + "]" * 100_000, "not valid JSON"), "truncated": ('{"a": ', "not valid JSON"),
+              "array": ("[1, 2]", "expected a JSON object"), "string": ('"text"', "expected a JSON object"),
+              "number": ("7", "expected a JSON object")}
+
+
+@pytest.mark.parametrize(("method", "path", "op"), BODIED, ids=[_id(o) for o in BODIED])
+@pytest.mark.parametrize("kind", list(BAD_BODIES))
+def test_a_body_that_is_not_a_json_object_is_422_and_writes_nothing(world: World, db_url: str, client: FlaskClient,
+                                                                    kind: str, method: str, path: str,
+                                                                    op: dict[str, Any]) -> None:
+    data, message = BAD_BODIES[kind]
+    url = path
+    for p in op.get("parameters", []):
+        if p["in"] == "path":
+            url = url.replace("{" + p["name"] + "}", world.alpha.path[p["name"]])
+    before = row_counts(db_url)
+    r = client.open(url, method=method, data=data, content_type="application/json",
+                    headers=bearer(world.alpha.tokens["admin"]))
+    body = _error(r, 422, "INVALID_INPUT")
+    assert body["error"]["details"] == {"body": message}
+    assert row_counts(db_url) == before

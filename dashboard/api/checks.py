@@ -72,7 +72,8 @@ class CheckQuery(Paged):
     device: DeviceId | SkipJsonSchema[None] = Field(None, description="Only this device's checks.")
 
 
-@operation("GET", "/checks", tag=TAG, permission="device:read", data=CheckOut, many=True, paginated=True)
+@operation("GET", "/checks", tag=TAG, permission="device:read", data=CheckOut, many=True, paginated=True,
+           not_found=True)
 def list_checks(query: CheckQuery) -> Response:
     """The organization's service checks (or one device's), by device name and check name."""
     with unit_of_work() as session:

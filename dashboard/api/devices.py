@@ -225,7 +225,7 @@ def delete_device(path: DevicePath) -> Response:
     return ok(Deleted(deleted=1))
 
 
-@operation("POST", "/devices/bulk-delete", tag=TAG, permission="device:write", data=Deleted)
+@operation("POST", "/devices/bulk-delete", tag=TAG, permission="device:write", data=Deleted, not_found=True)
 def delete_devices(body: BulkDeleteBody) -> Response:
     """Delete several devices, all or none: 404 listing the ids that are not devices of this organization."""
     with unit_of_work() as session:

@@ -38,7 +38,7 @@ class Token(Out):
     user: LoginUser
 
 
-@operation("POST", "/auth/login", tag=TAG, permission=None, data=Token)
+@operation("POST", "/auth/login", tag=TAG, permission=None, data=Token, errors=(401,))
 def login(body: LoginBody) -> Response:
     """Sign in with an e-mail and password; the answer carries a bearer token.
 

@@ -35,7 +35,7 @@ from dashboard import envelope
 from dashboard.api.params import Paged, PathModel
 from dashboard.api.schemas import ErrorEnvelope, envelope_of
 from dashboard.auth import role_allows, sessionmaker_of
-from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, ValidationError
+from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, NotFound, ValidationError
 
 __all__ = ["PREFIX", "SECURITY", "bp", "Operation", "OPERATIONS", "operation", "authorize", "require_permission",
            "validation_failed", "unit_of_work", "pg", "ok", "page_of", "csv_answer", "current_user_id", "field_names"]
@@ -75,14 +75,15 @@ OPERATIONS: dict[str, Operation] = {}
 
 def operation(method: str, rule: str, *, tag: Tag, permission: str | None, data: type[pydantic.BaseModel] | None = None,
               many: bool = False, paginated: bool = False, status: int = 200, conflict: bool = False,
+              not_found: bool = False, errors: tuple[int, ...] = (),
               content: tuple[tuple[str, str], ...] = (), summary: str | None = None) -> Callable[[Callable[P, R]],
                                                                                               Callable[P, R]]:
     """Declare an operation of ``/api/v1``: ``rule`` under the prefix, the ``permission`` of the RBAC
     table it needs (None: no token needed), and the ``data`` model of its answer (a list with
     ``many``, paged with ``paginated``). The view's docstring is the operation's documentation.
 
-    Errors documented: 401/403 for guarded operations, 404 when the rule has path parameters, 409
-    with ``conflict``, and 422 always.
+    Errors documented: 401/403 for guarded operations, 404 when the rule has path parameters (or with
+    ``not_found``: a filter naming an object), 409 with ``conflict``, those in ``errors``, and 422 always.
     """
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
@@ -95,10 +96,11 @@ def operation(method: str, rule: str, *, tag: Tag, permission: str | None, data:
         responses: dict[int, Any] = {status: envelope_of(data, many=many, paginated=paginated, content=content)}
         if permission is not None:
             responses |= {401: ErrorEnvelope, 403: ErrorEnvelope}
-        if "<" in rule:
+        if "<" in rule or not_found:
             responses[404] = ErrorEnvelope
         if conflict:
             responses[409] = ErrorEnvelope
+        responses |= {code: ErrorEnvelope for code in errors}
         responses[422] = ErrorEnvelope
         doc = (view.__doc__ or "").strip()
         needs = f"Needs the `{permission}` permission." if permission else "No token needed."
@@ -158,7 +160,8 @@ def _guard() -> None:
 
 
 def _message(error: Any) -> str:
-    if not error["loc"] and error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+    if not error["loc"] and error["type"] in ("model_type", "model_attributes_type", "dict_type", "json_invalid",
+                                              "json_type"):
         return "expected a JSON object"
     if error["type"] == "value_error" and "error" in error.get("ctx", {}):
         return str(error["ctx"]["error"])
@@ -263,9 +266,14 @@ def current_user_id() -> uuid.UUID:
 
 @contextmanager
 def field_names(renames: dict[str, str]) -> Iterator[None]:
-    """Name a core error's fields as this API's body names them (the core may say ``ref`` for ``scope_ref``)."""
+    """Name a core error's fields as this API's body names them (the core may say ``ref`` for
+    ``scope_ref``). A body naming something that does not exist is an invalid value of that field
+    (422), not a missing resource: the resource of the request is what the path names."""
     try:
         yield
+    except NotFound as exc:
+        details = {renames.get(k, k): exc.message for k in exc.details} or {"body": exc.message}
+        raise ValidationError(exc.message, details=details) from None
     except NetPulseError as exc:
         if any(k in renames for k in exc.details):
             exc.details = {renames.get(k, k): v for k, v in exc.details.items()}
