@@ -5,6 +5,14 @@ Both read samples through :mod:`analytics.frames` and replay them with
 The live evaluation reads a short window per rule (``for`` plus a few probe intervals) and
 carries the open alerts in as "already firing", so a breach that began before the window is
 neither lost nor opened twice.
+
+Anomaly rules replay the *stored* anomaly scores (``anomaly_scores``, one per series and minute,
+written every 15 minutes by the ``score_anomalies`` job: :func:`analytics.anomaly.load_scores`)
+rather than raw samples: the score needs days of history per series, which a stored score has
+already paid for, so a tick costs one indexed read. Scores arrive in batches, so the live window of
+an anomaly rule is ``ANOMALY_LOOKBACK`` long, and an episode that began and ended between two ticks
+is still reported once (opened and resolved in the same tick), unless an alert of the rule already
+began at or after it for that series.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from analytics.alerts import Finding
+from analytics.anomaly.store import load_scores
 from analytics.frames import Resolution, load_metrics
 from analytics.rules import MAD_TO_SIGMA, Episodes, Rule, episodes
 from netpulse.metrics import MetricKind
@@ -42,6 +51,8 @@ ORDER BY d.id
 # single samples (and is 0 with one week of history): k x MAD is floored at k x 10 % of the median.
 BAND_FLOOR = 0.10
 _IFINDEX_BITS = 32
+# Anomaly scores are stored every 15 minutes for the last hour: a live anomaly rule looks this far back.
+ANOMALY_LOOKBACK = timedelta(minutes=45)
 
 
 def scope_devices(conn: Any, org_id: uuid.UUID, rule: Rule) -> list[int]:
@@ -106,6 +117,15 @@ def answered_only(rule: Rule, frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def anomaly_samples(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int] | None, start: datetime,
+                    end: datetime) -> pl.DataFrame:
+    """The stored anomaly scores of ``rule``'s metric in [start, end) as samples (``value`` = score)."""
+    assert rule.metric is not None
+    scores = load_scores(conn, org_id, start=start, end=end, metrics=[rule.metric],
+                         devices=None if devices is None else list(devices))
+    return scores.select("time", "device_id", "ifindex", pl.col("score").cast(pl.Float64).alias("value"))
+
+
 @dataclass
 class SeriesSamples:
     keys: np.ndarray
@@ -127,9 +147,12 @@ def replay(conn: Any, org_id: uuid.UUID, rule: Rule, devices: Sequence[int], sta
            resolution: Resolution = "raw") -> tuple[Episodes, SeriesSamples]:
     """The rule's episodes over [start, end) for ``devices``."""
     assert rule.metric is not None
-    frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=end,
-                         devices=device_filter(rule, devices),
-                         resolution=resolution)
+    if rule.kind == "anomaly":
+        frame = anomaly_samples(conn, org_id, rule, device_filter(rule, devices), start, end)
+    else:
+        frame = load_metrics(conn, org_id, metrics=[rule.metric], start=start, end=end,
+                             devices=device_filter(rule, devices),
+                             resolution=resolution)
     s = SeriesSamples.from_frame(answered_only(rule, frame))
     lo = hi = None
     if rule.kind == "dynamic":
@@ -158,7 +181,7 @@ class Evaluator:
         active = [r for r in rules if r.enabled]
         # One read of the latest samples for every metric rule (one scan of the newest partition,
         # not one per rule); each rule then takes its metric, window and devices from it.
-        on_samples = [r for r in active if r.kind != "status" and r.metric is not None]
+        on_samples = [r for r in active if r.kind not in ("status", "anomaly") and r.metric is not None]
         recent = None
         if on_samples:
             start = min(self._window_start(r, now) for r in on_samples)
@@ -178,6 +201,8 @@ class Evaluator:
             open_alerts = open_by_rule.get(rule.id, {})
             if rule.kind == "status":
                 findings += self._status(conn, rule, devices or [], open_alerts, now)
+            elif rule.kind == "anomaly":
+                findings += self._anomaly(conn, org_id, rule, devices, open_alerts, now)
             elif recent is not None:
                 findings += self._samples(conn, org_id, rule, devices, recent, open_alerts, now)
         return findings
@@ -216,6 +241,34 @@ class Evaluator:
         before = np.isin(s.keys, list(open_alerts)) if open_alerts else None
         eps = episodes(rule, s.keys, s.times_us, s.values, lo=lo, hi=hi, firing_before=before)
         return findings_from(rule, eps, s, open_alerts, now)
+
+
+    def _anomaly(self, conn: Any, org_id: uuid.UUID, rule: Rule, devices: list[int] | None,
+                 open_alerts: dict[int, datetime], now: datetime) -> list[Finding]:
+        start = now - timedelta(seconds=rule.for_s) - ANOMALY_LOOKBACK
+        s = SeriesSamples.from_frame(anomaly_samples(conn, org_id, rule, devices, start,
+                                                     now + timedelta(microseconds=1)))
+        before = np.isin(s.keys, list(open_alerts)) if open_alerts else None
+        eps = episodes(rule, s.keys, s.times_us, s.values, firing_before=before)
+        out = findings_from(rule, eps, s, open_alerts, now)
+        # Episodes that began and ended inside the window: reported once, opened and resolved at once.
+        done = eps.frame.filter(pl.col("resolved_us").is_not_null() & (pl.col("opened_us") >= 0))
+        if done.is_empty():
+            return out
+        reported = {s for f in out for s in [(f.device_id << _IFINDEX_BITS) | f.ifindex]}
+        known = dict(conn.execute("SELECT device_id::bigint << 32 | ifindex, max(started_at) FROM alerts "
+                                  "WHERE organization_id = %s AND rule_id = %s GROUP BY 1",
+                                  (org_id, rule.id)).fetchall()) if rule.id is not None else {}
+        last = done.sort("opened_us").group_by("series", maintain_order=True).last()
+        for key, started_us, worst, last_value in last.select("series", "started_us", "worst",
+                                                              "last_value").iter_rows():
+            began = _dt(started_us)
+            if key in reported or (key in known and known[key] >= began):
+                continue
+            device_id, ifindex = split_key(key)
+            out.append(Finding(rule, device_id, True, now, ifindex=ifindex, value=worst, started_at=began))
+            out.append(Finding(rule, device_id, False, now, ifindex=ifindex, value=last_value))
+        return out
 
 
 def findings_from(rule: Rule, eps: Episodes, samples: SeriesSamples, open_alerts: dict[int, Any],

@@ -7,7 +7,11 @@ A rule names a metric, a scope (device, group, site, tag or all), and a conditio
 - **dynamic**: the value leaves the series' seasonal baseline band, median +- k x MAD of the same
   hour of the week over the trailing weeks (``comparator`` '>' or '<' watches one side only);
   cleared when it is back inside the band shrunk to ``CLEAR_FRACTION`` of its width;
-- **status**: the device's probed status (down, with the probes' own hysteresis).
+- **status**: the device's probed status (down, with the probes' own hysteresis);
+- **anomaly**: the metric's anomaly score (:mod:`analytics.anomaly`, as stored in ``anomaly_scores``)
+  at or above ``k`` (a score in (0, 1]; 0.5 is the detector's own line) for ``for``; cleared by the
+  first score below ``k``. The detector scores the first point of an episode and damps what follows,
+  so an anomaly alert usually opens and resolves within a few minutes: ``for`` is best left at 0.
 
 :func:`episodes` replays a rule over stored samples (many series at once, vectorised); the live
 engine and the backtest both use it, so a backtest shows exactly what the live rule would do.
@@ -31,7 +35,8 @@ from netpulse import timespec
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.metrics import MetricKind
 
-Kind = Literal["threshold", "dynamic", "status"]
+Kind = Literal["threshold", "dynamic", "status", "anomaly"]
+KINDS = ("threshold", "dynamic", "status", "anomaly")
 Scope = Literal["device", "group", "site", "tag", "all"]
 Severity = Literal["info", "warning", "critical"]
 COMPARATORS = (">", ">=", "<", "<=")
@@ -59,7 +64,7 @@ class Rule:
     for_s: int = 0
     scope: Scope = "all"
     scope_ref: str | None = None
-    k_mad: float | None = None
+    k_mad: float | None = None       # dynamic: the band's half-width in MADs; anomaly: the score threshold
     baseline_weeks: int = 4
     escalation_policy: str | None = None
     id: int | None = None
@@ -69,8 +74,8 @@ class Rule:
         problems: dict[str, str] = {}
         if not self.name or len(self.name) > 100:
             problems["name"] = "a rule needs a name of at most 100 characters"
-        if self.kind not in ("threshold", "dynamic", "status"):
-            problems["kind"] = f"kind {self.kind!r} is not one of threshold, dynamic, status"
+        if self.kind not in KINDS:
+            problems["kind"] = f"kind {self.kind!r} is not one of {', '.join(KINDS)}"
         if self.severity not in SEVERITIES:
             problems["severity"] = f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}"
         if self.scope not in SCOPES:
@@ -101,6 +106,13 @@ class Rule:
                 problems["baseline_weeks"] = "baseline_weeks must be between 1 and 12"
             if self.comparator not in (None, ">", "<"):
                 problems["comparator"] = "a dynamic rule watches '>' (above the band), '<' (below) or both"
+        if self.kind == "anomaly":
+            if self.metric is None:
+                problems["metric"] = "an anomaly rule needs a metric (whose anomaly score it watches)"
+            if self.k_mad is None or not 0 < self.k_mad <= 1:
+                problems["k"] = "an anomaly rule needs k in (0, 1] (the score that fires it; 0.5 is anomalous)"
+            if self.comparator is not None:
+                problems["comparator"] = "an anomaly rule takes no comparator (it fires at score >= k)"
         if self.for_s < 0:
             problems["for"] = "for cannot be negative"
         if problems:
@@ -127,6 +139,8 @@ class Rule:
         if self.kind == "threshold":
             hold = f" for {self.for_s} s" if self.for_s else ""
             return f"{self.metric.metric_name} is {shown} ({self.comparator} {self.value:g}{hold})"
+        if self.kind == "anomaly":
+            return f"{self.metric.metric_name} anomaly score is {shown} (>= {self.k_mad:g})"
         return f"{self.metric.metric_name} is {shown}, outside its usual range for this hour of the week"
 
     def describe(self) -> str:
@@ -138,6 +152,8 @@ class Rule:
         if self.kind == "threshold":
             clear = f", clears at {self.clear_value:g}" if self.clear_value is not None else ""
             return f"{metric} {self.comparator} {self.value:g}{hold}{clear} ({scope})"
+        if self.kind == "anomaly":
+            return f"{metric} anomaly score >= {self.k_mad:g}{hold} ({scope})"
         side = {">": "above", "<": "below"}.get(self.comparator or "", "outside")
         return f"{metric} {side} its baseline +- {self.k_mad:g} MAD{hold} ({scope})"
 
@@ -327,6 +343,11 @@ def breach_and_clear(rule: Rule, values: np.ndarray, lo: np.ndarray | None = Non
         # Cleared strictly on the other side of the clear value; between the two, nothing changes.
         clear = values < rule.clear_value if rule.above else values > rule.clear_value
         return breach, clear & ~breach
+    if rule.kind == "anomaly":
+        assert rule.k_mad is not None
+        with np.errstate(invalid="ignore"):
+            breach = values >= rule.k_mad
+            return breach, ~breach & np.isfinite(values)
     if rule.kind == "dynamic":
         assert lo is not None and hi is not None
         mid, half = (hi + lo) / 2, (hi - lo) / 2

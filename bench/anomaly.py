@@ -1,7 +1,7 @@
-"""Anomaly benchmark: detection quality on the labelled NAB series, and the vectorised scorer against
-the plain Python loop computing the same score, in the same run.
+"""Anomaly benchmark: detection quality on the labelled NAB series (window figures and NAB's own
+standard score), and the speed of the batch path against the streaming path, in the same run.
 
-    python bench/anomaly.py [--data ../shared/data/nab] [--threshold 0.5] [--loop-points 0]
+    python bench/anomaly.py [--data ../shared/data/nab] [--nab ../shared/nab] [--nab-python PY]
 
 Scores every file of ``--data`` that ``labels/combined_windows.json`` lists, all series in one
 ``score_frame`` call, then counts at ``--threshold`` (NAB's rules for what counts: the first 15 % of
@@ -12,10 +12,15 @@ each file, at most 750 rows, is a probationary period whose flags are ignored; w
   over all events (point precision, flagged points inside windows over flagged points, is shown too);
 - F1 of window recall and event precision; per corpus and overall (summed counts).
 
-Then the same table's overall line for variants of the score (ablations of ``AnomalyParams``), and
-points per second of ``score_frame`` (best of 3) against ``score_series_loop`` series by series
-(``--loop-points`` caps how many points the loop scores; 0 = all), with the largest difference
-between the two. The last line is ``anomaly vectorised/loop ratio: X``.
+These figures do not see what NAB rewards (early detection inside a window, few flagged points
+outside): the NAB standard score does, and is computed by NAB's scorer through
+``../shared/nab/run_nab.sh`` on the training files when a Python with NAB's requirements is given
+(``--nab-python``, else ``$NETPULSE_NAB_PYTHON``, else ``/tmp/nabvenv/bin/python`` if present).
+
+Then the overall line for variants of the detector (ablations of ``AnomalyParams``), the batch
+path's points per second over 1,000 synthetic series in one call (best of 3) and the streaming
+path's cost per point (``StreamScorer.update``, one call per sample), and their ratio. The last
+line is ``NAB train standard: X``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -32,11 +39,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from analytics.anomaly import DEFAULT_PARAMS, AnomalyParams, score_frame, score_series_loop  # noqa: E402
+from analytics.anomaly import DEFAULT_PARAMS, AnomalyParams, StreamScorer, score_frame  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nab"
+DEFAULT_NAB = ROOT.parent / "shared" / "nab"
 PROBATION_SHARE, PROBATION_MAX = 0.15, 750
 
 
@@ -123,18 +132,52 @@ def evaluate(scored: pl.DataFrame, windows: dict[str, list[tuple[str, str]]],
 
 VARIANTS: dict[str, AnomalyParams] = {
     "chosen (defaults)": DEFAULT_PARAMS,
-    "local only": replace(DEFAULT_PARAMS, seasons=0),
-    "seasonal only": replace(DEFAULT_PARAMS, local_window=timedelta(0)),
-    "no novelty gate": replace(DEFAULT_PARAMS, novelty_factor=0.0),
-    "local, no novelty": replace(DEFAULT_PARAMS, seasons=0, novelty_factor=0.0),
+    "no refractory": replace(DEFAULT_PARAMS, refractory=timedelta(0)),
+    "novelty factor 1.0": replace(DEFAULT_PARAMS, novelty_factor=1.0),
+    "z threshold 6": replace(DEFAULT_PARAMS, z_threshold=6.0),
+    "slow level 1 day": replace(DEFAULT_PARAMS, slow_tau=timedelta(days=1)),
 }
+
+
+def nab_python(given: str | None) -> str | None:
+    """A Python that can run NAB's scorer (pandas < 3), or None."""
+    for candidate in (given, os.environ.get("NETPULSE_NAB_PYTHON"), "/tmp/nabvenv/bin/python"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def nab_standard(nab: Path, python: str, jobs: int = 2) -> tuple[str, float]:
+    """NAB's score table on the training files (with the four published references) and our score."""
+    cmd = ["bash", str(nab / "run_nab.sh"), "-n", str(nab), "-p", python, "-c", "train", "-j", str(jobs),
+           "-r", "ARTime,numenta,contextOSE,windowedGaussian", "--", sys.executable, "-m", "analytics.anomaly",
+           "score"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not last.startswith("NAB standard score:"):
+        raise RuntimeError(f"run_nab.sh failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return done.stdout, float(last.split(":")[1])
+
+
+def synthetic(n_series: int, n: int, seed: int = 0) -> pl.DataFrame:
+    """``n_series`` one-minute series of ``n`` points: daily rhythm, noise, a few spikes."""
+    rng = np.random.default_rng(seed)
+    t = np.datetime64("2026-01-01T00:00:00", "us") + np.arange(n).astype("timedelta64[m]")
+    phase = rng.uniform(0, 2 * np.pi, (n_series, 1))
+    values = 50 + 20 * np.sin(2 * np.pi * np.arange(n) / 1440 + phase) + rng.normal(0, 2, (n_series, n))
+    values[rng.random((n_series, n)) < 1e-3] += 40
+    return pl.DataFrame({"series": np.repeat(np.arange(n_series), n), "time": np.tile(t, n_series),
+                         "value": values.ravel()})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NAB folder (default: %(default)s)")
+    ap.add_argument("--nab", type=Path, default=DEFAULT_NAB, help="NAB checkout with run_nab.sh (default: %(default)s)")
+    ap.add_argument("--nab-python", default=None, help="Python with NAB's requirements (pandas<3, ...)")
     ap.add_argument("--threshold", type=float, default=0.5, help="score that flags a point (default 0.5)")
-    ap.add_argument("--loop-points", type=int, default=0, help="cap on points the plain loop scores (0: all)")
+    ap.add_argument("--series", type=int, default=1000, help="synthetic series in the throughput call")
+    ap.add_argument("--points", type=int, default=1440, help="points per synthetic series")
     args = ap.parse_args()
 
     frame, windows = load(args.data)
@@ -143,20 +186,11 @@ def main() -> None:
           f"threshold {args.threshold}; flags in the first 15 % of each file (max 750 rows) ignored")
     print("recall = windows with a flagged point; ev.pr = event precision (a run of consecutive flagged "
           "points is one event, true if it touches a window); pt.pr = point precision; F1 of recall and ev.pr")
-
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        scored = score_frame(frame)
-        timings.append(time.perf_counter() - start)
-    vec_s = min(timings)
-
+    scored = score_frame(frame)
     print()
     print(HEADER)
-    results = evaluate(scored, windows, args.threshold)
-    for name, c in results.items():
+    for name, c in evaluate(scored, windows, args.threshold).items():
         print(c.row(name))
-
     print()
     print("variants (overall)")
     print(HEADER)
@@ -164,25 +198,39 @@ def main() -> None:
         variant = scored if params is DEFAULT_PARAMS else score_frame(frame, params=params)
         print(evaluate(variant, windows, args.threshold)["overall"].row(name))
 
-    # The baseline: the plain per-series loop over the same series (or the first --loop-points of them).
-    budget = args.loop_points or n
-    loop_points, worst = 0, 0.0
+    # Speed: the batch path over many series in one call, and the streaming path one sample at a time.
+    many = synthetic(args.series, args.points)
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        score_frame(many)
+        timings.append(time.perf_counter() - start)
+    batch_s = min(timings)
+    one = many.filter(pl.col("series") < 20)
+    live = StreamScorer()
+    t_us = one["time"].dt.epoch("us").to_numpy()
+    keys, values = one["series"].to_numpy(), one["value"].to_numpy()
     start = time.perf_counter()
-    for (_,), series in scored.group_by("series", maintain_order=True):
-        if loop_points >= budget:
-            break
-        ref = score_series_loop(series["value"].to_numpy(), times=series["time"].to_numpy())
-        worst = max(worst, float(np.max(np.abs(ref - series["anomaly_score"].to_numpy()))))
-        loop_points += len(series)
-    loop_s = time.perf_counter() - start
-
-    vec_rate, loop_rate = n / vec_s, loop_points / loop_s
+    for i in range(len(values)):
+        live.update(int(keys[i]), int(t_us[i]), float(values[i]))
+    stream_s = time.perf_counter() - start
+    batch_rate, stream_rate = len(many) / batch_s, len(values) / stream_s
     print()
-    print(f"vectorised score_frame   {vec_rate:>12,.0f} points/s  ({n:,} points, {len(windows)} series in one "
-          f"call, best of 3: {vec_s:.3f} s)")
-    print(f"plain loop (reference)   {loop_rate:>12,.0f} points/s  ({loop_points:,} points in {loop_s:.2f} s)")
-    print(f"largest |vectorised - loop| difference: {worst:.2e}")
-    print(f"anomaly vectorised/loop ratio: {vec_rate / loop_rate:.1f}")
+    print(f"batch score_frame        {batch_rate:>12,.0f} points/s  ({len(many):,} points, {args.series:,} series "
+          f"in one call, best of 3: {batch_s:.3f} s)")
+    print(f"streaming update         {stream_rate:>12,.0f} points/s  ({1e6 / stream_rate:.2f} us per point, "
+          f"{len(values):,} points one call each; state {live.state(0).nbytes:,} bytes per series)")
+    print(f"anomaly batch/streaming ratio: {batch_rate / stream_rate:.1f}")
+
+    python = nab_python(args.nab_python)
+    if python is None or not (args.nab / "run_nab.sh").exists():
+        print("NAB train standard: n/a (no NAB checkout or no Python with its requirements; "
+              "see --nab and --nab-python)")
+        return
+    table, standard = nab_standard(args.nab, python)
+    print()
+    print(table.strip().rsplit("\n", 1)[0])
+    print(f"NAB train standard: {standard:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""analytics.anomaly: the vectorised score against its plain-Python reference, its edge cases, causality,
-the multivariate device model and the CLI (no database needed)."""
+"""analytics.anomaly: the streaming detector and the batch path that runs it over many series, their
+edge cases, causality, the multivariate device model and the CLI (no database needed)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,22 @@ import pytest
 from analytics.anomaly import (
     DEFAULT_PARAMS,
     AnomalyParams,
+    StreamScorer,
     device_outliers,
     score_frame,
     score_series,
-    score_series_loop,
 )
+from analytics.anomaly.detector import _step, advance, new_state
 
 ROOT = Path(__file__).resolve().parent.parent
 NAB = ROOT / "tests" / "data" / "nab"   # three NAB series kept with the tests (see NOTICE.md there)
 # A small subset: gaps of up to an hour, repeated timestamps, a daily pattern with a jump.
 NAB_FILES = ("realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv", "realAWSCloudwatch/ec2_network_in_5abac7.csv",
              "artificialWithAnomaly/art_daily_jumpsup.csv")
-# Windows short enough that a 1,500-point series at 1-minute steps leaves warm-up and uses all of them.
-SHORT = AnomalyParams(local_window=timedelta(minutes=30), season=timedelta(hours=2), seasons=3,
-                      scale_window=timedelta(hours=3), novelty_window=timedelta(hours=5), warmup=timedelta(hours=2))
+# Time constants short enough that a 1,500-point series at 1-minute steps leaves warm-up and uses them all.
+SHORT = AnomalyParams(level_tau=timedelta(minutes=20), shift_tau=timedelta(minutes=5), slow_tau=timedelta(hours=1),
+                      scale_tau=timedelta(hours=3), novelty_window=timedelta(hours=5), season=timedelta(hours=2),
+                      season_bins=24, refractory=timedelta(minutes=30), warmup=timedelta(hours=2))
 T0 = np.datetime64("2026-01-01T00:00:00", "us")
 
 
@@ -54,41 +56,81 @@ def messy_series(seed: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:
     secs[700:] += 3600                                            # an hour without data
     dup = rng.choice(np.arange(1, n), 10, replace=False)
     secs[dup] = secs[dup - 1]                                     # repeated timestamps
+    secs = np.maximum.accumulate(secs)                            # in time order, as a live probe sends them
     return values, T0 + (secs * 1_000_000).astype("timedelta64[us]")
 
 
-# -- the vectorised score is the reference score ----------------------------------------------------------
+def us(times: np.ndarray) -> np.ndarray:
+    return times.astype("datetime64[us]").astype(np.int64)
 
-@pytest.mark.parametrize("params", [
-    SHORT,
-    replace(SHORT, seasons=0),
-    replace(SHORT, local_window=timedelta(0)),
-    replace(SHORT, novelty_factor=0.0, sharpness=4.0),
-    replace(SHORT, min_fill=0.9, floor_rel=0.05),
-], ids=["both", "local", "seasonal", "no-novelty", "strict-fill"])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_vectorised_equals_loop_on_random_series(params: AnomalyParams, seed: int) -> None:
-    values, times = messy_series(seed)
-    fast = score_series(values, times=times, params=params)
-    slow = score_series_loop(values, params, times=times)
-    assert np.abs(fast - slow).max() <= 1e-9
-    assert (fast >= 0.5).any() and (fast > 0).mean() > 0.5      # the comparison covered real scores
+
+# -- the streaming path is the batch path ----------------------------------------------------------------
+
+@pytest.mark.parametrize("params", [SHORT, replace(SHORT, refractory=timedelta(0)),
+                                    replace(SHORT, refractory_damping=0.0, season_bins=7, novelty_buckets=1)],
+                         ids=["short", "no-refractory", "other-bins"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_equals_batch_on_random_series(params: AnomalyParams, seed: int) -> None:
+    """Point by point through a StreamScorer (three series interleaved, the state carried between
+    calls and once through bytes) against one batch call over all three."""
+    series = [messy_series(seed * 10 + k) for k in range(3)]
+    frame = pl.concat([pl.DataFrame({"series": k, "time": t, "value": v}) for k, (v, t) in enumerate(series)])
+    batch = score_frame(frame, params=params)["anomaly_score"].to_numpy()
+    live = StreamScorer(params)
+    streamed = [np.zeros(len(v)) for v, _ in series]
+    for i in range(len(series[0][0])):
+        for k, (v, t) in enumerate(series):
+            streamed[k][i] = live.update(k, int(us(t[i:i + 1])[0]), float(v[i]))
+        if i == 700:                                             # a worker restarts from its stored state
+            restored = StreamScorer(params)
+            for k in range(3):
+                restored.load(k, live.to_bytes(k))
+            live = restored
+    np.testing.assert_allclose(np.concatenate(streamed), batch, rtol=0, atol=1e-9)
+    assert (batch >= 0.5).any() and (batch > 0).mean() > 0.5      # the comparison covered real scores
+
+
+def test_compiled_kernel_equals_the_same_code_run_as_plain_python() -> None:
+    values, times = messy_series(7)
+    state = new_state(1, SHORT)
+    compiled = advance(us(times), values, np.array([0, len(values)]), np.array([0]), state, SHORT)
+    plain_state = new_state(1, SHORT)[0]
+    pvec = SHORT.vector()
+    plain = np.array([_step.py_func(plain_state, int(t), float(x), pvec) for t, x in zip(us(times), values,
+                                                                                        strict=True)])
+    np.testing.assert_allclose(compiled, plain, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(state[0], plain_state)
 
 
 @pytest.mark.parametrize("name", NAB_FILES)
-def test_vectorised_equals_loop_on_nab(name: str) -> None:
+def test_streaming_equals_batch_on_nab(name: str) -> None:
     df = nab(name)
     times, values = df["timestamp"].to_numpy(), df["value"].to_numpy()
-    fast = score_series(values, times=times)
-    assert np.abs(fast - score_series_loop(values, times=times)).max() <= 1e-9
-    assert ((fast >= 0) & (fast <= 1)).all()
+    batch = score_series(values, times=times)
+    live = StreamScorer()
+    half = len(values) // 2
+    first = live.update_many("s", us(times[:half]), values[:half])
+    rest = [live.update("s", int(t), float(x)) for t, x in zip(us(times[half:]), values[half:], strict=True)]
+    np.testing.assert_allclose(np.r_[first, rest], batch, rtol=0, atol=1e-9)
+    assert ((batch >= 0) & (batch <= 1)).all() and (batch >= 0.5).any()
 
 
-def test_scores_are_in_unit_interval_and_finite() -> None:
+def test_scores_are_finite_in_unit_interval_even_for_extreme_values() -> None:
     rng = np.random.default_rng(5)
-    for values in (rng.standard_cauchy(2000) * 1e9, rng.normal(size=2000) * 1e-12, np.r_[np.zeros(1000), 1e300]):
-        s = score_series(values, step_s=60.0, params=SHORT)
-        assert np.isfinite(s).all() and s.min() >= 0.0 and s.max() <= 1.0
+    extreme = np.where(rng.random(3000) < 0.5, 1e308, -1e308) * rng.random(3000)
+    for values in (rng.standard_cauchy(3000) * 1e9, rng.normal(size=3000) * 1e-12, np.r_[np.zeros(1000), 1e300],
+                   extreme, np.r_[np.full(500, 1e308), np.full(500, -1e308), np.full(500, 1e308)],
+                   np.r_[np.full(1000, 5.0), np.full(1000, np.finfo(float).max)]):
+        for params in (SHORT, DEFAULT_PARAMS):
+            s = score_series(values, step_s=60.0, params=params)
+            assert np.isfinite(s).all() and s.min() >= 0.0 and s.max() <= 1.0, values[:3]
+
+
+def test_scores_are_deterministic() -> None:
+    values, times = messy_series(8)
+    a = score_series(values, times=times, params=SHORT)
+    b = score_series(values.copy(), times=times.copy(), params=SHORT)
+    assert a.tobytes() == b.tobytes()
 
 
 # -- warm-up, missing data, flat series -------------------------------------------------------------------
@@ -102,13 +144,12 @@ def test_warmup_scores_zero_and_short_series() -> None:
     assert (score_series(short, step_s=60.0, params=SHORT) == 0).all()
     assert (score_series(short) == 0).all()                      # 500 minutes, inside the 1-day default
     assert score_series(np.array([])).shape == (0,)
-    assert score_series_loop(np.array([])).shape == (0,)
     assert (score_series(np.array([3.0])) == 0).all()
 
 
 def test_constant_and_missing_series_do_not_blow_up() -> None:
     flat = np.full(3000, 45.0)
-    assert (score_series(flat) == 0).all() and (score_series_loop(flat) == 0).all()
+    assert (score_series(flat) == 0).all()
     assert (score_series(np.full(3000, np.nan)) == 0).all()
     assert (score_series(np.zeros(3000)) == 0).all()
     stepped = flat.copy()
@@ -130,7 +171,17 @@ def test_injected_spike_in_a_seasonal_series_scores_high() -> None:
     s = score_series(daily)
     assert s[spike] >= 0.5
     rest = np.delete(s, spike)
-    assert (rest >= 0.5).mean() < 0.005 and np.median(rest[288:]) < 0.1
+    assert (rest >= 0.5).mean() < 0.005 and np.median(rest[288:]) < 0.2
+
+
+def test_a_level_shift_is_flagged_once_then_damped() -> None:
+    rng = np.random.default_rng(12)
+    values = 20 + rng.normal(0, 1, 288 * 6)
+    values[288 * 4:] += 15
+    s = score_series(values)
+    flagged = np.flatnonzero(s >= 0.5)
+    shift = 288 * 4
+    assert shift in flagged and ((flagged > shift) & (flagged < shift + 288)).sum() <= 1 and len(flagged) <= 4
 
 
 # -- many series at once, causality ----------------------------------------------------------------------
@@ -147,10 +198,15 @@ def test_score_frame_equals_each_series_alone_in_any_row_order() -> None:
     df = long_frame().sample(fraction=1.0, shuffle=True, seed=3)
     out = score_frame(df, series_col=["device", "metric"], params=SHORT)
     assert out.columns == [*df.columns, "anomaly_score"] and out.drop("anomaly_score").equals(df)
-    for (device, metric), part in out.group_by(["device", "metric"]):
+    for (device, metric), part in out.group_by(["device", "metric"], maintain_order=True):
+        ordered = part.sort("time", maintain_order=True)         # rows with the same time: in frame order
+        alone = score_series(ordered["value"].to_numpy(), times=ordered["time"].to_numpy(), params=SHORT)
+        np.testing.assert_array_equal(ordered["anomaly_score"].to_numpy(), alone, err_msg=f"{device}/{metric}")
+    ordered = df.sort("device", "metric", "time", maintain_order=True)
+    out_sorted = score_frame(ordered, series_col=["device", "metric"], params=SHORT)
+    for _, part in out_sorted.group_by(["device", "metric"], maintain_order=True):
         alone = score_series(part["value"].to_numpy(), times=part["time"].to_numpy(), params=SHORT)
-        np.testing.assert_allclose(part["anomaly_score"].to_numpy(), alone, rtol=0, atol=1e-12,
-                                   err_msg=f"{device}/{metric}")
+        np.testing.assert_array_equal(part["anomaly_score"].to_numpy(), alone)
     lazy = score_frame(df.lazy(), series_col=["device", "metric"], params=SHORT)
     assert isinstance(lazy, pl.LazyFrame) and lazy.collect().equals(out)
 
@@ -185,13 +241,17 @@ def test_appending_future_points_leaves_past_scores_unchanged() -> None:
 
 
 def test_params_are_checked() -> None:
-    with pytest.raises(ValueError, match="warmup"):
-        AnomalyParams(warmup=timedelta(0))
-    with pytest.raises(ValueError, match="nothing to score against"):
-        AnomalyParams(local_window=timedelta(0), seasons=0)
+    with pytest.raises(ValueError, match="level_tau"):
+        AnomalyParams(level_tau=timedelta(0))
     with pytest.raises(ValueError, match="negative"):
-        AnomalyParams(scale_window=timedelta(hours=-1))
+        AnomalyParams(warmup=timedelta(hours=-1))
+    with pytest.raises(ValueError, match="season_weight"):
+        AnomalyParams(season_weight=0.0)
+    with pytest.raises(ValueError, match="buckets"):
+        AnomalyParams(novelty_buckets=0)
     assert DEFAULT_PARAMS.z_threshold > 0
+    with pytest.raises(ValueError, match="floats"):
+        StreamScorer().load("x", b"\0" * 8)
 
 
 # -- the multivariate device model --------------------------------------------------------------------
@@ -293,8 +353,12 @@ def test_cli_reads_iso_variants_epoch_seconds_and_extra_columns(tmp_path: Path) 
     ("timestamp,value\n2026-01-01 00:00:00,1\nyesterday,2\n", 3, "not ISO 8601 or epoch seconds"),
     ("timestamp,value\n,2\n", 2, "no timestamp"),
     ("", 1, "empty file"),
+    ("timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,inf\n", 3, "value 'inf' is not a finite number"),
+    ("timestamp,value\n2026-01-01 00:00:00,-Infinity\n", 2, "value '-Infinity' is not a finite number"),
+    ("timestamp,value\n2026-01-01 00:00:00,1\n\n2026-01-01 00:05:00,NaN\n", 4, "value 'NaN' is not a finite"),
+    ("timestamp,value\n2026-01-01 00:00:00,1e400\n", 2, "value '1e400' is not a finite number"),
 ], ids=["no-timestamp", "no-value", "ragged", "bad-value", "bad-date", "bad-timestamp", "empty-timestamp",
-        "empty-file"])
+        "empty-file", "inf", "minus-infinity", "nan-after-blank-line", "overflow"])
 def test_cli_reports_bad_input_in_one_line(tmp_path: Path, content: str, line: int, words: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)
@@ -311,3 +375,26 @@ def test_cli_missing_file_and_help(tmp_path: Path) -> None:
         result = run_cli(*args)
         assert result.returncode == 0 and "Usage: python -m analytics.anomaly" in result.stdout
     assert "timestamp,value,anomaly_score" in run_cli("score", "--help").stdout
+
+
+def test_cli_warns_once_about_repeated_timestamps_and_scores_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "dups.csv"
+    rows = [f"2026-01-01 {h:02d}:{m:02d}:00,{(h * 60 + m) % 7}" for h in range(24) for m in range(0, 60, 5)]
+    rows.insert(10, rows[9].rsplit(",", 1)[0] + ",3")             # line 12 repeats line 11's time
+    rows.insert(50, rows[49])                                    # and an exact repeat further on
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    result = run_cli("score", path)
+    assert result.returncode == 0
+    assert result.stderr.strip() == (f"{path}:12: warning: timestamp 2026-01-01 00:45:00 repeats line 11 (2 repeated "
+                                     "in the file); each row is scored as a sample of its own, after the earlier ones")
+    assert len(result.stdout.splitlines()) == len(rows) + 1
+
+
+def test_cli_scores_extreme_finite_values_within_unit_interval(tmp_path: Path) -> None:
+    path = tmp_path / "extreme.csv"
+    values = ["1e308", "-1e308", "1.7976931348623157e308", "0", "-1.7e308"] * 400
+    path.write_text("timestamp,value\n" + "".join(f"{1767225600 + 60 * i},{v}\n" for i, v in enumerate(values)))
+    result = run_cli("score", path)
+    assert result.returncode == 0, result.stderr
+    scores = pl.read_csv(result.stdout.encode(), infer_schema=False)["anomaly_score"].cast(pl.Float64)
+    assert len(scores) == len(values) and scores.is_finite().all() and scores.is_between(0, 1).all()

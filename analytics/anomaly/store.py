@@ -7,9 +7,12 @@ metric, interface, minute): a repeated or overlapping run rewrites the same rows
 average moved since (late samples) gets its new score. :func:`load_scores` and :func:`top_anomalies`
 read them back, always through the organization's devices.
 
-The score only looks back ``history_for(params)`` (three days by default): the novelty window (five
-days) is cut at the start of the read, which costs a little precision but keeps a run to one read
-of ~4,400 minutes per series.
+Each run scores from a fresh detector state over ``history_for(params)`` before the window (three
+days by default): the warm-up, two seasonal periods and the slow scales have settled by then, and
+the novelty window (five days) is cut at the start of the read, which costs a little precision but
+keeps a run to one read of ~4,400 minutes per series. (The detector itself is streaming, with O(1)
+state per series: :class:`~analytics.anomaly.detector.StreamScorer`; the batch store recomputes
+because a 15-minute job over rollups needs no state kept between runs.)
 """
 
 from __future__ import annotations
@@ -116,8 +119,8 @@ class ScoreReport:
 
 def history_for(params: AnomalyParams = DEFAULT_PARAMS) -> timedelta:
     """How far before the scored window a read starts: past the warm-up (a series' first ``warmup``
-    scores 0), and far enough for every seasonal lag and the local median of the window's points."""
-    return max(params.warmup, params.seasons * params.season, params.local_window)
+    scores 0), two seasonal periods (the profile), and the residual scales' time constant."""
+    return max(params.warmup, 2 * params.season, params.scale_tau)
 
 
 def _invalid(errors: dict[str, str]) -> ValidationError:

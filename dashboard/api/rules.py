@@ -30,16 +30,17 @@ _FIELDS = {"for": "for_s", "clear": "clear_value", "k": "k_mad"}  # Rule's messa
 
 class RuleFields(Out):
     name: str = Field(min_length=1, max_length=100)
-    kind: Literal["threshold", "dynamic", "status"]
+    kind: Literal["threshold", "dynamic", "status", "anomaly"]
     severity: Literal["info", "warning", "critical"]
-    metric: MetricName | None = Field(None, description="threshold and dynamic rules.")
+    metric: MetricName | None = Field(None, description="threshold, dynamic and anomaly rules.")
     comparator: Literal[">", ">=", "<", "<="] | None = None
     value: float | None = Field(None, description="threshold: the value the metric is compared with.")
     clear_value: float | None = Field(None, description="threshold: where a firing rule clears (hysteresis).")
     for_s: int = Field(0, ge=0, le=30 * 86400, description="Seconds the condition must hold before it fires.")
     scope: Literal["device", "group", "site", "tag", "all"] = "all"
     scope_ref: str | None = Field(None, max_length=100, description="The device, group, site or tag name.")
-    k_mad: float | None = Field(None, gt=0, le=1000, description="dynamic: the band's half-width in MADs.")
+    k_mad: float | None = Field(None, gt=0, le=1000, description="dynamic: the band's half-width in MADs; "
+                                                                 "anomaly: the score (0 to 1) that fires.")
     baseline_weeks: int = Field(4, ge=1, le=12, description="dynamic: weeks of history in the baseline.")
     escalation_policy: str | None = Field(None, max_length=100, description="A policy name [default: 'default'].")
     enabled: bool = True
