@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,9 +59,9 @@ def client(world: World) -> FlaskClient:
 
 
 def _request(client: FlaskClient, method: str, path: str, op: dict[str, Any], *, values: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None, query: dict[str, Any] | None = None) -> Any:
-    """Call ``op`` with its path parameters from ``values``, its required query parameters and a body
-    from the document's examples."""
+             headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: bool = True) -> Any:
+    """Call ``op`` with its path parameters from ``values``, its required query parameters and (with
+    ``body``) a body from the document's examples."""
     params = dict(query or {})
     url = path
     for p in op.get("parameters", []):
@@ -71,7 +72,7 @@ def _request(client: FlaskClient, method: str, path: str, op: dict[str, Any], *,
             assert example is not None, f"{_id((method, path, op))}: give required parameter {p['name']} an example"
             params.setdefault(p["name"], example)
     kwargs: dict[str, Any] = {"headers": headers or {}, "query_string": params}
-    content = op.get("requestBody", {}).get("content", {})
+    content = op.get("requestBody", {}).get("content", {}) if body else {}
     if "application/json" in content:
         example = content["application/json"].get("example")
         assert example is not None, f"{_id((method, path, op))}: give the body model an example (openapi_extra)"
@@ -80,6 +81,18 @@ def _request(client: FlaskClient, method: str, path: str, op: dict[str, Any], *,
         kwargs["data"] = {"file": (io.BytesIO(b"name,address,type\nx-1,192.0.2.1,router\n"), "devices.csv")}
         kwargs["content_type"] = "multipart/form-data"
     return client.open(url, method=method, **kwargs)
+
+
+def _nowhere(op: dict[str, Any]) -> dict[str, str]:
+    """Path values that name nothing, for requests that must be refused before any lookup (a guard that
+    failed would then answer 404, not act on a real object)."""
+    values = {}
+    for p in op.get("parameters", []):
+        if p["in"] == "path":
+            schema = p["schema"]
+            values[p["name"]] = ("2147483647" if schema.get("type") == "integer" else
+                                 str(uuid.UUID(int=0)) if schema.get("format") == "uuid" else "nothing-here")
+    return values
 
 
 def _error(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
@@ -128,7 +141,7 @@ def test_interactive_docs_are_served_locally(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(("method", "path", "op"), GUARDED, ids=[_id(o) for o in GUARDED])
 def test_every_operation_needs_a_token(client: FlaskClient, method: str, path: str, op: dict[str, Any]) -> None:
-    _error(_request(client, method, path, op), 401, "AUTHENTICATION_REQUIRED")
+    _error(_request(client, method, path, op, body=False), 401, "AUTHENTICATION_REQUIRED")
 
 
 @pytest.mark.parametrize(("method", "path", "op"), GUARDED, ids=[_id(o) for o in GUARDED])
@@ -137,7 +150,7 @@ def test_a_bad_token_is_401(world: World, db_url: str, client: FlaskClient, case
                             op: dict[str, Any]) -> None:
     token = {"tampered": world.tampered, "expired": world.expired, "revoked": world.revoked}[case]
     before = row_counts(db_url)
-    _error(_request(client, method, path, op, values=world.alpha.path, headers=bearer(token)), 401)
+    _error(_request(client, method, path, op, values=_nowhere(op), headers=bearer(token), body=False), 401)
     assert row_counts(db_url) == before
 
 
@@ -162,8 +175,8 @@ def test_a_role_without_the_permission_is_403(world: World, db_url: str, client:
     role = _wrong_role(op["x-permission"])
     assert role is not None
     before = row_counts(db_url)
-    body = _error(_request(client, method, path, op, values=world.alpha.path, headers=bearer(world.alpha.tokens[role])),
-                  403, "INSUFFICIENT_PERMISSIONS")
+    body = _error(_request(client, method, path, op, values=_nowhere(op), headers=bearer(world.alpha.tokens[role]),
+                           body=False), 403, "INSUFFICIENT_PERMISSIONS")
     assert body["error"]["details"] == {"required": op["x-permission"], "role": role}
     assert row_counts(db_url) == before
 
