@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import polars as pl
 import structlog
 from psycopg.rows import dict_row
 
@@ -514,3 +515,49 @@ def counts(conn: Any, org_id: uuid.UUID) -> dict[str, int]:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_COUNTS, (org_id,)).fetchone()
     return {k: int(v or 0) for k, v in (row or {}).items()}
+
+
+# --- alerts of a period as a frame: reports and notebooks -------------------------------------------
+
+ALERT_FRAME_SCHEMA = pl.Schema({
+    "id": pl.String(), "severity": pl.String(), "status": pl.String(), "alert_type": pl.String(),
+    "rule": pl.String(), "device_id": pl.Int32(), "device": pl.String(), "site": pl.String(), "group": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"), "acknowledged_at": pl.Datetime("us", "UTC"),
+    "resolved_at": pl.Datetime("us", "UTC"), "suppressed": pl.Boolean(), "suppressed_reason": pl.String(),
+    "flapping": pl.Boolean(), "occurrences": pl.Int32(), "message": pl.String()})
+
+_ALERT_FRAME = """
+SELECT a.id::text, a.severity, a.status, a.alert_type, coalesce(r.name, a.alert_type), a.device_id, d.name, s.name,
+       g.name, a.created_at, a.acknowledged_at, a.resolved_at, a.suppressed, a.suppressed_reason, a.flapping,
+       a.occurrences, a.message
+FROM alerts a
+LEFT JOIN devices d ON d.id = a.device_id AND d.organization_id = a.organization_id
+LEFT JOIN sites s ON s.id = d.site_id
+LEFT JOIN device_groups g ON g.id = d.group_id
+LEFT JOIN alert_rules r ON r.id = a.rule_id AND r.organization_id = a.organization_id
+WHERE a.organization_id = %(org)s AND a.created_at >= %(start)s AND a.created_at < %(end)s
+  AND (%(scope)s = 'all'
+       OR (%(scope)s = 'device' AND d.name = %(ref)s)
+       OR (%(scope)s = 'site' AND s.name = %(ref)s)
+       OR (%(scope)s = 'group' AND g.name = %(ref)s)
+       OR (%(scope)s = 'tag' AND EXISTS (SELECT 1 FROM device_tags dt JOIN tags t ON t.id = dt.tag_id
+                                          WHERE dt.device_id = d.id AND t.name = %(ref)s)))
+ORDER BY a.created_at, a.id
+"""
+
+
+def alerts_frame(conn: Any, org_id: uuid.UUID | str, start: datetime, end: datetime, *, scope: str = "all",
+                 ref: str | None = None) -> pl.DataFrame:
+    """The alerts that opened in ``[start, end)`` (``created_at``), oldest first, as ``ALERT_FRAME_SCHEMA``:
+    with their device's name, site and group, the rule's name (``rule``: the alert type when the rule
+    is gone), and when they were acknowledged and resolved (at any time, later ones included).
+    ``scope``/``ref`` keep one device's, group's, site's or tag's alerts; alerts of no device (SLA
+    breaches) are only in scope ``all``."""
+    for name, ts in (("start", start), ("end", end)):
+        if ts.tzinfo is None:
+            raise ValueError(f"{name}={ts!r} is naive: pass a timezone-aware datetime (UTC)")
+    if scope not in ("all", "device", "site", "group", "tag"):
+        raise ValueError(f"scope {scope!r}: use one of all, device, site, group, tag")
+    rows = conn.execute(_ALERT_FRAME, {"org": org_id, "start": start, "end": end, "scope": scope,
+                                       "ref": ref}).fetchall()
+    return pl.DataFrame(rows, schema=ALERT_FRAME_SCHEMA, orient="row")

@@ -28,6 +28,7 @@ import polars as pl
 
 from analytics.alerts import Finding
 from analytics.anomaly.store import load_scores
+from analytics.builtin import snmp_failing
 from analytics.frames import Resolution, load_metrics
 from analytics.rules import MAD_TO_SIGMA, Episodes, Rule, episodes
 from netpulse.metrics import MetricKind
@@ -171,9 +172,11 @@ def _dt(us: int) -> datetime:
 
 @dataclass
 class Evaluator:
-    """Live evaluation: each call reads the last window of every enabled rule of an organization."""
+    """Live evaluation: each call reads the last window of every enabled rule of an organization, and
+    applies the built-in rules (:mod:`analytics.builtin`)."""
 
     lookback: timedelta = timedelta(minutes=3)     # samples before the ``for`` window (a few intervals)
+    snmp_failing_intervals: int = 3                # the built-in SNMP rule's N; 0: off
     _baselines: dict[tuple[int | str, datetime], pl.DataFrame] = field(default_factory=dict, init=False)
 
     def evaluate(self, conn: Any, org_id: uuid.UUID, rules: Sequence[Rule], now: datetime) -> list[Finding]:
@@ -205,6 +208,7 @@ class Evaluator:
                 findings += self._anomaly(conn, org_id, rule, devices, open_alerts, now)
             elif recent is not None:
                 findings += self._samples(conn, org_id, rule, devices, recent, open_alerts, now)
+        findings += snmp_failing(conn, org_id, now, self.snmp_failing_intervals)
         return findings
 
     def _window_start(self, rule: Rule, now: datetime) -> datetime:

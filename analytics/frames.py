@@ -34,7 +34,8 @@ from netpulse.inventory import slugify
 from netpulse.metrics import MetricKind
 
 __all__ = ["Resolution", "Level", "RAW_SPAN", "METRIC", "RAW_SCHEMA", "ROLLUP_SCHEMA", "SERIES_KEY", "MetricsSelect",
-           "pick_resolution", "select_metrics", "load_metrics", "wide", "device_frame"]
+           "pick_resolution", "select_metrics", "load_metrics", "wide", "device_frame", "INTERFACE_SCHEMA",
+           "interface_frame"]
 
 Resolution = Literal["auto", "raw", "1m", "1h", "1d"]
 Level = Literal["raw", "1m", "1h", "1d"]  # what "auto" resolves to
@@ -261,3 +262,20 @@ def device_frame(conn: Conn, org_id: uuid.UUID | str) -> pl.DataFrame:
         ).fetchall()
     return pl.DataFrame(rows, schema={"device_id": pl.Int32, "name": pl.String, "site": pl.String,
                                       "group": pl.String}, orient="row")
+
+
+INTERFACE_SCHEMA = pl.Schema({"device_id": pl.Int32(), "device": pl.String(), "ifindex": pl.Int32(),
+                              "name": pl.String(), "speed_bps": pl.Int64(), "oper_status": pl.String(),
+                              "last_seen": pl.Datetime("us", "UTC")})
+
+
+def interface_frame(conn: Conn, org_id: uuid.UUID | str) -> pl.DataFrame:
+    """The organization's interfaces as SNMP polls last found them (``INTERFACE_SCHEMA``): ``device_id``,
+    ``device`` (its name), ``ifindex`` (the key of if_* metric rows), ``name`` (ifName or ifDescr),
+    ``speed_bps`` (null: unknown), ``oper_status`` and ``last_seen``, by device and ifindex."""
+    with conn.cursor() as cur:
+        rows = cur.execute(
+            "SELECT i.device_id, d.name, i.ifindex, i.name, i.speed_bps, i.oper_status, i.last_seen"
+            " FROM interfaces i JOIN devices d ON d.id = i.device_id WHERE d.organization_id = %s"
+            " ORDER BY i.device_id, i.ifindex", (org_id,)).fetchall()
+    return pl.DataFrame(rows, schema=INTERFACE_SCHEMA, orient="row")

@@ -16,11 +16,20 @@ a period ``[start, end)``:
   outside maintenance, and availability % = 100 * (monitored - down) / monitored (None when nothing
   was monitored).
 - An outage is a stretch of ``down``, clipped to the period. It *counts* when some of it falls outside
-  maintenance; MTTR is down time per counted outage (the mean time an outage cost), MTBF is
-  available time per counted outage (the mean up time between outages); both None without outages.
+  maintenance. Neither figure below can exceed the period (both None without outages):
+
+  - MTTR (mean time to repair) = down time / counted outages: how long an outage lasted on average.
+  - MTBF (mean time between failures) = available time of the average monitored device / counted
+    outages: how often, in wall-clock time, an outage began somewhere in the scope. For one device it
+    is its available time per outage; for a site of ten devices with five outages in a week of full
+    availability it is 7 d / 5 = 1.4 d, not the 14 d that summed device time would give.
+
 - Groups, sites, tags and the organization are time-weighted over their devices: sums of device
-  seconds, so a device monitored for a day weighs 24 times one monitored for an hour. A device with
-  several tags counts under each; devices without a group, site or tag are gathered under name None.
+  seconds, so a device monitored for a day weighs 24 times one monitored for an hour, and their
+  ``down_s`` is device-seconds (ten devices down for an hour: 36,000), never wall-clock time. A device
+  with several tags counts under each; devices without a group, site or tag are gathered under name None.
+- :func:`outages` with ``causes=True`` names, for an outage that began while an ancestor in the
+  dependency tree (``devices.parent_id``) was down, the topmost such ancestor as its cause.
 
 The interval arithmetic is vectorised over all devices at once (numpy on arrays sorted by device and
 time); Python loops only run over maintenance windows and SLA targets, never over events.
@@ -38,8 +47,9 @@ import numpy.typing as npt
 import polars as pl
 import psycopg
 
-__all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "By", "SlaResult", "StatusEvent",
-           "availability", "outages", "status_history", "calendar_period", "evaluate_targets", "scope_filter"]
+__all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "CAUSE_SCHEMA", "CAUSE_SLACK", "By",
+           "SlaResult", "StatusEvent", "Target", "Availability", "availability", "availability_over", "list_targets",
+           "outages", "status_history", "calendar_period", "evaluate_targets", "scope_filter"]
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
@@ -54,6 +64,10 @@ AVAILABILITY_COLUMNS = ("availability_pct", "monitored_s", "down_s", "unknown_s"
 OUTAGE_SCHEMA = pl.Schema({"device_id": pl.Int64(), "device": pl.String(), "start": pl.Datetime("us", "UTC"),
                            "end": pl.Datetime("us", "UTC"), "duration_s": pl.Float64(),
                            "maintenance_s": pl.Float64(), "counted": pl.Boolean()})
+CAUSE_SCHEMA = pl.Schema({"cause_device_id": pl.Int64(), "cause_device": pl.String(),
+                          "cause_start": pl.Datetime("us", "UTC")})
+# How much earlier than its parent's a child's outage may begin and still be put down to it.
+CAUSE_SLACK = timedelta(minutes=2)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
@@ -61,7 +75,7 @@ _UNKNOWN, _AVAILABLE, _DOWN = 0, 1, 2
 _CLASS_SQL = "CASE {0} WHEN 'unknown' THEN 0 WHEN 'down' THEN 2 ELSE 1 END"
 
 _DEVICES = f"""
-SELECT d.id, d.name, s.name, g.name, {_CLASS_SQL.format("coalesce(last.to_status, 'unknown')")}
+SELECT d.id, d.name, s.name, g.name, d.parent_id, {_CLASS_SQL.format("coalesce(last.to_status, 'unknown')")}
 FROM devices d
 LEFT JOIN sites s ON s.id = d.site_id
 LEFT JOIN device_groups g ON g.id = d.group_id
@@ -228,7 +242,7 @@ def _timeline(start: int, end: int, initial: I64, ev_rank: I64, ev_time: I64, ev
 
 # --- reading the database ------------------------------------------------------------------------------------
 _DEVICE_SCHEMA = pl.Schema({"device_id": pl.Int64(), "name": pl.String(), "site": pl.String(),
-                            "group": pl.String(), "initial": pl.Int64()})
+                            "group": pl.String(), "parent_id": pl.Int64(), "initial": pl.Int64()})
 _TAG_SCHEMA = pl.Schema({"device_id": pl.Int64(), "tag": pl.String()})
 
 
@@ -291,12 +305,14 @@ def _compute(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime
 
 
 def _ratios(frame: pl.DataFrame) -> pl.DataFrame:
+    """Availability, MTTR and MTBF from the sums; ``monitored_devices`` (devices with monitored time)
+    turns the device-seconds of available time into the average device's, so MTBF stays wall-clock."""
     up = pl.col("monitored_s") - pl.col("down_s")
     n = pl.col("outages")
     return frame.with_columns(
         availability_pct=pl.when(pl.col("monitored_s") > 0).then(100.0 * up / pl.col("monitored_s")),
         mttr_s=pl.when(n > 0).then(pl.col("down_s") / n),
-        mtbf_s=pl.when(n > 0).then(up / n),
+        mtbf_s=pl.when(n > 0).then(up / pl.col("monitored_devices") / n),
     )
 
 
@@ -305,12 +321,14 @@ def _worst_first(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 _SUMS = [pl.len().cast(pl.Int64).alias("devices"), pl.col("monitored_s").sum(), pl.col("down_s").sum(),
-         pl.col("unknown_s").sum(), pl.col("maintenance_s").sum(), pl.col("outages").sum()]
+         pl.col("unknown_s").sum(), pl.col("maintenance_s").sum(), pl.col("outages").sum(),
+         (pl.col("monitored_s") > 0).sum().cast(pl.Int64).alias("monitored_devices")]
 
 
 def _aggregate(figures: pl.DataFrame, by: str, org_name: str) -> pl.DataFrame:
     if by == "device":
-        return figures.select("device_id", "name", "site", "group", *AVAILABILITY_COLUMNS[1:6])
+        return figures.select("device_id", "name", "site", "group", *AVAILABILITY_COLUMNS[1:6],
+                              monitored_devices=(pl.col("monitored_s") > 0).cast(pl.Int64))
     if by == "org":
         return figures.select(_SUMS).with_columns(name=pl.lit(org_name, pl.String)).select("name", pl.exclude("name"))
     if by not in BY:
@@ -321,39 +339,99 @@ def _aggregate(figures: pl.DataFrame, by: str, org_name: str) -> pl.DataFrame:
 
 
 def availability(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *,
-                 by: By = "device") -> pl.DataFrame:
+                 by: By = "device", scope: str = "all", ref: str | None = None) -> pl.DataFrame:
     """Availability over ``[start, end)`` per device, group, site, tag or for the organization, worst first.
 
     Columns: the key (``by="device"``: ``device_id``, ``name``, ``site``, ``group``; otherwise ``name``
     and ``devices``, the number of devices), then ``availability_pct`` (None when nothing was
     monitored), ``monitored_s``, ``down_s``, ``unknown_s``, ``maintenance_s`` (seconds; device-seconds
-    for several devices), ``outages`` (counted outages), ``mttr_s`` and ``mtbf_s`` (None without outages).
+    for several devices), ``outages`` (counted outages), ``mttr_s`` and ``mtbf_s`` (None without outages;
+    both at most the period, see the module docstring).
     ``degraded`` counts as available. Rows are sorted by availability (no data last), then by down time.
+    ``scope``/``ref`` keep the devices of one device, group, site or tag (see :func:`scope_filter`).
 
     Raises:
       ValueError: a naive or empty period, or an unknown ``by``.
     """
     if by not in BY:
         raise ValueError(f"by={by!r}: use one of {', '.join(BY)}")
-    figures, _ = _compute(conn, org_id, start, end)
-    org_name = ""
-    if by == "org":
-        row = conn.execute("SELECT name FROM organizations WHERE id = %s", (org_id,)).fetchone()
-        org_name = row[0] if row else str(org_id)
-    frame = _ratios(_aggregate(figures, by, org_name))
-    keys = ["device_id", "name", "site", "group"] if by == "device" else ["name", "devices"]
-    return _worst_first(frame.select(*keys, *AVAILABILITY_COLUMNS))
+    return availability_over(conn, org_id, start, end, scope=scope, ref=ref).by(by)
 
 
-def outages(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime) -> pl.DataFrame:
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """One period's figures, read once and then aggregated as often as needed (a report wants them per
+    device, group, site and in all): ``devices`` per device (as :func:`availability` with ``by="device"``,
+    plus ``tags`` and ``parent_id``, unsorted) and ``outage_list`` (as :func:`outages` with causes)."""
+
+    devices: pl.DataFrame
+    outage_list: pl.DataFrame
+    org_name: str
+
+    def by(self, by: By) -> pl.DataFrame:
+        """The rows :func:`availability` returns for ``by``."""
+        frame = _ratios(_aggregate(self.devices, by, self.org_name))
+        keys = ["device_id", "name", "site", "group"] if by == "device" else ["name", "devices"]
+        return _worst_first(frame.select(*keys, *AVAILABILITY_COLUMNS))
+
+
+def availability_over(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *, scope: str = "all",
+                      ref: str | None = None, slack: timedelta = CAUSE_SLACK) -> Availability:
+    """The devices of ``scope``/``ref`` over ``[start, end)``: their figures and their outages with
+    causes (see :class:`Availability`), from one read of the status history."""
+    figures, frame = _compute(conn, org_id, start, end)
+    frame = _with_causes(frame, figures, slack)
+    if scope != "all":
+        figures = figures.filter(scope_filter(scope, ref))
+        frame = frame.filter(pl.col("device_id").is_in(figures["device_id"].implode()))
+    row = conn.execute("SELECT name FROM organizations WHERE id = %s", (org_id,)).fetchone()
+    return Availability(figures, frame, row[0] if row else str(org_id))
+
+
+def outages(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *, causes: bool = False,
+            slack: timedelta = CAUSE_SLACK, scope: str = "all", ref: str | None = None) -> pl.DataFrame:
     """Every stretch of ``down`` over ``[start, end)``, clipped to the period, by start then device.
 
     Columns: ``device_id``, ``device`` (name), ``start`` (the period's start for an outage that began
     before it), ``end`` (None when the device was still down at ``end``), ``duration_s`` (within the
     period), ``maintenance_s`` (the part of it in maintenance) and ``counted`` (whether any of it fell
     outside maintenance, i.e. whether it counts against availability and in ``outages``).
+
+    With ``causes``, three more (``CAUSE_SCHEMA``): ``cause_device_id``, ``cause_device`` and
+    ``cause_start``, the outage of the topmost ancestor (parent, grandparent, ...) that was down when
+    this one began (up to ``slack`` earlier: a child's first failed probe may come a probe interval
+    before its parent's); None for an outage of the device's own. ``scope``/``ref`` keep the outages of
+    one device, group, site or tag's devices (their causes may lie outside it).
     """
-    return _compute(conn, org_id, start, end)[1]
+    if causes:
+        return availability_over(conn, org_id, start, end, scope=scope, ref=ref, slack=slack).outage_list
+    figures, frame = _compute(conn, org_id, start, end)
+    if scope != "all":
+        frame = frame.filter(pl.col("device_id").is_in(figures.filter(scope_filter(scope, ref))["device_id"].implode()))
+    return frame
+
+
+def _with_causes(frame: pl.DataFrame, figures: pl.DataFrame, slack: timedelta) -> pl.DataFrame:
+    parent = dict(zip(figures["device_id"].to_list(), figures["parent_id"].to_list(), strict=True))
+    chains: list[tuple[int, int, int]] = []
+    for device in frame["device_id"].unique().to_list():
+        seen, up, depth = {device}, parent.get(device), 1
+        while up is not None and up not in seen:  # a cycle cannot be stored, but never loop on one
+            chains.append((device, up, depth))
+            seen.add(up)
+            up, depth = parent.get(up), depth + 1
+    ancestors = pl.DataFrame(chains, schema={"device_id": pl.Int64, "cause_device_id": pl.Int64, "depth": pl.Int64},
+                             orient="row")
+    theirs = frame.select(cause_device_id="device_id", cause_device="device", cause_start="start", cause_end="end")
+    numbered = frame.with_row_index("row")
+    found = (numbered.select("row", "device_id", "start").join(ancestors, on="device_id")
+             .join(theirs, on="cause_device_id")
+             .filter((pl.col("cause_start") - slack <= pl.col("start"))
+                     & (pl.col("cause_end").is_null() | (pl.col("start") < pl.col("cause_end"))))
+             .sort("row", "depth", descending=[False, True]).unique("row", keep="first", maintain_order=True)
+             .select("row", *CAUSE_SCHEMA.names()))
+    schema: dict[str, pl.DataType] = {**dict(OUTAGE_SCHEMA), **dict(CAUSE_SCHEMA)}
+    return numbered.join(found, on="row", how="left", maintain_order="left").drop("row").cast(schema)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +529,26 @@ class SlaResult:
     error_budget_min: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An SLA target as stored: ``target_pct`` availability for the devices of ``scope``/``scope_ref``
+    over each calendar ``period``."""
+
+    id: int
+    scope: str
+    scope_ref: str | None
+    target_pct: float
+    period: str
+    severity: str
+
+
+def list_targets(conn: Conn, org_id: uuid.UUID | str) -> list[Target]:
+    """The organization's SLA targets, by id."""
+    rows = conn.execute("SELECT id, scope, scope_ref, target_pct, period, severity FROM sla_targets"
+                        " WHERE organization_id = %s ORDER BY id", (org_id,)).fetchall()
+    return [Target(i, scope, ref, float(pct), period, severity) for i, scope, ref, pct, period, severity in rows]
+
+
 def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list[SlaResult]:
     """Every SLA target of the organization against its current calendar period up to ``now``, by id.
 
@@ -458,11 +556,11 @@ def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list
     """
     if now.tzinfo is None:
         raise ValueError(f"now={now!r} is naive: pass a timezone-aware datetime (UTC)")
-    targets = conn.execute("SELECT id, scope, scope_ref, target_pct, period, severity FROM sla_targets"
-                           " WHERE organization_id = %s ORDER BY id", (org_id,)).fetchall()
     figures: dict[str, pl.DataFrame | None] = {}
     results = []
-    for target_id, scope, ref, target_pct, period, severity in targets:
+    for t in list_targets(conn, org_id):
+        target_id, scope, ref, target_pct, period = t.id, t.scope, t.scope_ref, t.target_pct, t.period
+        severity = t.severity
         period_start, period_end = calendar_period(period, now)
         if period not in figures:
             figures[period] = _compute(conn, org_id, period_start, now)[0] if now > period_start else None

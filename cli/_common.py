@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from netpulse.schema import Organization
 
-__all__ = ["session_scope", "organization", "org_option", "table", "connection"]
+__all__ = ["session_scope", "organization", "org_option", "table", "connection", "state_cache_client"]
 
 
 @contextmanager
@@ -44,6 +44,24 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         engine.dispose()
+
+
+def state_cache_client() -> Any:
+    """Redis of the web servers' cache of users' state (None when not configured), so that a command
+    changing a user ends that user's sessions at once (netpulse.tokens.use_state_cache)."""
+    global _state_cache
+    if _state_cache is None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        url = get_settings().redis_url
+        _state_cache = (redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                             retry=Retry(NoBackoff(), 0)) if url else False)
+    return _state_cache or None
+
+
+_state_cache: Any = None
 
 
 def organization(session: Session, slug: str | None) -> Organization:

@@ -7,6 +7,7 @@ Errors are NetPulse errors, which the ``netpulse`` group prints as one ``Error: 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ingest.discovery import Discovered
+    from netpulse.probe_status import ProbeState
     from netpulse.schema import Device
 
 
 @click.group()
 def devices() -> None:
-    """Manage the device inventory: import, list, add and remove devices."""
+    """Manage the device inventory: import, list, show, add and remove devices."""
 
 
 @devices.command("import")
@@ -111,6 +113,83 @@ def list_command(org_slug: str | None, oper_status: str | None, site: str | None
                       rows))
     click.echo(f"{len(rows)} of {total} device(s); raise --limit to see more" if total > len(rows)
                else f"{total} device(s)")
+
+
+def _probe_rows(states: Sequence[ProbeState], now: datetime) -> list[list[str]]:
+    from netpulse.timespec import format_time, human_duration
+
+    rows = []
+    for p in states:
+        if p.ok:
+            state = "ok"
+        else:
+            state = f"FAILING x{p.fail_streak}" + (f" for {human_duration((now - p.failing_since).total_seconds())}"
+                                                     if p.failing_since else "")
+        last_error = "-" if p.error is None else f"{p.reason} at {format_time(p.last_error_at)}"
+        rows.append([p.kind, p.check_name or "-", state, format_time(p.checked_at),
+                     format_time(p.last_success_at) if p.last_success_at else "never", last_error])
+    return rows
+
+
+@devices.command("show")
+@click.argument("name")
+@org_option
+def show_command(name: str, org_slug: str | None) -> None:
+    """Show the device NAME: its settings and status, the latest result and last error of each of its
+    probes (ICMP, SNMP, TCP, HTTP), its interfaces and its service checks."""
+    from datetime import UTC
+
+    from sqlalchemy import select
+
+    from netpulse.inventory import get_device_by_name, list_service_checks
+    from netpulse.probe_status import probe_states
+    from netpulse.schema import Interface, SnmpCredential
+    from netpulse.timespec import format_time
+
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        d = get_device_by_name(session, org.id, name)
+        credential = session.get(SnmpCredential, d.snmp_credential_id) if d.snmp_credential_id else None
+        snmp = ("-" if d.snmp_version is None and credential is None else
+                f"v{credential.version} with credential {credential.name!r}, port {d.snmp_port}" if credential
+                else f"v{d.snmp_version}, port {d.snmp_port}")
+        since = f" since {format_time(d.oper_status_since)}" if d.oper_status_since else ""
+        facts = [("device", f"{d.name} (id {d.id})"), ("address", d.address), ("type", d.device_type),
+                 ("site", d.site.name if d.site else "-"), ("group", d.group.name if d.group else "-"),
+                 ("parent", d.parent.name if d.parent else "-"),
+                 ("tags", ", ".join(sorted(t.name for t in d.tags)) or "-"),
+                 ("status", f"{d.status}; probes say {d.oper_status}{since}"),
+                 ("last seen", format_time(d.last_seen)), ("probing", "on" if d.probe_enabled else "off"),
+                 ("snmp", snmp)]
+        if d.description:
+            facts.append(("description", d.description))
+        probes = _probe_rows(probe_states(session, org.id, [d.id]).get(d.id, []), now)
+        interfaces = [[str(i.ifindex), i.name or "-", _speed(i.speed_bps), i.oper_status, format_time(i.last_seen)]
+                      for i in session.scalars(select(Interface).where(Interface.device_id == d.id)
+                                               .order_by(Interface.ifindex))]
+        checks = [[c.name, c.kind, _check_target(c.kind, c.url, d.address, c.port), "yes" if c.enabled else "no"]
+                  for c in list_service_checks(session, org.id, d.id)]
+    width = max(len(k) for k, _ in facts)
+    click.echo("\n".join(f"{k.ljust(width)}  {v}" for k, v in facts))
+    click.echo("\nprobes")
+    click.echo(table(["PROBE", "CHECK", "STATE", "CHECKED", "LAST SUCCESS", "LAST ERROR"], probes) if probes
+               else "  none recorded yet (the device has not been probed since probe results are kept)")
+    if interfaces:
+        click.echo(f"\ninterfaces ({len(interfaces)})")
+        click.echo(table(["IFINDEX", "NAME", "SPEED", "STATUS", "LAST SEEN"], interfaces))
+    if checks:
+        click.echo(f"\nservice checks ({len(checks)})")
+        click.echo(table(["NAME", "KIND", "TARGET", "ENABLED"], checks))
+
+
+def _speed(bps: int | None) -> str:
+    if not bps:
+        return "-"
+    for unit, size in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= size:
+            return f"{bps / size:g} {unit}"
+    return f"{bps} bit/s"
 
 
 @devices.command("add")

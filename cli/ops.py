@@ -12,17 +12,34 @@ from netpulse.config import get_settings
               help="Metrics storage variant for a new database; auto picks TimescaleDB when the extension "
                    "is available. An existing database keeps the variant it has.")
 def migrate(storage: str) -> None:
-    """Apply pending SQL migrations (idempotent)."""
+    """Apply pending SQL migrations, then encrypt stored secrets still in plaintext (idempotent)."""
+    from netpulse.db import connect
     from netpulse.migrations import migrate as run
+    from netpulse.rekey import plaintext_count, rekey
 
     settings = get_settings()
-    variant, applied = run(settings.require_database_url(), requested=storage,
-                           on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
+    url = settings.require_database_url()
+    variant, applied = run(url, requested=storage, on_apply=lambda m: click.echo(f"applying {m.label} ({m.variant})"))
     click.echo(f"{len(applied)} migration(s) applied; storage variant: {variant}"
                if applied else f"database is up to date; storage variant: {variant}")
+    # The data step of encryption at rest: SQL cannot encrypt, so it runs here, on every migrate. Only
+    # values without the "fernet:" marker (written before encryption existed) are touched.
+    with connect(url, autocommit=True) as conn:
+        plain = plaintext_count(conn)
+        if plain:
+            report = rekey(conn, settings.keyring(), rotate=False)
+            click.echo(f"encrypted {plain} stored secret(s) in {report.changed} row(s)")
 
 
 COMMANDS = [migrate]
+
+
+def configure_logging() -> None:
+    """The long-running processes log at info unless NETPULSE_LOG_LEVEL says otherwise."""
+    from netpulse.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level or "info", settings.log_format)
 
 
 def _runtime_and_broker():  # type: ignore[no-untyped-def]
@@ -32,6 +49,7 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
     from workers import broker as broker_mod
     from workers import runtime
 
+    configure_logging()
     settings = get_settings()
     client = redis.Redis.from_url(settings.require_redis_url())
     rt = runtime.configure(runtime.Runtime(
@@ -40,19 +58,20 @@ def _runtime_and_broker():  # type: ignore[no-untyped-def]
         hysteresis=Hysteresis(settings.status_down_after, settings.status_up_after),
         retention_days=settings.metrics_retention_days, partitions_ahead_days=settings.partitions_ahead_days,
         redis=client))
+    rt.evaluator.snmp_failing_intervals = settings.snmp_failing_intervals
     broker = broker_mod.install(broker_mod.make_broker(client=client))
     return settings, rt, broker
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal():  # type: ignore[no-untyped-def]
+    """An event set by SIGINT or SIGTERM (installed before the process says it is running)."""
     import signal
     import threading
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 @click.command()
@@ -63,11 +82,13 @@ def worker(threads: int | None) -> None:
     from dramatiq import Worker
 
     settings, _, broker = _runtime_and_broker()
+    stop = _stop_on_signal()
     w = Worker(broker, worker_threads=threads or settings.worker_threads)
     w.start()
     click.echo(f"worker running with {threads or settings.worker_threads} threads; Ctrl-C to stop")
     try:
-        _wait_for_signal()
+        while not stop.wait(1.0):
+            pass
     finally:
         w.stop()
 
@@ -81,16 +102,17 @@ def scheduler() -> None:
     from workers.actors import advance_rollups, maintain_storage, probe_batch
     from workers.alerting import check_sla, evaluate_alerts, send_digests
     from workers.anomaly import score_anomalies
+    from workers.reports import schedule_reports
     from workers.scheduler import Scheduler
 
     settings, rt, _ = _runtime_and_broker()
     sched = Scheduler(rt.engine, send_probe=lambda d, t: probe_batch.send(d, t),
                       periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                 (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                (900, score_anomalies.send)],
+                                (900, score_anomalies.send), (60, schedule_reports.send)],
                       interval_s=settings.probe_interval_s,
                       batch_size=settings.probe_batch_size, probe_count=settings.probe_count,
-                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases)
+                      probe_timeout_s=settings.probe_timeout_s, leases=rt.leases, telemetry=rt.telemetry)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -105,13 +127,15 @@ def scheduler() -> None:
 @click.option("--get", "get_path", default=None, metavar="PATH",
               help="Make one in-process request (e.g. /healthz), print the answer and exit non-zero unless 200.")
 def serve(host: str | None, port: int | None, get_path: str | None) -> None:
-    """Serve the dashboard and the REST API."""
+    """Serve the dashboard and the REST API (and /health, /ready, /alive, /metrics)."""
     from dashboard.app import create_app
 
+    if not get_path:
+        configure_logging()
     settings = get_settings()
     settings.require_database_url()
     settings.require_secret_key()
-    app = create_app(settings)
+    app = create_app(settings, **_observability(settings))
     if get_path:
         resp = app.test_client().get(get_path)
         click.echo(resp.get_data(as_text=True))
@@ -119,6 +143,27 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(app, host=host or settings.http_host, port=port or settings.http_port, threads=8)
+
+
+def _observability(settings):  # type: ignore[no-untyped-def]
+    """Redis and the broker's queues for the web process's /health and /metrics (none without Redis)."""
+    if not settings.redis_url:
+        return {}
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from dashboard.app import REDIS_TIMEOUT_S
+    from workers.broker import make_broker
+    from workers.queues import queue_check, queue_depths
+
+    # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                  socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+    broker = make_broker(client=client)   # read only: no actor is declared on it
+    return {"redis_client": client,
+            "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+            "checks": [queue_check(broker, settings.health_max_queue_depth)]}
 
 
 @click.command()

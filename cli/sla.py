@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from cli._common import connection, org_option, organization, session_scope, table
+from netpulse.csvfile import write_frame
 from netpulse.errors import ValidationError
 from netpulse.timespec import format_time as _iso
 from netpulse.timespec import human_duration as human
@@ -70,7 +71,8 @@ def sla() -> None:
 @click.option("--by", type=click.Choice(BY_CHOICES), default="device", show_default=True,
               help="One row per device, or time-weighted per group, site, tag or for the organization.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Also write every column (seconds, unrounded) to this CSV file.")
+              help="Also write every column (seconds, unrounded; down_s is device-seconds for several "
+                   "devices) to this CSV file.")
 @org_option
 def report_command(since: str | None, start_text: str | None, end_text: str | None, by: str,
                    csv_path: Path | None, org_slug: str | None) -> None:
@@ -94,16 +96,22 @@ def report_command(since: str | None, start_text: str | None, end_text: str | No
     with connection(org_slug) as (conn, org):
         frame = availability(conn, org.id, start, end, by=by)  # type: ignore[arg-type]
     key = "NAME" if by in ("device", "org") else by.upper()
-    headers = [key, *(["SITE", "GROUP"] if by == "device" else ["DEVICES"]),
-               "AVAILABILITY", "DOWN", "OUTAGES", "MTTR", "MTBF"]
-    rows = [[r["name"] or "(none)", *([r["site"] or "-", r["group"] or "-"] if by == "device" else [str(r["devices"])]),
-             _pct(r["availability_pct"]), human(r["down_s"]), str(r["outages"]), human(r["mttr_s"]),
-             human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
+    single = by == "device"
+    # Down time of several devices is device time: two devices down for an hour are 2.0 device-hours,
+    # which a duration ("2h") would pass off as wall-clock time.
+    headers = [key, *(["SITE", "GROUP"] if single else ["DEVICES"]),
+               "AVAILABILITY", "DOWN" if single else "DOWN (DEVICE-H)", "OUTAGES", "MTTR", "MTBF"]
+    rows = [[r["name"] or "(none)", *([r["site"] or "-", r["group"] or "-"] if single else [str(r["devices"])]),
+             _pct(r["availability_pct"]), human(r["down_s"]) if single else f"{r['down_s'] / 3600:.2f}",
+             str(r["outages"]), human(r["mttr_s"]), human(r["mtbf_s"])] for r in frame.iter_rows(named=True)]
     click.echo(f"availability by {by}, {_iso(start)} to {_iso(end)} UTC, worst first")
     click.echo(table(headers, rows) if rows else f"no devices in {org.slug} yet")
+    if rows:
+        click.echo("MTTR: mean length of an outage; MTBF: mean wall-clock time between outages"
+                   + ("" if single else " anywhere in the " + by) + " (neither can exceed the period)")
     if csv_path is not None:
         try:
-            frame.write_csv(csv_path)
+            write_frame(frame, csv_path)
         except OSError as exc:
             raise ValidationError(f"--csv: cannot write {csv_path}: {exc.strerror or exc}",
                                   details={"csv": str(exc)}) from None

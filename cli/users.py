@@ -36,7 +36,8 @@ def org_create_command(name: str, slug: str | None) -> None:
 
     with session_scope() as session:
         created = create_organization(session, name, slug)
-        summary = f"created organization {created.name!r} (slug {created.slug})"
+        summary = (f"created organization {created.name!r} (slug {created.slug}); add its first admin with "
+                   "`netpulse users add EMAIL --role admin`")
     click.echo(summary)
 
 

@@ -7,27 +7,42 @@
 
 Routes: ``/login`` and ``/logout`` (form login, cookies), ``/api/v1/...`` (JSON envelope, bearer or
 cookie token; the OpenAPI document at ``/api/v1/openapi.json`` and its docs at ``/api/v1/docs``),
-``/healthz`` (no auth), and Dash at ``/`` (pages from ``dashboard/pages``), all of it
-behind the token guard of :mod:`dashboard.auth`.
+``/alive``, ``/ready``, ``/health``, ``/healthz`` (:mod:`dashboard.health`) and ``/metrics``
+(:mod:`dashboard.metrics`) without a login, and Dash at ``/`` (pages from ``dashboard/pages``), all of
+it behind the token guard of :mod:`dashboard.auth` and the headers of :mod:`dashboard.security`. Redis
+holds the login limits, the cache of users' current state and the workers' counters.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import redis
+import structlog
 from dash import html
-from flask import Flask, current_app, jsonify
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Flask, request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.wrappers import Response
 
-from dashboard import auth, ids
+from dashboard import auth, envelope, ids
 from dashboard.api import create_server, init_api
+from dashboard.dash_requests import guard_dash_endpoints
+from dashboard.health import install_health
+from dashboard.metrics import QueueDepths, install_metrics
+from dashboard.security import content_security_policy, install_security
+from netpulse import logs
 from netpulse.config import Settings, get_settings
 from netpulse.db import make_engine, make_sessionmaker
+from netpulse.health import Check, database_check, migrations_check, redis_check
+from netpulse.users import configure_hasher
 
 __all__ = ["create_app"]
 
@@ -54,29 +69,53 @@ INDEX_STRING = """<!DOCTYPE html>
 </html>"""
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
-    """Build the Flask server with JWT auth, ``/api/v1``, ``/healthz`` and the Dash pages mounted at ``/``.
+log = structlog.get_logger("netpulse.dashboard.app")
 
-    Needs ``settings.secret_key`` (signs the tokens; 16+ characters) and, unless ``engine`` is given,
-    ``settings.database_url``; ``settings.env`` and ``settings.http_host`` decide whether cookies are
-    marked Secure (production on a non-loopback address). A given ``engine`` stays the caller's to dispose.
+# Redis answers in microseconds; a request must not hang for long on one that went away.
+REDIS_TIMEOUT_S = 1.0
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None, redis_client: Any = None,
+               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = ()) -> Flask:
+    """Build the Flask server with JWT auth, ``/api/v1``, the health and metrics endpoints and the Dash
+    pages mounted at ``/``.
+
+    Needs ``settings.secret_key`` (signs the tokens), ``settings.redis_url`` unless ``redis_client``
+    is given, and ``settings.database_url`` unless ``engine`` is given (both stay the caller's to
+    close). ``settings.proxy_hops`` and ``cookie_secure`` decide the Secure cookie flag per request.
+    Redis is checked by /health and holds the workers' counters for /metrics; ``queue_depths`` reads
+    the work queues (the composition root builds it from the broker); ``checks`` are added to /health
+    (and /ready when marked so).
     """
     if settings is None:
         settings = get_settings()
     settings.require_secret_key()  # fail before anything is built
+    if not structlog.is_configured():
+        # Embedded in another server: never structlog's default renderer (tracebacks with locals).
+        logs.configure(settings.log_level or "info", settings.log_format)
+    if redis_client is None:
+        # No retries with backoff (redis-py's default waits seconds): a request falls back or answers 503 now.
+        redis_client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=REDIS_TIMEOUT_S,
+                                            socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
     if engine is None:
         engine = make_engine(settings.require_database_url())
+    configure_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+                     parallelism=settings.argon2_parallelism)
 
     server = create_server("dashboard")
+    # First: the request timer must start before any other hook (the login guard) may answer.
+    install_metrics(server, engine=engine, redis=redis_client, queue_depths=queue_depths, token=settings.metrics_token)
     server.config.update(SECRET_KEY=settings.require_secret_key(), MAX_CONTENT_LENGTH=1 << 20)
     server.extensions["netpulse.settings"] = settings
     server.extensions["netpulse.engine"] = engine
     server.extensions["netpulse.sessionmaker"] = make_sessionmaker(engine)
 
-    auth.configure_jwt(server, settings)
+    auth.configure_jwt(server, settings, redis_client)
     server.register_blueprint(auth.bp)
     init_api(server)
-    server.add_url_rule("/healthz", "healthz", healthz)
+    install_health(server, [database_check(engine), redis_check(redis_client), migrations_check(engine), *checks])
+    server.register_error_handler(OperationalError, _database_unavailable)
+    server.register_error_handler(SATimeoutError, _database_unavailable)
 
     dash_app = dash.Dash(
         "dashboard",
@@ -96,8 +135,21 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     dash_app.layout = shell
     server.extensions["netpulse.dash"] = dash_app
     _finish_dash_setup(server)
+    install_security(server, settings, content_security_policy(dash_app.csp_hashes()))
     auth.install_guard(server)
+    guard_dash_endpoints(server, dash_app)
     return server
+
+
+def _database_unavailable(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:
+    """The database does not answer: 503 and a hint to retry, never a 500 with a traceback."""
+    log.error("netpulse.dashboard.database_unavailable", path=request.path, error=type(exc).__name__)
+    headers = {"Retry-After": str(auth.UNAVAILABLE_RETRY_S)}
+    if request.method == "GET" and not request.path.startswith(("/_dash-", auth.API_PREFIX)):
+        return "The database does not answer: try again shortly.", 503, headers
+    response = envelope.failure("SERVICE_UNAVAILABLE", "The database does not answer: try again shortly", 503)
+    response.headers.update(headers)
+    return response
 
 
 def _finish_dash_setup(server: Flask) -> None:
@@ -113,7 +165,8 @@ def _finish_dash_setup(server: Flask) -> None:
 
 def shell() -> html.Div:
     """The app layout: navbar over the current page. Called per page load, so it knows the user."""
-    email = str(auth.current_claims().get("email", ""))
+    claims = auth.current_claims()
+    email, csrf = str(claims.get("email", "")), str(claims.get("csrf", ""))
     links = [dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
              for page in dash.page_registry.values()]
     navbar = dbc.Navbar(
@@ -125,9 +178,13 @@ def shell() -> html.Div:
                     [
                         html.Span([html.Span(className="np-live-dot"), "Live"], className="np-live"),
                         html.Span(email, id=ids.NAV_USER, className="np-user"),
-                        # A plain link: /logout is a Flask route, not a Dash page.
-                        html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
-                               className="btn btn-sm btn-outline-secondary"),
+                        # A plain form: /logout is a Flask route, not a Dash page, and signing out
+                        # changes state, so it is a POST carrying the token's CSRF value (a submit
+                        # button sends its own name and value).
+                        html.Form(
+                            html.Button("Sign out", id=ids.NAV_LOGOUT, type="submit", name="csrf_token", value=csrf,
+                                        className="btn btn-sm btn-outline-secondary"),
+                            method="POST", action="/logout", className="m-0"),
                     ],
                     className="d-flex align-items-center gap-3",
                 ),
@@ -138,23 +195,3 @@ def shell() -> html.Div:
         className="np-navbar",
     )
     return html.Div([navbar, dbc.Container(dash.page_container, fluid=True, className="np-main")])
-
-
-def healthz() -> tuple[Response, int]:
-    """Liveness and readiness in one: the database answers ``SELECT 1``. No auth; 503 when unhealthy."""
-    engine: Engine = current_app.extensions["netpulse.engine"]
-    started = time.perf_counter()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        body = {"status": "unhealthy", "checks": {"database": {"status": "error", "error": reason}}}
-        code = 503
-    else:
-        latency = round((time.perf_counter() - started) * 1000, 2)
-        body = {"status": "healthy", "checks": {"database": {"status": "ok", "latency_ms": latency}}}
-        code = 200
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response, code

@@ -14,10 +14,14 @@ One transaction per batch, all or nothing:
    continuous aggregates itself.
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
+4. Probe outcomes (netpulse.probe_status): each probe's latest result and last error. A probe that
+   starts failing, fails differently or recovers is logged once, after the commit (a warning for a
+   failure, so a wrong SNMP password shows in the worker's log at the default level).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,7 +35,9 @@ from ingest.rollup import LEVELS, aggregate
 from ingest.rows import MetricRows, to_micros
 from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
+from netpulse import probe_status
 from netpulse.migrations import Variant, storage_variant
+from netpulse.probe_status import Change, ProbeOutcome
 from netpulse.rollups import merge_cte, watermark
 from netpulse.storage import ensure_partitions
 
@@ -156,30 +162,35 @@ class Loader:
             self._variant = storage_variant(conn)
         return self._variant
 
-    def load(self, conn: psycopg.Connection, rows: MetricRows) -> LoadResult:
-        """Store one batch. Safe to call again with the same rows: nothing is added twice."""
+    def load(self, conn: psycopg.Connection, rows: MetricRows,
+             outcomes: Sequence[ProbeOutcome] = ()) -> LoadResult:
+        """Store one batch and its probe outcomes. Safe to call again with the same batch: nothing
+        is added twice, and the outcomes' states do not move."""
         received = len(rows)
         finite = np.isfinite(rows.value)
         if not finite.all():
             rows = MetricRows(rows.time_us[finite], rows.device_id[finite], rows.metric_id[finite],
                               rows.ifindex[finite], rows.value[finite])
         rejected = received - len(rows)
-        if len(rows) == 0:
+        if len(rows) == 0 and not outcomes:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
-        payload = copy_binary.encode(rows)
-        probed = status_devices(rows)
+        payload = copy_binary.encode(rows) if len(rows) else b""
+        probed = status_devices(rows) if len(rows) else []
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
-            if variant == "postgres":
+            if variant == "postgres" and len(rows):
                 self._ensure_partitions(conn, rows)
             try:
+                inserted = updated = 0
                 with conn.transaction():
-                    # Shared lock: the rollup job cannot move the watermark under this batch.
-                    w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
-                    inserted = self._copy_direct(conn, rows, payload, variant, w)
-                    if inserted is None:
-                        inserted = self._insert_new_only(conn, payload, variant, w)
-                    updated = self._update_status(conn, rows, probed)
+                    if len(rows):
+                        # Shared lock: the rollup job cannot move the watermark under this batch.
+                        w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
+                        found = self._copy_direct(conn, rows, payload, variant, w)
+                        inserted = found if found is not None else self._insert_new_only(conn, payload, variant, w)
+                        updated = self._update_status(conn, rows, probed)
+                    changes = probe_status.record(conn, outcomes) if outcomes else []
+                _log_changes(changes)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
@@ -277,3 +288,16 @@ class Loader:
         ensure_partitions(conn, datetime(first.year, first.month, first.day, tzinfo=UTC),
                           datetime(last.year, last.month, last.day, tzinfo=UTC))
         self._known_days |= days
+
+
+def _log_changes(changes: Sequence[Change]) -> None:
+    """Once per change of a probe's state: failing at warning (with the agent's words), recovered at info."""
+    for c in changes:
+        where = {"device_id": c.device_id, "device": c.device, "probe": c.kind}
+        if c.check_id:
+            where["check_id"] = c.check_id
+        if c.recovered:
+            log.info("netpulse.ingest.probe_recovered", **where, last_error=c.previous_error)
+        else:
+            log.warning("netpulse.ingest.probe_failing", **where, error=c.error, detail=c.detail,
+                        previous_error=c.previous_error)

@@ -6,7 +6,9 @@ library code takes the values it needs as arguments.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,9 +16,44 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from netpulse.crypto import Keyring, derive_key, mask
 from netpulse.errors import ConfigError
 
 ENV_PREFIX = "NETPULSE_"
+# A secret key must be long and varied: at least this many characters, this many distinct ones, and
+# this many bits by the Shannon estimate of its own characters (sixteen "a"s have 0 bits; a
+# token_urlsafe(48) key has about 330).
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 10
+SECRET_MIN_BITS = 96
+# argon2id password hashes. Verifying one hash on this project's 2-core machine while other work kept
+# it busy (bench/login.py; noisy): 19 MiB, t=2, p=1 (OWASP's first choice, taken here) 24 ms median,
+# 18 ms fastest at load average 5 (49 ms median at load 9); argon2-cffi's default, 64 MiB, t=3, p=4,
+# 150 ms median (399 ms at load 9). Changing them rehashes each password at its next login.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_KIB = 19_456
+ARGON2_PARALLELISM = 1
+SECRET_KEY_HOWTO = "generate one with `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why ``value`` is too weak to be a secret key, or None when it will do.
+
+    >>> secret_weakness("a" * 16)
+    'is 16 characters long; at least 32 are needed'
+    >>> secret_weakness("ab" * 20)
+    'is too predictable (2 distinct characters, about 40 bits); it needs at least 10 distinct characters and 96 bits'
+    >>> secret_weakness("Vw3k9Qp1ZtXr7LmN2bHc8YdF5gJs4Ua6") is None
+    True
+    """
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"is {len(value)} characters long; at least {SECRET_MIN_LENGTH} are needed"
+    counts = Counter(value)
+    bits = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    if len(counts) < SECRET_MIN_DISTINCT or bits < SECRET_MIN_BITS:
+        return (f"is too predictable ({len(counts)} distinct characters, about {bits:.0f} bits); it needs at "
+                f"least {SECRET_MIN_DISTINCT} distinct characters and {SECRET_MIN_BITS} bits")
+    return None
 
 
 def default_data_dir() -> Path:
@@ -39,8 +76,17 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
+    # Signs login tokens (and, without ENCRYPTION_KEY, derives the key of stored secrets).
     secret_key: str | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Encrypts stored secrets (SNMP communities and passwords, webhook secrets, Slack URLs): a Fernet key
+    # (`netpulse secrets new-key`). Unset: derived from SECRET_KEY. To rotate, set the new key here, the
+    # old one in ENCRYPTION_KEY_OLD (comma-separated; a former SECRET_KEY works too) and run
+    # `netpulse secrets rotate`.
+    encryption_key: str | None = None
+    encryption_key_old: str | None = None
+    # Unset: each process picks its own (the servers info, one-shot CLI commands warning).
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+    log_format: Literal["console", "json"] = "console"   # json: one object per line, for log shippers
 
     # Storage
     metrics_retention_days: int = Field(default=90, ge=1)
@@ -63,6 +109,31 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=64)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8050, ge=1, le=65535)
+    # Reverse proxies in front of `netpulse serve` whose X-Forwarded-For/-Proto/-Host are trusted (0: none,
+    # the client connects directly). With TLS ended at a proxy, set 1 so cookies are marked Secure.
+    proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Secure cookie flag: auto follows the request's scheme (https directly or per a trusted proxy).
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+
+    # Login: attempts per minute per user and per client address (the spec's 5/minute), and how long a
+    # user's current role/organization/token version is cached in Redis (changes made through NetPulse
+    # clear it at once; this bounds only changes made in SQL by hand).
+    login_rate_limit: int = Field(default=5, ge=1, le=1000)
+    auth_state_ttl_s: int = Field(default=10, ge=1, le=3600)
+    # argon2id cost of one login (see ARGON2_* above for the measurement).
+    argon2_time_cost: int = Field(default=ARGON2_TIME_COST, ge=1, le=20)
+    argon2_memory_kib: int = Field(default=ARGON2_MEMORY_KIB, ge=8_192, le=1_048_576)
+    argon2_parallelism: int = Field(default=ARGON2_PARALLELISM, ge=1, le=16)
+
+    # Self-monitoring. /metrics needs no login; with a token set it answers only
+    # ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials: ...}``).
+    metrics_token: str | None = None
+    # /health turns unhealthy when more messages than this wait in one queue (a backlog the workers
+    # are not draining).
+    health_max_queue_depth: int = Field(default=10_000, ge=1)
+    # The built-in rule: a warning when SNMP polling of a device failed this many intervals in a row
+    # while ICMP answers; 0 turns the rule off.
+    snmp_failing_intervals: int = Field(default=3, ge=0, le=1000)
 
     # Notifications (analytics.notify). Credentials stay None until a channel of that kind is used; the
     # channel then fails with a ConfigError naming the variable. Recipients live in each channel's config.
@@ -86,6 +157,20 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(default=10.0, gt=0, le=300)
     # Links in notifications point here (e.g. https://noc.example.com); unset: http://HTTP_HOST:HTTP_PORT.
     notify_link_base_url: str | None = None
+    # Scheduled reports: a run that fails (or whose email the provider refuses for now) is tried this
+    # many times in all, this long apart, then recorded as failed with its error.
+    report_max_attempts: int = Field(default=3, ge=1, le=20)
+    report_retry_delay_ms: int = Field(default=60_000, ge=1, le=86_400_000)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if len(v) < 16:
+            raise ValueError("must be at least 16 characters (generate one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return v
 
     @field_validator("notify_max_backoff_ms")
     @classmethod
@@ -129,13 +214,30 @@ class Settings(BaseSettings):
             raise ConfigError("NETPULSE_REDIS_URL is not set: point it at Redis (e.g. redis://localhost:6379/0)")
         return self.redis_url
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        weakness = secret_weakness(v)
+        if weakness is not None:
+            raise ValueError(f"the secret key {weakness}; {SECRET_KEY_HOWTO}")
+        return v
+
     def require_secret_key(self) -> str:
-        if not self.secret_key or len(self.secret_key) < 16:
-            raise ConfigError(
-                "NETPULSE_SECRET_KEY is not set or shorter than 16 characters: it signs login tokens; "
-                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
-            )
+        if not self.secret_key:
+            raise ConfigError(f"NETPULSE_SECRET_KEY is not set: it signs login tokens; {SECRET_KEY_HOWTO}")
         return self.secret_key
+
+    def keyring(self) -> Keyring:
+        """The keys of stored secrets: ENCRYPTION_KEY (or one derived from SECRET_KEY), then the old ones."""
+        older = [k for k in (self.encryption_key_old or "").split(",") if k.strip()]
+        if self.encryption_key:
+            return Keyring.from_keys(self.encryption_key, older)
+        if not self.secret_key:
+            raise ConfigError("stored secrets need a key: set NETPULSE_SECRET_KEY or NETPULSE_ENCRYPTION_KEY; "
+                              + SECRET_KEY_HOWTO)
+        return Keyring.from_keys(derive_key(self.secret_key), older)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -146,8 +248,9 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         raw = err.get("input")
+        shown = mask(str(raw)) if any(w in field for w in ("key", "password", "secret")) else repr(raw)
         raise ConfigError(
-            f"{ENV_PREFIX}{field.upper()}={raw!r} is invalid: {err['msg']}",
+            f"{ENV_PREFIX}{field.upper()}={shown} is invalid: {err['msg']}",
             details={"variable": f"{ENV_PREFIX}{field.upper()}"},
         ) from None
 

@@ -26,9 +26,11 @@ def libpq_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    # hide_parameters: a failed statement's message (and so its logged traceback) names no bound
+    # values, which come from requests (search text, e-mail addresses) or hold secrets.
     return create_engine(
         sqlalchemy_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-        connect_args={"application_name": "netpulse"},
+        hide_parameters=True, connect_args={"application_name": "netpulse"},
     )
 
 

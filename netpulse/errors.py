@@ -65,6 +65,24 @@ class InsufficientPermissions(NetPulseError):
     status = 403
 
 
+class RateLimited(NetPulseError):
+    """Too many attempts; ``retry_after_s`` says when the next one may come."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, details: dict[str, Any] | None = None):
+        super().__init__(message, details={"retry_after_s": retry_after_s, **(details or {})})
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(NetPulseError):
+    """A service NetPulse needs (the database, Redis) does not answer now; worth trying again."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+
 class ProbeError(NetPulseError):
     """A prober could not run at all (not: a target did not answer, which is a result)."""
 

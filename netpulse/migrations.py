@@ -141,6 +141,15 @@ def pending(conn: psycopg.Connection, variant: Variant) -> list[Migration]:
     return todo
 
 
+def unapplied(conn: psycopg.Connection) -> list[str]:
+    """Labels of the migrations this code expects that the database lacks (read-only; for /ready)."""
+    variant = recorded_variant(conn)
+    if variant is None:
+        return ["the database has no NetPulse schema"]
+    applied = {r[0] for r in conn.execute("SELECT version FROM netpulse_migrations").fetchall()}
+    return [m.label for m in discover(variant) if m.version not in applied]
+
+
 def migrate(
     url: str, *, requested: str = "auto", on_apply: Callable[[Migration], None] | None = None
 ) -> tuple[Variant, list[Migration]]:

@@ -125,3 +125,26 @@ def advance_all(conn: psycopg.Connection, now: datetime, **kwargs: object) -> li
         reports.append(report)
         if report.start is None or report.start == report.end:
             return reports
+
+
+# TimescaleDB: the minute aggregate's refresh job; its last successful run materialized up to one
+# bucket (its end_offset, a minute) short of when it ran.
+_TIMESCALE_LAST_REFRESH = """
+SELECT max(s.last_successful_finish) FROM timescaledb_information.continuous_aggregates c
+JOIN timescaledb_information.jobs j ON j.hypertable_schema = c.materialization_hypertable_schema
+     AND j.hypertable_name = c.materialization_hypertable_name
+JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
+WHERE c.view_name = 'metrics_1m'
+"""
+
+
+def lag_seconds(conn: psycopg.Connection) -> float | None:
+    """How far the minute rollup is behind now, in seconds: now - W on plain PostgreSQL; on
+    TimescaleDB, since the minute aggregate's refresh last succeeded, plus its one-minute end offset.
+    None before anything was materialized. Two small reads; cheap enough for every scrape."""
+    if storage_variant(conn) == "postgres":
+        row = conn.execute("SELECT extract(epoch FROM now() - materialized_until) FROM rollup_watermark "
+                           "WHERE isfinite(materialized_until)").fetchone()
+    else:
+        row = conn.execute(f"SELECT extract(epoch FROM now() - ({_TIMESCALE_LAST_REFRESH})) + 60").fetchone()
+    return float(row[0]) if row and row[0] is not None else None

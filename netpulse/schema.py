@@ -6,6 +6,7 @@ Metrics are not mapped: they are written with COPY (ingest.loader) and read as f
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -23,15 +24,20 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CHAR, DOUBLE_PRECISION, INET, JSONB, REAL, TIMESTAMP, UUID
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from netpulse import crypto
 
 __all__ = [
     "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
     "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface", "CheckKind", "ServiceCheck",
     "ChannelKind", "DeliveryStatus", "NotificationChannel", "NotificationDelivery", "EscalationPolicy", "SlaTarget",
+    "EncryptedText", "EncryptedConfig", "SECRET_CONFIG_KEYS", "map_config_secrets",
 ]
 
 NAMING = {
@@ -46,6 +52,51 @@ TZ = TIMESTAMP(timezone=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A secret column: encrypted with the process's keyring on write, decrypted on read
+    (:mod:`netpulse.crypto`); plaintext written before encryption reads as itself."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return crypto.encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return crypto.decrypt(value)
+
+
+# The keys of a channel's config that hold secrets: a Slack hook URL is its own credential, a webhook
+# URL may carry a token, its signing secret and extra headers (e.g. Authorization) are credentials.
+SECRET_CONFIG_KEYS = ("url", "secret", "headers")
+
+
+def map_config_secrets(config: dict[str, Any], convert: Callable[[str], Any]) -> dict[str, Any]:
+    """A copy of a channel config with ``convert`` applied to each secret value (text, or each text
+    value of a mapping such as ``headers``)."""
+    out = dict(config)
+    for key in SECRET_CONFIG_KEYS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = convert(value)
+        elif isinstance(value, dict):
+            out[key] = {k: convert(v) if isinstance(v, str) else v for k, v in value.items()}
+    return out
+
+
+class EncryptedConfig(TypeDecorator[dict[str, Any]]):
+    """A channel's JSONB config whose :data:`SECRET_CONFIG_KEYS` values are stored encrypted."""
+
+    impl = JSONB
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else map_config_secrets(value, crypto.encrypt)
+
+    def process_result_value(self, value: dict[str, Any] | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else map_config_secrets(value, crypto.decrypt)
 
 
 class Role(StrEnum):
@@ -100,6 +151,8 @@ class Organization(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
     name: Mapped[str] = mapped_column(String(255))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # IANA name; reports' periods and schedules are in it unless their site has its own.
+    time_zone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
 
@@ -115,6 +168,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     is_superuser: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     last_login_at: Mapped[datetime | None] = mapped_column(TZ)
+    # Moved on by the database whenever active, role, organization or password change (and at sign-out):
+    # tokens carry the version they were issued under and stop working when it moves.
+    token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
 
@@ -157,12 +213,12 @@ class SnmpCredential(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     version: Mapped[str] = mapped_column(String(2))
-    community: Mapped[str | None] = mapped_column(String(255))
+    community: Mapped[str | None] = mapped_column(EncryptedText)
     username: Mapped[str | None] = mapped_column(String(255))
     auth_protocol: Mapped[str | None] = mapped_column(String(10))
-    auth_password: Mapped[str | None] = mapped_column(String(255))
+    auth_password: Mapped[str | None] = mapped_column(EncryptedText)
     priv_protocol: Mapped[str | None] = mapped_column(String(10))
-    priv_password: Mapped[str | None] = mapped_column(String(255))
+    priv_password: Mapped[str | None] = mapped_column(EncryptedText)
 
 
 device_tags = Table(
@@ -198,7 +254,7 @@ class Device(Base):
     probe_count: Mapped[int | None] = mapped_column(SmallInteger)
     snmp_version: Mapped[str | None] = mapped_column(String(2))
     snmp_port: Mapped[int] = mapped_column(Integer, server_default=text("161"))
-    snmp_community: Mapped[str | None] = mapped_column(String(255))
+    snmp_community: Mapped[str | None] = mapped_column(EncryptedText)
     snmp_credential_id: Mapped[int | None] = mapped_column(ForeignKey("snmp_credentials.id", ondelete="SET NULL"))
     simulated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     description: Mapped[str] = mapped_column(Text, server_default="")
@@ -302,7 +358,7 @@ class NotificationChannel(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
-    config: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    config: Mapped[dict[str, Any]] = mapped_column(EncryptedConfig, server_default=text("'{}'"))
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, server_default=text("60"))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))

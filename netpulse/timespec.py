@@ -13,7 +13,7 @@ datetime.timedelta(days=1, seconds=43200)
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from netpulse.errors import ValidationError
 
@@ -64,8 +64,14 @@ def parse_duration(text: str | int | float, *, field: str = "duration", allow_ze
     return timedelta(seconds=seconds)
 
 
-def parse_time(text: str, *, field: str = "time") -> datetime:
-    """An ISO 8601 date or time, in UTC unless it carries an offset (``Z`` is accepted)."""
+def parse_time(text: str, *, field: str = "time", tz: tzinfo | None = None) -> datetime:
+    """An ISO 8601 date or time, returned in UTC. Without an offset (``Z`` is one) it is read in ``tz``
+    (a report's time zone, say), UTC when None.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> parse_time("2026-11-01", tz=ZoneInfo("Africa/Nairobi")).isoformat()
+    '2026-10-31T21:00:00+00:00'
+    """
     raw = text.strip() if isinstance(text, str) else text
     if not isinstance(raw, str) or not raw or "\x00" in raw:
         raise _fail(field, text, "is not an ISO 8601 time; e.g. 2026-11-01 or 2026-11-01T08:00:00Z")
@@ -75,7 +81,7 @@ def parse_time(text: str, *, field: str = "time") -> datetime:
         # A '+' in a URL query arrives as a space: say how to send an offset.
         hint = " (send '+' as %2B in a URL)" if " " in raw else ""
         raise _fail(field, text, f"is not an ISO 8601 time; e.g. 2026-11-01 or 2026-11-01T08:00:00Z{hint}") from None
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    ts = ts.replace(tzinfo=tz or UTC).astimezone(UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     if not MIN_TIME <= ts < MAX_TIME:
         raise _fail(field, text, f"is outside the accepted range ({MIN_TIME:%Y-%m-%d} to {MAX_TIME:%Y-%m-%d})")
     return ts

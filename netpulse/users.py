@@ -16,17 +16,19 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from netpulse.errors import Conflict, NotFound, ValidationError
+from netpulse.config import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST
+from netpulse.errors import Conflict, InvalidCredentials, NotFound, ValidationError
 from netpulse.organizations import create_organization, get_organization_by_slug
 from netpulse.schema import Role, User
 
 __all__ = ["PERMISSIONS", "has_permission", "hash_password", "verify_password", "create_organization",
            "create_user", "authenticate", "get_organization_by_slug", "list_users", "get_user", "disable_user",
-           "enable_user", "set_role", "reset_password", "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH"]
+           "enable_user", "set_role", "reset_password", "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH",
+           "configure_hasher", "change_password", "revoke_tokens"]
 
 # The spec's role table. "*" grants everything.
 PERMISSIONS: dict[Role, frozenset[str]] = {
@@ -37,7 +39,8 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.API_USER: frozenset({"device:read", "metrics:read"}),
 }
 
-_hasher = PasswordHasher()
+# argon2id with the settings' defaults; composition roots apply the configured ones (configure_hasher).
+_hasher = PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM)
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD_LENGTH = 8
@@ -47,6 +50,13 @@ MAX_PASSWORD_LENGTH = 1024  # argon2 hashes any length; a cap keeps one login fr
 def has_permission(role: str, permission: str) -> bool:
     granted = PERMISSIONS.get(Role(role), frozenset())
     return "*" in granted or permission in granted
+
+
+def configure_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Hash new passwords with these argon2id parameters; hashes made with others keep verifying and
+    are rehashed at the user's next login."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
 
 
 def hash_password(password: str) -> str:
@@ -149,7 +159,7 @@ def _changed(user: User) -> None:
 
 
 def _keep_an_admin(session: Session, user: User, action: str) -> None:
-    """Refuse ``action`` when ``user`` is the organization's last active admin."""
+    """Refuse ``action`` (e.g. "disable a@b.test") when ``user`` is the organization's last active admin."""
     if user.role != Role.ADMIN.value or not user.is_active:
         return
     # Locking the other admins makes two concurrent demotions of the last two admins conflict.
@@ -157,8 +167,8 @@ def _keep_an_admin(session: Session, user: User, action: str) -> None:
         User.organization_id == user.organization_id, User.role == Role.ADMIN.value, User.is_active,
         User.id != user.id).with_for_update()).all()
     if not others:
-        raise Conflict(f"cannot {action} {user.email}: it is the organization's only active admin; make another "
-                       "user admin first (`netpulse users role EMAIL admin`)", details={"user": user.email},
+        raise Conflict(f"cannot {action}: it is the organization's only active admin; make another user "
+                       "admin first (`netpulse users role EMAIL admin`)", details={"user": user.email},
                        code="LAST_ADMIN")
 
 
@@ -168,7 +178,7 @@ def disable_user(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | 
     if not user.is_active:
         raise Conflict(f"user {user.email} is already disabled", details={"user": user.email},
                        code="USER_ALREADY_DISABLED")
-    _keep_an_admin(session, user, "disable")
+    _keep_an_admin(session, user, f"disable {user.email}")
     user.is_active = False
     _changed(user)
     session.flush()
@@ -197,7 +207,7 @@ def set_role(session: Session, organization_id: uuid.UUID, ref: uuid.UUID | str,
         raise Conflict(f"user {user.email} already has role {checked.value}", details={"role": checked.value},
                        code="ROLE_UNCHANGED")
     if checked is not Role.ADMIN:
-        _keep_an_admin(session, user, f"make {checked.value} of")
+        _keep_an_admin(session, user, f"make {user.email} {checked.value}")
     user.role = checked.value
     user.is_superuser = checked is Role.ADMIN
     _changed(user)
@@ -225,5 +235,31 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         return None
     if not verify_password(user.hashed_password, password):
         return None
+    if _hasher.check_needs_rehash(user.hashed_password):
+        # Same password, current parameters: not a password change, so the user's sessions stay
+        # (the token-version trigger of the users table reads this transaction-local flag).
+        session.execute(text("SELECT set_config('netpulse.rehash', 'on', true)"))
+        user.hashed_password = _hasher.hash(password)
     user.last_login_at = datetime.now(UTC)
+    session.flush()
     return user
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """Set ``user``'s password after checking the current one; every token issued before stops working
+    (the database moves the user's token version)."""
+    if not verify_password(user.hashed_password, current):
+        raise InvalidCredentials("the current password is wrong", details={"current_password": "wrong"})
+    if not 8 <= len(new) <= MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"the new password must be 8 to {MAX_PASSWORD_LENGTH} characters",
+                              details={"new_password": f"must be 8 to {MAX_PASSWORD_LENGTH} characters"})
+    user.hashed_password = hash_password(new)
+    session.flush()
+    session.refresh(user, ["token_version"])
+
+
+def revoke_tokens(session: Session, user_id: uuid.UUID) -> int | None:
+    """End every session of the user (sign-out): its token version moves on. Returns the new version,
+    or None when there is no such user."""
+    return session.scalar(update(User).where(User.id == user_id)
+                          .values(token_version=User.token_version + 1).returning(User.token_version))

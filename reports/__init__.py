@@ -1,1 +1,20 @@
-"""PDF and CSV report builders and their schedules."""
+"""PDF and CSV reports (availability/SLA, performance, alerts) and their schedules.
+
+What the CLI, the REST API and the dashboard call (each takes a psycopg connection and the
+organization's id; every query is filtered by it):
+
+- make one now: :func:`reports.generate.generate` (kind, :class:`~reports.scope.Scope`,
+  :class:`~reports.period.ReportPeriod` from :func:`~reports.period.parse_period`, ``pdf``/``csv``)
+  returns the file, its name, content type, figures and page count;
+- request one for a worker: :func:`reports.runs.create_run`, then send ``workers.reports.generate_report``
+  with the run id; :func:`reports.runs.get_run` follows it;
+- history and download: :func:`reports.runs.list_runs`, :func:`reports.runs.get_run`,
+  :func:`reports.runs.run_file`;
+- schedules: :func:`reports.schedules.add_schedule`, :func:`~reports.schedules.list_schedules`,
+  :func:`~reports.schedules.get_schedule`, :func:`~reports.schedules.remove_schedule`.
+
+Layout: ``document`` (a report as data), one builder per report (``availability``, ``performance``,
+``alerts``), two renderers (``pdf``, ``csvout``), ``period`` and ``scope`` (what a report covers),
+``schedules``, ``runs`` (claimed once, made under a lock) and ``email`` (the one function that sends
+a report out, :func:`reports.email.email_report`).
+"""

@@ -23,12 +23,13 @@ from analytics.rules import Rule, create_rule
 from dashboard.app import create_app
 from dashboard.auth import issue_access_token
 from ingest.loader import Loader
-from netpulse import inventory, organizations, users
+from netpulse import crypto, inventory, organizations, users
 from netpulse.config import load_settings
 from netpulse.db import make_engine, make_sessionmaker
 from netpulse.inventory import credentials
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
+from tests.conftest import REDIS_URL, TEST_ENCRYPTION_KEY, empty_redis
 from tests.factories import grid_rows
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -53,12 +54,15 @@ class World:
     alpha: Tenant
     bravo: Tenant
     revoked: str    # the token of an alpha user disabled after it was issued
+    spare: str      # an alpha operator's token, for operations that end their caller's session
     expired: str
     tampered: str
 
 
 def build_app(db_url: str, engine: Engine) -> Flask:
-    return create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+    """The real app on the test database and this run's Redis (emptied by :func:`build_world`)."""
+    return create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                      engine=engine)
 
 
 def _tenant(engine: Engine, slug: str, net: int, now: datetime) -> tuple[Tenant, dict[str, Any]]:
@@ -69,6 +73,7 @@ def _tenant(engine: Engine, slug: str, net: int, now: datetime) -> tuple[Tenant,
         made["users"] = {role.value: users.create_user(session, org.id, f"{role.value}@{slug}.test", PASSWORD,
                                                        role=role) for role in ROLES}
         made["gone"] = users.create_user(session, org.id, f"gone@{slug}.test", PASSWORD, role=Role.ADMIN)
+        made["spare"] = users.create_user(session, org.id, f"spare@{slug}.test", PASSWORD, role=Role.OPERATOR)
         credential = credentials.add_snmp_credential(session, org.id, credentials.SnmpCredentialSpec(
             name="public-ro", version="2c", community="public-community"))
         core = inventory.create_device(session, org.id, inventory.DeviceSpec(
@@ -106,6 +111,10 @@ def _tenant(engine: Engine, slug: str, net: int, now: datetime) -> tuple[Tenant,
 
 
 def build_world(db_url: str, engine: Engine) -> World:
+    """Both tenants, on an emptied Redis. Built once per module, before any test's fixtures: it
+    installs the test keyring for the secrets it stores (each test installs it again)."""
+    empty_redis()
+    crypto.use_keyring(crypto.Keyring.from_keys(TEST_ENCRYPTION_KEY))
     now = datetime.now(UTC).replace(microsecond=0)
     alpha, a = _tenant(engine, "alpha", 2, now)
     bravo, b = _tenant(engine, "bravo", 3, now)
@@ -116,6 +125,7 @@ def build_world(db_url: str, engine: Engine) -> World:
         for tenant, made in ((alpha, a), (bravo, b)):
             tenant.tokens = {role: issue_access_token(user) for role, user in made["users"].items()}
         revoked = issue_access_token(a["gone"])
+        spare = issue_access_token(a["spare"])
         expired = create_access_token(identity=str(a["users"]["admin"].id), expires_delta=timedelta(seconds=-60),
                                       additional_claims={"org": str(alpha.org), "role": "admin",
                                                          "email": "admin@alpha.test"})
@@ -123,7 +133,7 @@ def build_world(db_url: str, engine: Engine) -> World:
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with make_sessionmaker(engine).begin() as session:
         users.disable_user(session, alpha.org, a["gone"].id)
-    return World(app, alpha, bravo, revoked, expired, tampered)
+    return World(app, alpha, bravo, revoked, spare, expired, tampered)
 
 
 def served_document() -> dict[str, Any]:

@@ -20,8 +20,23 @@ if TYPE_CHECKING:
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ADMIN_URL = os.environ.get("NETPULSE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("NETPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Stored secrets in tests are encrypted with this key (tests of rotation build their own rings).
+TEST_ENCRYPTION_KEY = "k0WvR8m1bVZtqFh3xHq2yS9pXjLm4N6cT7uE5aD0gJw="
 TENANT_TABLES = ("alerts", "device_tags", "devices", "snmp_credentials", "tags", "device_groups", "sites",
                  "users", "organizations")
+
+
+@pytest.fixture(autouse=True)
+def secrets_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's keyring for stored secrets, as a composition root would install it (again for each
+    test: an in-process CLI run installs its own, from NETPULSE_ENCRYPTION_KEY)."""
+    from netpulse import crypto, tokens
+
+    monkeypatch.setenv("NETPULSE_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
+    crypto.use_keyring(crypto.Keyring.from_keys(TEST_ENCRYPTION_KEY))
+    yield
+    crypto.use_keyring(None)
+    tokens.use_state_cache(None)  # installed by an app or a CLI run of the test
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -101,8 +116,8 @@ def session(db_url: str, db: psycopg.Connection) -> Iterator[Session]:
     engine.dispose()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
+def empty_redis() -> str:
+    """Empty this run's Redis database (login limits, cached user states) and name it."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -110,9 +125,15 @@ def redis_url() -> Iterator[str]:
         client.flushdb()
     except redis.ConnectionError as exc:
         _unavailable("Redis", exc)
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    yield empty_redis()
+    empty_redis()
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ request id echoed. The resource tests (``test_api_resources.py``) check what the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 import uuid
@@ -28,6 +30,7 @@ from tests.conftest import truncate_all
 
 META_KEYS = {"timestamp", "version", "request_id"}
 PUBLIC = {"login"}  # operations that need no token
+SIGNED_IN = {"logout", "change_password"}  # operations on the caller's own session: any role, no permission
 
 
 DOC = served_document()
@@ -120,6 +123,9 @@ def test_the_served_document_is_valid_openapi_3_1(client: FlaskClient) -> None:
         assert "422" in op["responses"], _id((method, path, op))
         if op["operationId"] in PUBLIC:
             assert "security" not in op
+        elif op["operationId"] in SIGNED_IN:
+            assert op["security"] == [{"bearerAuth": []}, {"cookieAuth": []}] and "x-permission" not in op
+            assert "401" in op["responses"] and "403" not in op["responses"]
         else:
             assert op["security"] == [{"bearerAuth": []}, {"cookieAuth": []}] and op["x-permission"]
             assert {"401", "403"} <= set(op["responses"])
@@ -135,6 +141,12 @@ def test_interactive_docs_are_served_locally(client: FlaskClient) -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the docs page must load nothing from outside"
     for asset in re.findall(r"""(?:src|href)="(swagger/[^"]+)\"""", html):
         assert client.get(f"/api/v1/{asset}").status_code == 200, asset
+    # The app's Content-Security-Policy holds here too: the page's one inline script is allowed by its hash.
+    inline = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    script_src = re.search(r"script-src ([^;]+)", page.headers["Content-Security-Policy"])
+    assert script_src is not None and "'unsafe-inline'" not in script_src.group(1) and len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in script_src.group(1).split()
 
 
 # --- authentication and authorization, per operation ------------------------------------------------
@@ -160,11 +172,12 @@ def _wrong_role(permission: str) -> str | None:
                 None)
 
 
-FORBIDDEN = [o for o in GUARDED if _wrong_role(o[2]["x-permission"]) is not None]
+PERMITTED = [o for o in GUARDED if o[2]["operationId"] not in SIGNED_IN]
+FORBIDDEN = [o for o in PERMITTED if _wrong_role(o[2]["x-permission"]) is not None]
 
 
 def test_only_permissions_every_role_holds_have_no_wrong_role() -> None:
-    universal = {o[2]["x-permission"] for o in GUARDED} - {o[2]["x-permission"] for o in FORBIDDEN}
+    universal = {o[2]["x-permission"] for o in PERMITTED} - {o[2]["x-permission"] for o in FORBIDDEN}
     assert universal == {"device:read", "metrics:read"}
     assert all(role_allows(r.value, p) for r in Role for p in universal)
 

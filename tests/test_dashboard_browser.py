@@ -36,7 +36,7 @@ from netpulse.db import make_engine, make_sessionmaker
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from netpulse.users import create_organization, create_user
-from tests.conftest import CI
+from tests.conftest import CI, REDIS_URL
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +69,8 @@ def chrome_options() -> Options:
 def live_server(db_url: str) -> Iterator[str]:
     """The real app on 127.0.0.1:<free port>, served from a thread for the whole module."""
     engine = make_engine(db_url, pool_size=4, max_overflow=4)
-    app = create_app(load_settings(database_url=db_url, secret_key=SECRET, env="testing"), engine=engine)
+    app = create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                     engine=engine)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dash-test-server", daemon=True)
@@ -83,7 +84,9 @@ def live_server(db_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def browser(redis_url: str) -> Iterator[Browser]:
+    # redis_url empties Redis around each test: every test signs in from 127.0.0.1, and the login limit
+    # (5 a minute per address) must not count the sign-ins of the tests before it.
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if shutil.which(p) is None]
     if missing or Browser is None:
         reason = f"needs {' and '.join(missing) or 'dash[testing]'} (apt-get install chromium chromium-driver)"

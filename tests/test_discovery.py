@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from cli import main
 from ingest.discovery import Discovered, discover, host_count, parse_network, propose_type
 from ingest.icmp import icmp_permitted
+from netpulse import crypto
 from netpulse.errors import ProbeError, ValidationError
 from netpulse.schema import DeviceType
 from tests.factories import make_org
@@ -67,7 +68,8 @@ def _devices(db: psycopg.Connection) -> dict[str, tuple[object, ...]]:
     rows = db.execute("SELECT d.name, d.address, host(d.ip_address), d.device_type, d.snmp_version, "
                       "d.snmp_community, d.snmp_port, s.name, g.name, d.description FROM devices d "
                       "LEFT JOIN sites s ON s.id = d.site_id LEFT JOIN device_groups g ON g.id = d.group_id").fetchall()
-    return {r[1]: r for r in rows}
+    # The community is stored encrypted; compare its plaintext.
+    return {r[1]: (*r[:5], crypto.decrypt(r[5]), *r[6:]) for r in rows}
 
 
 # --- the lab ---------------------------------------------------------------------------------------

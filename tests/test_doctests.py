@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
-           "analytics.sla_targets"]
+           "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config",
+           "netpulse.csvfile", "reports.period", "reports.scope"]
 
 
 @pytest.mark.parametrize("name", MODULES)

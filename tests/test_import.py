@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from cli import main
+from netpulse import crypto
 from netpulse.inventory import DeviceImportError, ImportReport, import_devices_csv
+from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import make_org
 
 DATA = Path(__file__).parent / "data" / "import"
@@ -69,6 +71,8 @@ def test_good_file_imports_with_sites_groups_tags_and_parents(session: Session, 
         "FROM devices d LEFT JOIN sites s ON s.id = d.site_id LEFT JOIN device_groups g ON g.id = d.group_id "
         "LEFT JOIN devices p ON p.id = d.parent_id LEFT JOIN snmp_credentials c ON c.id = d.snmp_credential_id "
         "WHERE d.organization_id = %s ORDER BY d.name", (org,)).fetchall()
+    assert rows[0][8].startswith(crypto.PREFIX)  # stored encrypted
+    rows = [(*r[:8], crypto.decrypt(r[8]), *r[9:]) for r in rows]
     assert rows == [
         ("access-1", "10.0.1.11", "10.0.1.11", "switch", "lagos-hq", "Access", "core-1", "2c", "public", None,
          161, 30, "Access switch floor 1"),
@@ -292,6 +296,7 @@ def test_cli_import_needs_org_when_there_are_several(org: uuid.UUID, db: psycopg
 def _run(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETPULSE_")}
     env["NETPULSE_DATABASE_URL"] = db_url
+    env["NETPULSE_ENCRYPTION_KEY"] = TEST_ENCRYPTION_KEY  # communities are stored encrypted
     return subprocess.run([str(NETPULSE), "devices", *args], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
 

@@ -3,6 +3,7 @@ webhook receiver, aiosmtpd for SMTP; deliveries through a real Redis broker and 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -34,6 +35,7 @@ from analytics.notify import (
     validate_config,
 )
 from analytics.notify.africastalking import AfricasTalkingChannel
+from analytics.notify.base import Attachment
 from analytics.notify.sendgrid import SendGridChannel
 from analytics.notify.slack import SlackChannel
 from analytics.notify.smtp import SmtpChannel
@@ -635,3 +637,39 @@ def test_cli_bad_json_and_help(cli: CliRunner) -> None:
                     ["notify", "test"]):
         helped = cli.invoke(main, [*command, "--help"])
         assert helped.exit_code == 0 and "Usage: main " + " ".join(command) in helped.output
+
+
+# --- attachments (reports) ------------------------------------------------------------------------------
+
+REPORT_NOTE = Notification(title="Availability report: Site Nairobi, October 2026", severity="info",
+                           message="Availability: 99.912 %\n\nThe report is attached.",
+                           started_at=datetime(2026, 10, 1, tzinfo=UTC), kind="report",
+                           facts=(("Report", "availability"), ("Period", "October 2026 (Africa/Nairobi)")),
+                           attachments=(Attachment("report.pdf", "application/pdf", b"%PDF-1.4 \x00\xff binary"),
+                                        Attachment("report.csv", "text/csv; charset=utf-8", b"section,x\n")))
+
+
+def test_sendgrid_carries_attachments(http_stub: Callable[[], Stub]) -> None:
+    api = http_stub()
+    api.answer((202, "", {}))
+    channel = build_channel("sendgrid", {"to": ["boss@example.com"]},
+                            _settings(sendgrid_api_key="SG.test-key", sendgrid_api_host=api.url))
+    assert channel.send(REPORT_NOTE).ok
+    body = json.loads(api.seen[0].body)
+    assert body["subject"] == "[NetPulse REPORT] Availability report: Site Nairobi, October 2026"
+    assert [(a["filename"], a["type"], a["disposition"], base64.b64decode(a["content"])) for a in body["attachments"]] \
+        == [("report.pdf", "application/pdf", "attachment", b"%PDF-1.4 \x00\xff binary"),
+            ("report.csv", "text/csv", "attachment", b"section,x\n")]
+    assert "Period:   October 2026 (Africa/Nairobi)" in body["content"][0]["value"]
+    assert "Severity" not in body["content"][0]["value"]
+
+
+def test_smtp_carries_attachments_and_they_survive_the_actor_payload(smtp_server: Mailbox) -> None:
+    settings = _settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_starttls=False)
+    channel = build_channel("smtp", {"to": ["boss@example.com"]}, settings)
+    assert channel.send(Notification.from_dict(REPORT_NOTE.to_dict())).ok
+    [(_, _, msg)] = smtp_server.messages
+    files = [(p.get_filename(), p.get_content_type(), p.get_content()) for p in msg.iter_attachments()]
+    assert files == [("report.pdf", "application/pdf", b"%PDF-1.4 \x00\xff binary"),
+                     ("report.csv", "text/csv", "section,x\n")]
+    assert msg.get_body(("plain",)) is not None and msg.get_body(("html",)) is not None

@@ -14,7 +14,15 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from analytics.sla import AVAILABILITY_COLUMNS, OUTAGE_SCHEMA, availability, calendar_period, evaluate_targets, outages
+from analytics.sla import (
+    AVAILABILITY_COLUMNS,
+    CAUSE_SCHEMA,
+    OUTAGE_SCHEMA,
+    availability,
+    calendar_period,
+    evaluate_targets,
+    outages,
+)
 from cli import main
 from ingest.loader import Loader
 from ingest.simulator import Fleet, IncidentKind
@@ -162,7 +170,9 @@ def test_groups_sites_tags_and_org_are_time_weighted(db: psycopg.Connection, han
     # Core: a (7 h up of 10) and c (8 of 8): 15 / 18, not the mean of 70 % and 100 %.
     assert groups["Core"]["availability_pct"] == pytest.approx(100 * 15 / 18)
     assert (groups["Core"]["devices"], groups["Core"]["outages"]) == (2, 2)
-    assert groups["Core"]["mttr_s"] == pytest.approx(1.5 * H) and groups["Core"]["mtbf_s"] == pytest.approx(7.5 * H)
+    # MTBF in wall-clock time: the average device's 7.5 h of available time over the group's 2 outages
+    # (summed device time, 15 h / 2, would read as longer than the 10 h period allows).
+    assert groups["Core"]["mttr_s"] == pytest.approx(1.5 * H) and groups["Core"]["mtbf_s"] == pytest.approx(3.75 * H)
     assert groups["Edge"]["availability_pct"] == pytest.approx(100 * 10 / 14)
     assert groups[None]["devices"] == 1 and groups[None]["availability_pct"] is None  # b has no group
     assert by_group["name"].to_list() == ["Edge", "Core", None]
@@ -181,7 +191,8 @@ def test_groups_sites_tags_and_org_are_time_weighted(db: psycopg.Connection, han
     assert (org["name"], org["devices"], org["outages"]) == ("Acme", 5, 4)
     assert org["monitored_s"] == pytest.approx(32 * H) and org["down_s"] == pytest.approx(7 * H)
     assert org["availability_pct"] == pytest.approx(100 * 25 / 32)
-    assert org["mttr_s"] == pytest.approx(7 * H / 4) and org["mtbf_s"] == pytest.approx(25 * H / 4)
+    # b was never monitored: four devices share the 25 h available, 6.25 h each, over 4 outages.
+    assert org["mttr_s"] == pytest.approx(7 * H / 4) and org["mtbf_s"] == pytest.approx(25 * H / 4 / 4)
 
 
 def test_all_and_tag_windows_and_the_status_at_the_start(db: psycopg.Connection, hand: Hand) -> None:
@@ -285,11 +296,14 @@ def test_simulated_outages_match_the_script(db: psycopg.Connection) -> None:
         loader.load(db, fleet.sample(times[i:i + 60], device_ids=device_ids))
 
     expected: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    cause: dict[int, str | None] = {}  # outage start (epoch minute) of a device -> the device behind it
     for inc in fleet.incidents(start, end):
         if inc.kind is IncidentKind.OUTAGE:
             for index in [inc.device_index, *fleet.descendants(inc.device_index)]:
                 expected.setdefault(ids[index], []).append(
                     (max(inc.start, start), inc.end if inc.end <= end else None))
+                behind = fleet.devices[inc.device_index].name if index != inc.device_index else None
+                cause[ids[index] * 10**8 + int(max(inc.start, start).timestamp()) // 60] = behind
     assert len(expected) >= 3 and any(len(fleet.descendants(i.device_index)) > 0
                                       for i in fleet.incidents(start, end) if i.kind is IncidentKind.OUTAGE)
 
@@ -307,7 +321,28 @@ def test_simulated_outages_match_the_script(db: psycopg.Connection) -> None:
             if g_end is not None and e_end is not None:
                 assert abs(g_end - e_end) <= step
 
+    # The parent's outage is named as the cause of its children's, and only of theirs.
+    with_causes = outages(db, org, start, end, causes=True)
+    assert with_causes.drop(CAUSE_SCHEMA.names()).equals(found)
+    assert with_causes["cause_device"].drop_nulls().len() > 0
+    for r in with_causes.iter_rows(named=True):
+        key = r["device_id"] * 10**8 + int(r["start"].timestamp()) // 60
+        wanted = next(cause[k] for k in (key, key - 1, key + 1) if k in cause)
+        assert r["cause_device"] == wanted, r
+        if wanted is not None:
+            assert abs(r["cause_start"] - r["start"]) <= step
+    # Scoped to one site: only its devices' outages, and its devices' figures.
+    site = fleet.sites[0].name
+    in_site = {ids[d.index] for d in fleet.devices if d.site == site}
+    scoped = outages(db, org, start, end, causes=True, scope="site", ref=site)
+    assert set(scoped["device_id"]) <= in_site and scoped.height == with_causes.filter(
+        pl.col("device_id").is_in(list(in_site))).height
+    assert set(availability(db, org, start, end, scope="site", ref=site)["device_id"]) == in_site
+
     period_s = (end - start).total_seconds()
+    for by in ("device", "group", "site", "tag", "org"):
+        rows = availability(db, org, start, end, by=by)  # type: ignore[arg-type]
+        assert (rows["mttr_s"].fill_null(0) <= period_s).all() and (rows["mtbf_s"].fill_null(0) <= period_s).all()
     frame = availability(db, org, start, end)
     assert frame["availability_pct"].null_count() == 0
     for r in frame.iter_rows(named=True):
@@ -336,7 +371,9 @@ def test_cli_report_table_and_csv(db: psycopg.Connection, hand: Hand, settings_e
     lines = out.splitlines()
     assert lines[0] == "availability by device, 2026-11-01 00:00 to 2026-11-01 10:00 UTC, worst first"
     assert lines[1].split() == ["NAME", "SITE", "GROUP", "AVAILABILITY", "DOWN", "OUTAGES", "MTTR", "MTBF"]
-    assert [line.split()[0] for line in lines[3:]] == ["e", "a", "d", "c", "b"]
+    assert [line.split()[0] for line in lines[3:-1]] == ["e", "a", "d", "c", "b"]
+    assert lines[-1] == ("MTTR: mean length of an outage; MTBF: mean wall-clock time between outages "
+                         "(neither can exceed the period)")
     assert lines[4].split() == ["a", "-", "Core", "70.000%", "3h", "00m", "2", "1h", "30m", "3h", "30m"]
     assert lines[7].split() == ["b", "Remote", "-", "-", "0s", "0", "-", "-"]
 
@@ -344,7 +381,11 @@ def test_cli_report_table_and_csv(db: psycopg.Connection, hand: Hand, settings_e
     code, out, err = _cli("sla", "report", "--from", "2026-11-01T00:00:00+00:00", "--to", "2026-11-01T10:00Z",
                           "--by", "site", "--csv", str(csv), "--org", "acme")
     assert code == 0, err
-    assert out.splitlines()[1].split()[:3] == ["SITE", "DEVICES", "AVAILABILITY"]
+    assert out.splitlines()[1].split() == ["SITE", "DEVICES", "AVAILABILITY", "DOWN", "(DEVICE-H)", "OUTAGES", "MTTR",
+                                           "MTBF"]
+    # Remote (b and e): e was down 2 h outside maintenance (4-7 h less 4-5 h), shown as device-hours.
+    assert out.splitlines()[3].split()[:4] == ["Remote", "2", "66.667%", "2.00"]
+    assert "between outages anywhere in the site" in out.splitlines()[-2]
     assert out.splitlines()[-1] == f"wrote 2 row(s) to {csv}"
     written = pl.read_csv(csv)
     assert written.columns == ["name", "devices", *AVAILABILITY_COLUMNS]

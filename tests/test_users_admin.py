@@ -133,7 +133,7 @@ def test_the_last_active_admin_stays(session: Session, orgs: tuple[uuid.UUID, uu
     with pytest.raises(Conflict) as exc_info:
         disable_user(session, acme, "admin@acme.test")
     assert (exc_info.value.message, exc_info.value.code) == (message, "LAST_ADMIN")
-    with pytest.raises(Conflict, match="cannot make operator of admin@acme.test: it is the organization's only"):
+    with pytest.raises(Conflict, match="cannot make admin@acme.test operator: it is the organization's only"):
         set_role(session, acme, "admin@acme.test", "operator")
     create_user(session, acme, "second@acme.test", PASSWORD, role="admin")
     disable_user(session, acme, "second@acme.test")
@@ -189,7 +189,8 @@ def test_cli_first_org_and_admin_of_a_fresh_install(db: psycopg.Connection, sett
     code, out, err = _cli("org", "list")
     assert (code, out) == (0, "no organizations yet; create one with `netpulse org create NAME`\n")
     code, out, err = _cli("org", "create", "Acme Networks")
-    assert (code, out, err) == (0, "created organization 'Acme Networks' (slug acme-networks)\n", "")
+    assert (code, out, err) == (0, "created organization 'Acme Networks' (slug acme-networks); add its first admin "
+                                   "with `netpulse users add EMAIL --role admin`\n", "")
     code, out, err = _cli("users", "add", "admin@acme.test", "--role", "admin", "--full-name", "Ada Admin",
                           "--password-stdin", stdin=PASSWORD + "\n")
     assert (code, err) == (0, ""), out

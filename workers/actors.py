@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from typing import Any
 
 import dramatiq
 import structlog
 
 from ingest.rows import MetricRows
+from netpulse.probe_status import outcomes_from_message, outcomes_to_message
 from netpulse.rollups import advance_all
 from netpulse.storage import maintain
 from workers.probes import probe, stale
@@ -32,9 +35,16 @@ def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
     try:
         if late:
             log.warning("netpulse.workers.probes_stale", devices=len(late))
-        rows = probe(rt, [d for d in devices if d["id"] not in late], tick_us)
-        if len(rows):
-            load_batch.send(rows.to_message())
+        todo = [d for d in devices if d["id"] not in late]
+        lag_s = max(0.0, time.time() - tick_us / 1e6)
+        probed = probe(rt, todo, tick_us)
+        if len(probed.rows) or probed.outcomes:
+            load_batch.send({**probed.rows.to_message(), "p": outcomes_to_message(probed.outcomes)})
+        with rt.telemetry.batch() as t:
+            t.count("netpulse_probes_skipped", ("stale",), len(late))
+            t.observe("netpulse_probe_lag_seconds", lag_s, n=len(todo))
+            for (kind, ok), n in Counter((o.kind, o.ok) for o in probed.outcomes).items():
+                t.count("netpulse_probes", (str(kind), "ok" if ok else "failed"), n)
     finally:
         if rt.leases is not None:
             rt.leases.release([d["id"] for d in devices], tick_us)
@@ -42,10 +52,14 @@ def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
 
 @dramatiq.actor(actor_name="workers.load_batch", queue_name=LOADS, max_retries=20, time_limit=300_000)
 def load_batch(batch: dict[str, Any]) -> None:
-    """Store one batch of rows (idempotent: a retry after a failure adds nothing twice)."""
+    """Store one batch of rows and probe outcomes (idempotent: a retry after a failure adds nothing twice)."""
     rt = current()
     with rt.connection() as conn:
-        result = rt.loader.load(conn, MetricRows.from_message(batch))
+        result = rt.loader.load(conn, MetricRows.from_message(batch), outcomes_from_message(batch.get("p", ())))
+    with rt.telemetry.batch() as t:
+        for name, n in (("inserted", result.inserted), ("duplicate", result.duplicates),
+                        ("rejected", result.rejected)):
+            t.count("netpulse_loader_rows", (name,), n)
     log.debug("netpulse.workers.batch_loaded", inserted=result.inserted, duplicates=result.duplicates)
 
 

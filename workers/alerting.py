@@ -15,6 +15,7 @@ import dramatiq
 import structlog
 
 from analytics.alerts import EngineReport, Notify, apply_sla, digest, escalate
+from analytics.builtin import SNMP_FAILING
 from analytics.rules import load_rules
 from analytics.sla import evaluate_targets
 from workers.notify import notify_alert, notify_digest
@@ -37,9 +38,20 @@ def dispatch(org_id: uuid.UUID, notify: Sequence[Notify]) -> int:
     return queued
 
 
+# Organizations with something to evaluate: enabled rules, a device whose SNMP polls fail (the
+# built-in rule), or an open alert of a built-in rule to clear.
+_ORGANIZATIONS = """
+SELECT organization_id FROM alert_rules WHERE enabled
+UNION
+SELECT d.organization_id FROM probe_status p JOIN devices d ON d.id = p.device_id WHERE p.kind = 'snmp' AND NOT p.ok
+UNION
+SELECT organization_id FROM alerts WHERE NOT resolved AND rule_id IS NULL AND alert_type = %s
+"""
+
+
 def _organizations(rt: Runtime) -> list[uuid.UUID]:
     with rt.connection() as conn:
-        return [r[0] for r in conn.execute("SELECT DISTINCT organization_id FROM alert_rules WHERE enabled")]
+        return [r[0] for r in conn.execute(_ORGANIZATIONS, (SNMP_FAILING[:50],))]
 
 
 def evaluate_organization(rt: Runtime, org_id: uuid.UUID, now: datetime) -> EngineReport:

@@ -67,10 +67,11 @@ def install(broker: dramatiq.Broker) -> dramatiq.Broker:
     import workers.alerting
     import workers.anomaly
     import workers.notify
+    import workers.reports
 
     names = ("probe_batch", "load_batch", "advance_rollups", "maintain_storage")
     for actor in [*(getattr(workers.actors, name) for name in names), workers.notify.deliver_notification,
-                  *workers.alerting.ACTORS, *workers.anomaly.ACTORS]:
+                  *workers.alerting.ACTORS, *workers.anomaly.ACTORS, *workers.reports.ACTORS]:
         if actor.broker is not broker:
             # Actors bind to the broker of their declaration; a process that builds another one
             # (tests, the benchmark) moves them over.

@@ -77,6 +77,8 @@ def deliver_notification(delivery_id: int, notification: dict[str, Any]) -> None
     if result.skipped:
         log.info("netpulse.workers.notification_skipped", delivery_id=delivery_id, status=result.status.value)
         return
+    with current().telemetry.batch() as t:
+        t.count("netpulse_notification_deliveries", (result.status.value,))
     log.info("netpulse.workers.notification_attempted", delivery_id=delivery_id, status=result.status.value,
              provider=result.answer.summary(120) if result.answer else None, error=result.error,
              next_delivery_id=result.next_delivery_id, next_delay_ms=result.next_delay_ms)

@@ -3,6 +3,8 @@
 Real devices get ICMP (or a TCP connect when ICMP is not permitted) and, when they have SNMP
 settings, an SNMP poll, both on one event loop. SNMP counters become rates against the previous
 poll's counters, which live in Redis (one key per device), so any worker can take the next poll.
+Besides the metric rows, every probe's outcome (its failure reason included) goes to the loader,
+which stores it with the rows (``netpulse.probe_status``).
 """
 
 from __future__ import annotations
@@ -10,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import structlog
 
+from ingest import outcomes as outcome_of
 from ingest.counters import CounterState, snmp_rows
 from ingest.http import CheckResults, async_run_checks, check_rows, load_check_targets
 from ingest.icmp import PingTarget, async_ping_many, ping_result_rows
 from ingest.interfaces import upsert_interfaces
 from ingest.rows import MetricRows
 from ingest.snmp import SnmpPoll, SnmpTarget
-from ingest.tcp import TcpTarget, connect_rows
+from ingest.tcp import TcpTarget, async_connect_many, tcp_rows
+from netpulse import crypto
+from netpulse.probe_status import ProbeOutcome
 from workers.runtime import Runtime
 
 log = structlog.get_logger("netpulse.workers.probes")
@@ -45,6 +51,18 @@ def stale(devices: list[dict[str, Any]], tick_us: int, now_us: int | None = None
     return [d for d in devices if now_us - tick_us > d.get("interval_s", 60) * 1_000_000]
 
 
+@dataclass
+class Probed:
+    """A tick's metric rows and the outcome of every probe that made them."""
+
+    rows: MetricRows = field(default_factory=MetricRows.empty)
+    outcomes: list[ProbeOutcome] = field(default_factory=list)
+
+    @classmethod
+    def concat(cls, parts: list[Probed]) -> Probed:
+        return cls(MetricRows.concat([p.rows for p in parts]), [o for p in parts for o in p.outcomes])
+
+
 def simulated_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> MetricRows:
     if not devices or rt.fleet is None:
         return MetricRows.empty()
@@ -60,16 +78,18 @@ def simulated_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> 
 
 
 def snmp_targets(rt: Runtime, device_ids: list[int]) -> list[SnmpTarget]:
-    """SNMP targets of the devices that have SNMP settings (inline or a credential profile)."""
+    """SNMP targets of the devices that have SNMP settings (inline or a credential profile); the
+    secrets are stored encrypted and decrypted here, in memory only."""
     if not device_ids:
         return []
     targets = []
     with rt.connection() as conn:
         for r in conn.execute(_SNMP_TARGETS, (rt.probe_timeout_s, device_ids)).fetchall():
             try:
-                targets.append(SnmpTarget(r[0], r[1], port=r[2], version=r[3], community=r[4], username=r[5],
-                                          auth_protocol=r[6], auth_password=r[7], priv_protocol=r[8],
-                                          priv_password=r[9], timeout_s=float(r[10])))
+                targets.append(SnmpTarget(r[0], r[1], port=r[2], version=r[3], community=crypto.decrypt(r[4]),
+                                          username=r[5], auth_protocol=r[6], auth_password=crypto.decrypt(r[7]),
+                                          priv_protocol=r[8], priv_password=crypto.decrypt(r[9]),
+                                          timeout_s=float(r[10])))
             except Exception as exc:  # a device with unusable settings must not stop the batch
                 log.warning("netpulse.workers.snmp_target_invalid", device_id=r[0], error=str(exc))
     return targets
@@ -106,46 +126,53 @@ def save_counters(client: Any, state: CounterState, device_ids: list[int]) -> No
     pipe.execute()
 
 
-def network_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> MetricRows:
+def network_probe(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> Probed:
     """ICMP (or TCP), SNMP and the devices' service checks (TCP, HTTP(S)), all concurrently on one
-    event loop; interfaces upserted, counters kept."""
+    event loop; interfaces upserted, counters kept; every probe's outcome."""
     if not devices:
-        return MetricRows.empty()
+        return Probed()
     ids = [d["id"] for d in devices]
     snmp = snmp_targets(rt, ids)
     with rt.connection() as conn:
         checks = load_check_targets(conn, ids)
 
-    async def reachability() -> MetricRows:
+    async def reachability() -> Probed:
         if rt.icmp_allowed:
             targets = [PingTarget(d["id"], d["address"], d.get("count", 3), d.get("timeout_s", 2.0)) for d in devices]
             results = await async_ping_many(targets, privileged=rt.icmp_privileged, pps=rt.icmp_pps,
                                             resolver=rt.resolver)
-            return ping_result_rows(results, tick_us)
+            return Probed(ping_result_rows(results, tick_us), outcome_of.from_pings(results, tick_us))
         tcp = [TcpTarget(d["id"], d["address"], rt.tcp_fallback_port, d.get("timeout_s", 2.0)) for d in devices]
-        return await asyncio.to_thread(connect_rows, tcp, tick_us)
+        connected = await async_connect_many(tcp)
+        return Probed(tcp_rows(connected, tick_us), outcome_of.from_tcp(connected, tick_us))
 
-    async def everything() -> tuple[MetricRows, list[SnmpPoll], CheckResults]:
+    async def everything() -> tuple[Probed, list[SnmpPoll], CheckResults]:
         return await asyncio.gather(reachability(), rt.snmp_poller.poll_async(snmp), async_run_checks(checks))
 
-    rows, polls, results = asyncio.run(everything())
-    rows = MetricRows.concat([rows, check_rows(results, tick_us)])
+    reached, polls, results = asyncio.run(everything())
+    probed = Probed(MetricRows.concat([reached.rows, check_rows(results, tick_us)]),
+                    [*reached.outcomes, *outcome_of.from_checks(results, tick_us),
+                     *outcome_of.from_snmp(polls, tick_us)])
     if not snmp:
-        return rows
+        return probed
     snmp_ids = [t.device_id for t in snmp]
     state = load_counters(rt.redis, snmp_ids)
-    rows = MetricRows.concat([rows, snmp_rows(polls, state, tick_us=tick_us)])
+    probed.rows = MetricRows.concat([probed.rows, snmp_rows(polls, state, tick_us=tick_us)])
     save_counters(rt.redis, state, snmp_ids)
     with rt.connection() as conn:
         upsert_interfaces(conn, polls)
-    failed = [p for p in polls if not p.ok]
-    if failed:
-        log.info("netpulse.workers.snmp_failed", devices=len(failed),
-                 reasons=sorted({p.error or "?" for p in failed}))
-    return rows
+    # Failures are logged by the loader once per change of state (netpulse.ingest.probe_failing).
+    return probed
 
 
-def probe(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> MetricRows:
-    """Rows of one tick for a batch of devices."""
-    return MetricRows.concat([simulated_rows(rt, [d for d in devices if d["simulated"]], tick_us),
-                              network_rows(rt, [d for d in devices if not d["simulated"]], tick_us)])
+def network_rows(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> MetricRows:
+    """The metric rows of :func:`network_probe`."""
+    return network_probe(rt, devices, tick_us).rows
+
+
+def probe(rt: Runtime, devices: list[dict[str, Any]], tick_us: int) -> Probed:
+    """Rows and outcomes of one tick for a batch of devices (simulated devices: ICMP outcomes from
+    their availability rows)."""
+    simulated = simulated_rows(rt, [d for d in devices if d["simulated"]], tick_us)
+    return Probed.concat([Probed(simulated, outcome_of.from_availability(simulated)),
+                          network_probe(rt, [d for d in devices if not d["simulated"]], tick_us)])

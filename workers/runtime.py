@@ -18,6 +18,7 @@ from ingest.simulator import Fleet
 from ingest.snmp import SnmpPoller
 from ingest.status import Hysteresis
 from netpulse.db import make_engine, raw_connection
+from netpulse.telemetry import Telemetry
 from workers.leases import ProbeLeases
 
 
@@ -43,6 +44,7 @@ class Runtime:
     resolver: Resolver = field(init=False)
     snmp_poller: SnmpPoller = field(init=False, default_factory=SnmpPoller)
     leases: ProbeLeases | None = field(init=False, default=None)
+    telemetry: Telemetry = field(init=False)   # counters for /metrics, in the same Redis (no-op without)
     evaluator: Evaluator = field(init=False, default_factory=Evaluator)   # keeps dynamic baselines per hour
     alert_engine: AlertEngine = field(init=False, default_factory=AlertEngine)
 
@@ -50,6 +52,7 @@ class Runtime:
         self.engine = make_engine(self.database_url)
         self.loader = Loader(hysteresis=self.hysteresis)
         self.resolver = Resolver(ttl_s=self.resolve_ttl_s)
+        self.telemetry = Telemetry(self.redis)
         if self.redis is not None:
             self.leases = ProbeLeases(self.redis)
         if self.fleet is not None:

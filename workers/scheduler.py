@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 from sqlalchemy import Engine, text
 
+from netpulse.telemetry import Telemetry
 from workers.leases import ProbeLeases
 
 log = structlog.get_logger("netpulse.workers.scheduler")
@@ -76,6 +77,7 @@ class Scheduler:
     probe_timeout_s: float = 2.0
     leases: ProbeLeases | None = None
     refresh_s: float = 30.0              # how often the device list is re-read
+    telemetry: Telemetry | None = None   # counters for /metrics (probes scheduled and skipped)
     stats: SchedulerStats = field(default_factory=SchedulerStats)
     _last_sent: dict[int, float] = field(default_factory=dict, init=False)
     _plan: _Plan | None = field(default=None, init=False)
@@ -110,6 +112,7 @@ class Scheduler:
         after = self._last_tick_s if self._last_tick_s is not None else now_s - 1
         self._last_tick_s = max(after, now_s)
         due, missed = self.due(after, now_s)
+        stalled, busy = missed, 0
         tick_us = now_s * 1_000_000
         devices = [self._plan.devices[i] for i in due.tolist()]
         if self.leases is not None and devices:
@@ -130,6 +133,11 @@ class Scheduler:
         self.stats.late_probes += missed
         self.stats.messages += sent
         self.stats.devices += len(devices)
+        if self.telemetry is not None:
+            with self.telemetry.batch() as t:
+                t.count("netpulse_probes_scheduled", (), len(devices))
+                t.count("netpulse_probes_skipped", ("missed",), stalled)
+                t.count("netpulse_probes_skipped", ("in_flight",), busy)
         now = time.time()
         for k, (every_s, send) in enumerate(self.periodic):
             if now - self._last_sent.get(k, 0.0) >= every_s:

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from analytics.anomaly.score import SCORE_COLUMN, score_arrays
+from netpulse.csvfile import write_csv, write_frame
 
 __all__ = ["SeriesColumns", "main", "read_series_csv", "repeated_times"]
 
@@ -249,10 +250,10 @@ def score(file: Path) -> None:
     out, done = sys.stdout.buffer, 0
     for raw in _batches(file):
         chunk = raw.select("timestamp", "value", pl.Series(SCORE_COLUMN, scores[done:done + raw.height]))
-        chunk.write_csv(out, include_header=done == 0, float_precision=6)
+        write_frame(chunk, out, float_format="{:.6f}", header=done == 0)
         done += raw.height
     if done == 0:
-        pl.DataFrame(schema=["timestamp", "value", SCORE_COLUMN]).write_csv(out)
+        write_csv(out, ["timestamp", "value", SCORE_COLUMN], [])
     out.flush()
 
 

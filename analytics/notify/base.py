@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from netpulse.errors import NetPulseError
 
-__all__ = ["Notification", "ProviderAnswer", "Channel", "TransportError", "DeliveryFailed", "truncate"]
+__all__ = ["Attachment", "Notification", "ProviderAnswer", "Channel", "TransportError", "DeliveryFailed", "truncate"]
 
 
 class TransportError(NetPulseError):
@@ -29,6 +29,27 @@ class DeliveryFailed(NetPulseError):
 
     code = "NOTIFICATION_FAILED"
     status = 502
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with an email (a report). Only the email channels carry attachments."""
+
+    file_name: str
+    content_type: str  # e.g. application/pdf, text/csv; charset=utf-8
+    content: bytes
+
+    def to_dict(self) -> dict[str, str]:
+        import base64
+
+        return {"file_name": self.file_name, "content_type": self.content_type,
+                "content": base64.b64encode(self.content).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Attachment:
+        import base64
+
+        return cls(data["file_name"], data["content_type"], base64.b64decode(data["content"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +70,26 @@ class Notification:
     alert_id: str | None = None
     resolved: bool = False  # the alert is over: "RESOLVED" instead of the severity
     test: bool = False  # sent by `netpulse notify test`, not by an alert
+    kind: str = "alert"  # alert | report (a scheduled report: "REPORT" instead of the severity)
+    facts: tuple[tuple[str, str], ...] = ()  # shown instead of severity, device, site and start when given
+    attachments: tuple[Attachment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the actor's message payload)."""
         return {"title": self.title, "severity": self.severity, "message": self.message,
                 "started_at": self.started_at.isoformat(), "device": self.device, "site": self.site,
-                "link": self.link, "alert_id": self.alert_id, "resolved": self.resolved, "test": self.test}
+                "link": self.link, "alert_id": self.alert_id, "resolved": self.resolved, "test": self.test,
+                "kind": self.kind, "facts": [list(f) for f in self.facts],
+                "attachments": [a.to_dict() for a in self.attachments]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notification:
         return cls(title=data["title"], severity=data["severity"], message=data["message"],
                    started_at=datetime.fromisoformat(data["started_at"]), device=data.get("device"),
                    site=data.get("site"), link=data.get("link"), alert_id=data.get("alert_id"),
-                   resolved=bool(data.get("resolved", False)), test=bool(data.get("test", False)))
+                   resolved=bool(data.get("resolved", False)), test=bool(data.get("test", False)),
+                   kind=data.get("kind", "alert"), facts=tuple((str(k), str(v)) for k, v in data.get("facts", [])),
+                   attachments=tuple(Attachment.from_dict(a) for a in data.get("attachments", [])))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,18 @@ from typing import ClassVar
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, From, Mail, Personalization, To
+from sendgrid.helpers.mail import (
+    Attachment,
+    Content,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    From,
+    Mail,
+    Personalization,
+    To,
+)
 
 from analytics.notify import templates
 from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
@@ -41,6 +52,9 @@ class SendGridChannel(Channel):
             mail.add_personalization(personalization, index=i)  # the SDK inserts at 0 unless told
         mail.add_content(Content("text/plain", templates.email_text(n)))
         mail.add_content(Content("text/html", templates.email_html(n)))
+        for a in reversed(n.attachments):  # the SDK's add_attachment inserts at the front
+            mail.add_attachment(Attachment(FileContent(a.to_dict()["content"]), FileName(a.file_name),
+                                           FileType(a.content_type.split(";")[0]), Disposition("attachment")))
         return mail
 
     def send(self, notification: Notification) -> ProviderAnswer:

@@ -44,6 +44,10 @@ class SmtpChannel(Channel):
         msg["Message-ID"] = make_msgid(domain=self.from_email.rpartition("@")[2] or None)
         msg.set_content(templates.email_text(n))
         msg.add_alternative(templates.email_html(n), subtype="html")
+        for a in n.attachments:  # the message becomes multipart/mixed: the bodies, then the files
+            maintype, _, subtype = a.content_type.split(";")[0].strip().partition("/")
+            msg.add_attachment(a.content, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                               filename=a.file_name)
         return msg
 
     def send(self, notification: Notification) -> ProviderAnswer:

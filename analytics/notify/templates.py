@@ -57,10 +57,12 @@ def _when(t: datetime) -> str:
 
 
 def _label(n: Notification) -> str:
-    return "TEST" if n.test else "RESOLVED" if n.resolved else n.severity.upper()
+    return "TEST" if n.test else "REPORT" if n.kind == "report" else "RESOLVED" if n.resolved else n.severity.upper()
 
 
 def _facts(n: Notification) -> list[tuple[str, str]]:
+    if n.facts:
+        return list(n.facts)
     return [("Severity", n.severity), ("Device", n.device or "-"), ("Site", n.site or "-"),
             ("Started", _when(n.started_at))]
 
@@ -71,7 +73,8 @@ def email_subject(n: Notification) -> str:
 
 def email_text(n: Notification) -> str:
     lines = [n.title, ""]
-    lines += [f"{k + ':':<10}{v}" for k, v in _facts(n)]
+    width = max([10, *(len(k) + 2 for k, _ in _facts(n))])
+    lines += [f"{k + ':':<{width}}{v}" for k, v in _facts(n)]
     lines += ["", n.message]
     if n.link:
         lines += ["", f"Open in NetPulse: {n.link}"]
@@ -85,7 +88,7 @@ def email_html(n: Notification) -> str:
                    for k, v in _facts(n))
     link = f"<p><a href=\"{e(n.link)}\">Open in NetPulse</a></p>" if n.link else ""
     return (f"<!doctype html><html><body style=\"font-family:sans-serif\">"
-            f"<h2>{e(n.title)}</h2><table>{rows}</table><p>{e(n.message)}</p>{link}"
+            f"<h2>{e(n.title)}</h2><table>{rows}</table><p>{e(n.message).replace(chr(10), '<br>')}</p>{link}"
             f"<p style=\"color:#888\">Sent by NetPulse.</p></body></html>")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from netpulse.errors import ConfigError
 
-DATABASE = "netpulse"
+DATABASE = "netpulse"  # netpulse.data.DEMO_DATABASE finds the running demo's database by this name
 
 
 @dataclass

@@ -152,13 +152,16 @@ def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> 
     from psycopg.types.json import Jsonb
 
     from analytics.notify.channels import validate_config
+    from netpulse.crypto import encrypt
+    from netpulse.schema import map_config_secrets
 
     for name, kind, config in (("demo-webhook", "webhook", {"url": f"{sink_url}/webhook", "secret": secret}),
                                ("demo-slack", "slack", {"url": f"{sink_url}/slack"})):
+        stored = map_config_secrets(validate_config(kind, config), encrypt)  # raw SQL: encrypt here, as the ORM would
         conn.execute("INSERT INTO notification_channels (organization_id, name, kind, config, rate_limit_per_minute) "
                      "VALUES (%s, %s, %s, %s, 30) ON CONFLICT (organization_id, name) DO UPDATE SET "
                      "config = EXCLUDED.config, kind = EXCLUDED.kind",
-                     (org_id, name, kind, Jsonb(validate_config(kind, config))))
+                     (org_id, name, kind, Jsonb(stored)))
     steps = [{"after_s": 0, "channels": ["demo-webhook", "demo-slack"]}, {"after_s": 600, "channels": ["demo-webhook"]}]
     conn.execute("INSERT INTO escalation_policies (organization_id, name, steps, digest_every_s) "
                  "VALUES (%s, 'default', %s, 900) ON CONFLICT (organization_id, name) DO NOTHING",
@@ -217,6 +220,7 @@ def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
     loopback port, and the localhost device polled through it. Returns the agent or None."""
     from cli.demo.snmpd import LocalAgent, find_snmpd
+    from netpulse.crypto import encrypt
     from netpulse.errors import NetPulseError
 
     if find_snmpd() is None:
@@ -233,7 +237,7 @@ def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     with engine.begin() as c:
         c.execute(text("UPDATE devices SET snmp_version = '2c', snmp_port = :p, snmp_community = :c "
                        "WHERE name = :n AND NOT simulated"),
-                  {"p": agent.port, "c": agent.community, "n": LOCALHOST_NAME})
+                  {"p": agent.port, "c": encrypt(agent.community), "n": LOCALHOST_NAME})
     click.echo(f"  SNMP: localhost polled through a private snmpd on udp/127.0.0.1:{agent.port}")
     return agent
 
@@ -243,9 +247,11 @@ def run_demo(opts: DemoOptions) -> None:
     from dashboard.app import create_app
     from ingest.icmp import icmp_permitted
     from ingest.simulator import Fleet
+    from netpulse import crypto
     from netpulse.config import load_settings
-    from netpulse.db import make_engine, make_sessionmaker
+    from netpulse.db import connect, make_engine, make_sessionmaker
     from netpulse.migrations import migrate
+    from netpulse.rekey import plaintext_count, rekey
     from workers import broker as broker_mod
     from workers import runtime
     from workers.scheduler import Scheduler
@@ -260,6 +266,12 @@ def run_demo(opts: DemoOptions) -> None:
         click.echo(f"  embedded PostgreSQL and Redis up ({time.monotonic() - t_start:.1f} s)")
         variant, applied = migrate(stack.database_url, requested="postgres")
         click.echo(f"  schema: {len(applied)} migration(s) applied, storage variant {variant}")
+        settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
+                                 env="development")
+        crypto.use_keyring(settings.keyring())
+        with connect(stack.database_url, autocommit=True) as conn:
+            if plaintext_count(conn):  # a data dir from before secrets were encrypted
+                rekey(conn, settings.keyring(), rotate=False)
         password = stack.secret("demo-password")
         engine = make_engine(stack.database_url)
         fleet = Fleet(n_devices=opts.devices, n_sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s)
@@ -283,7 +295,6 @@ def run_demo(opts: DemoOptions) -> None:
             with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
                 stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
             click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")
-        from netpulse.db import connect
         from netpulse.rollups import advance_all
 
         with connect(stack.database_url, autocommit=True) as conn:
@@ -330,11 +341,16 @@ def run_demo(opts: DemoOptions) -> None:
 
         notify_worker.configure(load_settings(database_url=stack.database_url, env="development",
                                               http_host=opts.host, http_port=opts.port))
+        from workers import reports as report_worker
+
+        report_worker.configure(load_settings(database_url=stack.database_url, env="development",
+                                              http_host=opts.host, http_port=opts.port))
         from dramatiq import Worker
 
         from workers.actors import advance_rollups, maintain_storage, probe_batch
         from workers.alerting import check_sla, evaluate_alerts, send_digests
         from workers.anomaly import score_anomalies
+        from workers.reports import schedule_reports
 
         worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
         worker.start()
@@ -344,14 +360,16 @@ def run_demo(opts: DemoOptions) -> None:
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
                               periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
                                         (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                        (900, score_anomalies.send)],
-                              interval_s=opts.interval_s, leases=rt.leases)
+                                        (900, score_anomalies.send), (60, schedule_reports.send)],
+                              interval_s=opts.interval_s, leases=rt.leases, telemetry=rt.telemetry)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()
 
-        settings = load_settings(database_url=stack.database_url, secret_key=stack.secret("secret-key"),
-                                 env="development")
-        app = create_app(settings, engine=engine)
+        from workers.queues import queue_check, queue_depths
+
+        app = create_app(settings, engine=engine, redis_client=stack.redis,
+                         queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
+                         checks=[queue_check(broker, settings.health_max_queue_depth)])
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)

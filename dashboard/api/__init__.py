@@ -54,6 +54,7 @@ from dashboard.api import (  # noqa: F401  (each module registers its operations
     rules,
     sla,
 )
+from dashboard.api.docs import install_docs
 from dashboard.api.errors import install_error_handlers
 from dashboard.api.routing import OPERATIONS, PREFIX, bp, require_permission, validation_failed
 from dashboard.api.schemas import ErrorEnvelope
@@ -95,6 +96,4 @@ def init_api(app: Flask) -> None:
         raise TypeError("the API needs the server of dashboard.api.create_server (it carries the OpenAPI document)")
     app.register_api(bp)
     install_error_handlers(app)
-    swagger = app.view_functions.get("swagger.swagger")
-    if swagger is not None:
-        app.add_url_rule(f"{PREFIX}/docs", "api_docs", swagger)
+    install_docs(app, PREFIX)

@@ -27,6 +27,7 @@ class OrganizationOut(Out):
     id: uuid.UUID
     name: str
     slug: str
+    time_zone: str = Field(description="An IANA zone: report periods (days, weeks, months) fall in it.")
     created_at: datetime
 
 

@@ -16,9 +16,9 @@ from werkzeug.wrappers import Response
 
 from analytics import alerts
 from dashboard.api.params import INT32_MAX, ApiModel, DeviceId, OptionalText, Paged, PathModel
-from dashboard.api.routing import current_user_id, ok, operation, page_of, pg, unit_of_work
+from dashboard.api.routing import ok, operation, page_of, pg, unit_of_work
 from dashboard.api.schemas import Out
-from dashboard.auth import current_org_id
+from dashboard.auth import current_org_id, current_user_id
 from netpulse.errors import InvalidCredentials, ValidationError
 
 TAG = Tag(name="alerts", description="Alerts opened by the rules, and what people did about them.")

@@ -1,7 +1,8 @@
 """Devices: list, read, create, change and delete them, import a CSV, delete in bulk; the fleet summary.
 
 All of it is :mod:`netpulse.inventory` (validation, uniqueness, sites/groups/tags created on demand,
-the all-or-nothing CSV import); these views only translate HTTP. SNMP communities are never shown.
+the all-or-nothing CSV import); these views only translate HTTP. SNMP communities are never shown. A
+device carries the latest state and last error of each of its probes (:mod:`netpulse.probe_status`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 from flask_openapi3 import FileStorage, Tag
 from pydantic import ConfigDict, Field, JsonValue
 from pydantic.json_schema import SkipJsonSchema
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from analytics.fleet import fleet_summary
@@ -22,6 +24,7 @@ from dashboard.api.schemas import Deleted, Out
 from dashboard.auth import current_org_id
 from netpulse import inventory
 from netpulse.errors import ValidationError
+from netpulse.probe_status import ProbeState, probe_states
 from netpulse.schema import Device, DeviceStatus, DeviceType
 
 TAG = Tag(name="devices", description="The device inventory.")
@@ -39,6 +42,28 @@ class Ref(Out):
 
 def _ref(obj: Any) -> Ref | None:
     return Ref(id=obj.id, name=obj.name) if obj is not None else None
+
+
+class ProbeOut(Out):
+    kind: str = Field(description="icmp, tcp, snmp or http.")
+    check_id: int | None = Field(description="The service check probed; None for the device's own probes.")
+    check: str | None = Field(description="The service check's name.")
+    status: Literal["ok", "failing"]
+    error: str | None = Field(description="The latest failure (kept after a success since).")
+    reason: str | None = Field(description="The latest failure in a few words, e.g. auth_failed (wrongDigest).")
+    detail: str | None
+    checked_at: datetime
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    failing_since: datetime | None
+    consecutive_failures: int
+
+    @classmethod
+    def of(cls, p: ProbeState) -> ProbeOut:
+        return cls(kind=p.kind, check_id=p.check_id or None, check=p.check_name, status="ok" if p.ok else "failing",
+                   error=p.error, reason=p.reason, detail=p.detail, checked_at=p.checked_at,
+                   last_error_at=p.last_error_at, last_success_at=p.last_success_at, failing_since=p.failing_since,
+                   consecutive_failures=p.fail_streak)
 
 
 class DeviceOut(Out):
@@ -65,9 +90,11 @@ class DeviceOut(Out):
     simulated: bool
     description: str
     created_at: datetime
+    probes: list[ProbeOut] = Field(description="Each probe's latest state: ICMP and the TCP fallback first, "
+                                               "then SNMP, then the service checks.")
 
     @classmethod
-    def of(cls, d: Device) -> DeviceOut:
+    def of(cls, d: Device, probes: list[ProbeState] | None = None) -> DeviceOut:
         return cls(id=d.id, name=d.name, address=d.address,
                    ip_address=str(d.ip_address) if d.ip_address is not None else None, device_type=d.device_type,
                    status=d.status, oper_status=d.oper_status, oper_status_since=d.oper_status_since,
@@ -75,7 +102,13 @@ class DeviceOut(Out):
                    parent=_ref(d.parent), tags=sorted(t.name for t in d.tags), probe_enabled=d.probe_enabled,
                    probe_interval_s=d.probe_interval_s, probe_timeout_s=d.probe_timeout_s,
                    probe_count=d.probe_count, snmp_version=d.snmp_version, snmp_port=d.snmp_port,
-                   simulated=d.simulated, description=d.description, created_at=d.created_at)
+                   simulated=d.simulated, description=d.description, created_at=d.created_at,
+                   probes=[ProbeOut.of(p) for p in probes or []])
+
+
+def _with_probes(session: Session, devices: list[Device]) -> list[DeviceOut]:
+    states = probe_states(session, current_org_id(), [d.id for d in devices])
+    return [DeviceOut.of(d, states.get(d.id)) for d in devices]
 
 
 Label = str | None
@@ -175,7 +208,7 @@ def list_devices(query: DeviceQuery) -> Response:
         devices, total = inventory.list_devices(
             session, current_org_id(), site=query.site, group=query.group, tag=query.tag,
             oper_status=query.oper_status, search=query.search, limit=query.per_page, offset=query.offset)
-        items = [DeviceOut.of(d) for d in devices]
+        items = _with_probes(session, devices)
     return page_of(items, total, query)
 
 
@@ -186,7 +219,7 @@ def create_device(body: DeviceBody) -> Response:
     with unit_of_work() as session:
         device = inventory.create_device(session, current_org_id(), body.spec())
         session.flush()
-        out = DeviceOut.of(inventory.get_device(session, current_org_id(), device.id))
+        (out,) = _with_probes(session, [inventory.get_device(session, current_org_id(), device.id)])
     return ok(out, status=201)
 
 
@@ -194,14 +227,14 @@ def create_device(body: DeviceBody) -> Response:
 def get_device(path: DevicePath) -> Response:
     """One device."""
     with unit_of_work() as session:
-        out = DeviceOut.of(inventory.get_device(session, current_org_id(), path.device_id))
+        (out,) = _with_probes(session, [inventory.get_device(session, current_org_id(), path.device_id)])
     return ok(out)
 
 
 def _update(device_id: int, changes: dict[str, Any]) -> Response:
     with unit_of_work() as session:
         inventory.update_device(session, current_org_id(), device_id, changes)
-        out = DeviceOut.of(inventory.get_device(session, current_org_id(), device_id))
+        (out,) = _with_probes(session, [inventory.get_device(session, current_org_id(), device_id)])
     return ok(out)
 
 

@@ -1,7 +1,7 @@
 """Every failure under ``/api/`` is the spec's error envelope with the right status, never HTML or a 500
-for bad input: NetPulse errors carry their code and status; unknown routes and wrong methods are 404
-and 405; a JSON body nested too deeply for the parser is invalid input; anything else is a logged 500
-whose answer says nothing about the cause.
+for bad input: NetPulse errors carry their code and status (and ``Retry-After`` on a 429 or 503);
+unknown routes and wrong methods are 404 and 405; a JSON body nested too deeply for the parser is
+invalid input; anything else is a logged 500 whose answer says nothing about the cause.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from dashboard import envelope
-from dashboard.auth import API_PREFIX
-from netpulse.errors import NetPulseError
+from dashboard.auth import API_PREFIX, UNAVAILABLE_RETRY_S
+from netpulse.errors import NetPulseError, RateLimited, Unavailable
 
 __all__ = ["JSONProvider", "install_error_handlers"]
 
@@ -37,12 +37,18 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def _netpulse_error(exc: NetPulseError) -> Response | tuple[str, int]:
-    """Under /api/ (any route there) an envelope with the error's status; elsewhere plain text."""
+    """Under /api/ (any route there) an envelope with the error's status; elsewhere plain text. A 429
+    or 503 says when to try again (``Retry-After``)."""
     if exc.status >= 500:
         log.error("netpulse.dashboard.error", code=exc.code, message=exc.message, path=request.path)
     if not request.path.startswith(API_PREFIX):
         return exc.message, exc.status
-    return envelope.failure(exc.code, exc.message, exc.status, exc.details)
+    response = envelope.failure(exc.code, exc.message, exc.status, exc.details)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_S)
+    return response
 
 
 def _unknown_route(path: str = "") -> Response:

@@ -12,9 +12,9 @@ from werkzeug.wrappers import Response
 
 from analytics import maintenance as core
 from dashboard.api.params import INT32_MAX, ApiModel, Paged, PathModel, Time
-from dashboard.api.routing import current_user_id, field_names, ok, operation, page_of, unit_of_work
+from dashboard.api.routing import field_names, ok, operation, page_of, unit_of_work
 from dashboard.api.schemas import Deleted, Out
-from dashboard.auth import current_org_id
+from dashboard.auth import current_org_id, current_user_id
 
 TAG = Tag(name="maintenance", description="Maintenance windows.")
 

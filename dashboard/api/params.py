@@ -32,7 +32,8 @@ def _no_null_defaults(schema: dict[str, Any]) -> None:
 
 class ApiModel(BaseModel):
     """A request model: unknown fields are an error that names the allowed ones, never ignored, and no
-    text may hold a NUL character (PostgreSQL cannot store one)."""
+    text may hold a NUL character (PostgreSQL cannot store one) or a lone surrogate (valid JSON that
+    UTF-8 cannot carry)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_no_null_defaults)
 
@@ -44,20 +45,30 @@ class ApiModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("must not contain a NUL character")
+    def _storable_text(cls, value: Any) -> Any:
+        problem = _text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
-def _has_nul(value: Any) -> bool:
+def _text_problem(value: Any) -> str | None:
+    """Why some text in ``value`` cannot be stored, or None."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
+        if "\x00" in value:
+            return "must not contain a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be text UTF-8 can carry (no lone surrogates)"
+        return None
+    items = value.items() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+    for item in items:
+        for part in item if isinstance(value, dict) else (item,):
+            problem = _text_problem(part)
+            if problem is not None:
+                return problem
+    return None
 
 
 class PathModel(ApiModel):

@@ -5,7 +5,9 @@ view's annotated ``path``/``query``/``body``/``form`` models and validates reque
 models) and records what the guard needs. Before the models are judged, the guard answers in this
 order, so every operation behaves alike:
 
-1. 401 without a valid token (header or cookie), 403 when the token's role lacks the permission;
+1. 401 without a valid token (header or cookie) or with one its user no longer stands behind
+   (signed out, disabled, role or password changed), 403 when the user's current role lacks the
+   permission (an operation open to every signed-in user declares :data:`SIGNED_IN`);
 2. 422 for a query parameter the operation does not declare (naming the allowed ones), and for a body
    that is not a JSON object;
 3. then the models: 422 naming each bad field; a malformed path id is a 404 like an unknown one.
@@ -13,10 +15,8 @@ order, so every operation behaves alike:
 
 from __future__ import annotations
 
-import csv
 import io
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -24,25 +24,29 @@ from typing import Any, ParamSpec, TypeVar, get_type_hints
 
 import psycopg
 import pydantic
-from flask import current_app, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask import Response, current_app, request
+from flask_jwt_extended import verify_jwt_in_request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest
-from werkzeug.wrappers import Response
 
 from dashboard import envelope
 from dashboard.api.params import Paged, PathModel
 from dashboard.api.schemas import ErrorEnvelope, envelope_of
-from dashboard.auth import role_allows, sessionmaker_of
-from netpulse.errors import InsufficientPermissions, InvalidCredentials, NetPulseError, NotFound, ValidationError
+from dashboard.auth import current_user, role_allows, sessionmaker_of
+from netpulse.csvfile import write_csv
+from netpulse.errors import InsufficientPermissions, NetPulseError, NotFound, ValidationError
 
-__all__ = ["PREFIX", "SECURITY", "bp", "Operation", "OPERATIONS", "operation", "authorize", "require_permission",
-           "validation_failed", "unit_of_work", "pg", "ok", "page_of", "csv_answer", "current_user_id", "field_names"]
+__all__ = ["PREFIX", "SECURITY", "SIGNED_IN", "bp", "Operation", "OPERATIONS", "operation", "authorize",
+           "require_permission", "validation_failed", "unit_of_work", "pg", "ok", "page_of", "file_answer",
+           "csv_answer", "field_names"]
 
 PREFIX = "/api/v1"
 # Either way of sending the token: the Authorization header (API clients) or the session cookie (the browser).
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+
+# The "permission" of operations every signed-in user may call, whatever the role (their own session).
+SIGNED_IN = "signed-in"
 
 bp = APIBlueprint("api", __name__, url_prefix=PREFIX)
 
@@ -52,7 +56,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """What the guard knows of a route: its permission (None: public) and its request models."""
+    """What the guard knows of a route: its permission (None: public; :data:`SIGNED_IN`: any valid
+    token) and its request models."""
 
     endpoint: str
     method: str
@@ -76,14 +81,17 @@ OPERATIONS: dict[str, Operation] = {}
 def operation(method: str, rule: str, *, tag: Tag, permission: str | None, data: type[pydantic.BaseModel] | None = None,
               many: bool = False, paginated: bool = False, status: int = 200, conflict: bool = False,
               not_found: bool = False, errors: tuple[int, ...] = (),
-              content: tuple[tuple[str, str], ...] = (), summary: str | None = None) -> Callable[[Callable[P, R]],
-                                                                                              Callable[P, R]]:
+              content: tuple[tuple[str, str], ...] = (), files: tuple[tuple[str, str], ...] = (),
+              summary: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Declare an operation of ``/api/v1``: ``rule`` under the prefix, the ``permission`` of the RBAC
-    table it needs (None: no token needed), and the ``data`` model of its answer (a list with
-    ``many``, paged with ``paginated``). The view's docstring is the operation's documentation.
+    table it needs (None: no token needed; :data:`SIGNED_IN`: a valid token of any role), and the
+    ``data`` model of its answer (a list with ``many``, paged with ``paginated``; other media types it
+    may answer with in ``content``), or with ``files`` the (media type, description) of the files it
+    answers with instead. The view's docstring is the operation's documentation.
 
-    Errors documented: 401/403 for guarded operations, 404 when the rule has path parameters (or with
-    ``not_found``: a filter naming an object), 409 with ``conflict``, those in ``errors``, and 422 always.
+    Errors documented: 401 for guarded operations and 403 for those needing a permission, 404 when the
+    rule has path parameters (or with ``not_found``: a filter naming an object), 409 with ``conflict``,
+    those in ``errors``, and 422 always.
     """
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
@@ -94,8 +102,14 @@ def operation(method: str, rule: str, *, tag: Tag, permission: str | None, data:
         OPERATIONS[endpoint] = Operation(endpoint, method.upper(), rule, permission, hints.get("path"),
                                          hints.get("query"), hints.get("body"), hints.get("form"))
         responses: dict[int, Any] = {status: envelope_of(data, many=many, paginated=paginated, content=content)}
+        if files:
+            responses[status] = {"description": "The file, as an attachment.", "content": {
+                media: {"schema": {"type": "string", "format": "binary", "description": about}}
+                for media, about in files}}
         if permission is not None:
-            responses |= {401: ErrorEnvelope, 403: ErrorEnvelope}
+            responses[401] = ErrorEnvelope
+        if permission not in (None, SIGNED_IN):
+            responses[403] = ErrorEnvelope
         if "<" in rule or not_found:
             responses[404] = ErrorEnvelope
         if conflict:
@@ -103,21 +117,26 @@ def operation(method: str, rule: str, *, tag: Tag, permission: str | None, data:
         responses |= {code: ErrorEnvelope for code in errors}
         responses[422] = ErrorEnvelope
         doc = (view.__doc__ or "").strip()
-        needs = f"Needs the `{permission}` permission." if permission else "No token needed."
+        needs = ("No token needed." if permission is None else "Needs a signed-in user (any role)."
+                 if permission == SIGNED_IN else f"Needs the `{permission}` permission.")
         register = getattr(bp, method.lower())
         register(rule, tags=[tag], summary=summary or (doc.splitlines()[0] if doc else None),
                  description="\n".join([*doc.splitlines()[1:], "", needs]).strip(), responses=responses,
                  security=SECURITY if permission else None, operation_id=view.__name__,
-                 openapi_extensions={"x-permission": permission} if permission else None)(view)
+                 openapi_extensions={"x-permission": permission} if permission not in (None, SIGNED_IN)
+                 else None)(view)
         return view
 
     return decorate
 
 
 def authorize(permission: str) -> None:
-    """A valid token (401 otherwise) whose role grants ``permission`` (403 otherwise)."""
+    """A valid token of a user who still stands behind it (401 otherwise) whose role, as the user has it
+    now and not as the token was issued, grants ``permission`` (403 otherwise; :data:`SIGNED_IN`: any role)."""
     verify_jwt_in_request()
-    role = str(get_jwt().get("role", ""))
+    if permission == SIGNED_IN:
+        return
+    role = current_user().role
     if not role_allows(role, permission):
         raise InsufficientPermissions(f"role {role!r} lacks the {permission} permission",
                                       details={"required": permission, "role": role})
@@ -240,28 +259,25 @@ def page_of(data: Any, total: int, paged: Paged) -> Response:
     return envelope.success(_dump(data), pagination=envelope.pagination(paged.page, paged.per_page, total))
 
 
-def csv_answer(filename: str, header: list[str], rows: Iterable[Iterable[Any]], *,
-               extra_headers: dict[str, str] | None = None) -> Response:
-    """A CSV download (UTF-8, a header line) carrying the request id like every answer."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    response = Response(out.getvalue(), mimetype="text/csv")
+def file_answer(filename: str, content: str | bytes, content_type: str) -> Response:
+    """A download, carrying the request id like every answer."""
+    response = Response(content, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers[envelope.REQUEST_ID_HEADER] = envelope.request_id()
     response.headers["Cache-Control"] = "no-store"
-    for key, value in (extra_headers or {}).items():
-        response.headers[key] = value
     return response
 
 
-def current_user_id() -> uuid.UUID:
-    """The signed-in user (the token's subject)."""
-    try:
-        return uuid.UUID(str(get_jwt()["sub"]))
-    except (KeyError, ValueError):
-        raise InvalidCredentials("the token names no user: sign in again", code="INVALID_TOKEN") from None
+def csv_answer(filename: str, header: list[str], rows: Iterable[Sequence[Any]], *,
+               extra_headers: dict[str, str] | None = None) -> Response:
+    """A CSV download (UTF-8, a header line), written by the one CSV writer (cells a spreadsheet would
+    take for formulas are escaped)."""
+    out = io.StringIO()
+    write_csv(out, header, rows)
+    response = file_answer(filename, out.getvalue(), "text/csv; charset=utf-8")
+    for key, value in (extra_headers or {}).items():
+        response.headers[key] = value
+    return response
 
 
 @contextmanager

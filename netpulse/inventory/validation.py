@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from netpulse.crypto import mask
 from netpulse.errors import ValidationError
 from netpulse.schema import (
     DeviceStatus,
@@ -255,7 +256,7 @@ def _clean(values: Mapping[str, object]) -> tuple[dict[str, Any], dict[str, str]
     if version is None and community is not None and credential is None:
         out["snmp_version"] = version = "2c"  # a community alone means v2c
     if version == "3" and community is not None:
-        errors["snmp_community"] = (f"a community ({community!r}) is only used with SNMP v2c; remove it "
+        errors["snmp_community"] = (f"a community ({mask(community)}) is only used with SNMP v2c; remove it "
                                     f"or set snmp_version to 2c")
     elif version == "3" and credential is None:
         errors["snmp_credential"] = ("SNMP v3 needs a credential profile holding the user and keys; "
@@ -277,7 +278,7 @@ def _credential_problem(name: str, credential: SnmpCredential | None, version: s
                 f"make them match or leave snmp_version empty")
     if credential.version == "3" and community is not None:
         return (f"profile {name!r} is for SNMP v3, which uses no community; remove snmp_community "
-                f"({community!r})")
+                f"({mask(community)})")
     return None
 
 
