@@ -15,7 +15,7 @@ holds the login limits, the cache of users' current state and the workers' count
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,8 @@ REDIS_TIMEOUT_S = 1.0
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None, redis_client: Any = None,
-               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = ()) -> Flask:
+               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = (),
+               send_report: Callable[[int], None] | None = None) -> Flask:
     """Build the Flask server with JWT auth, ``/api/v1``, the health and metrics endpoints and the Dash
     pages mounted at ``/``.
 
@@ -85,7 +86,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     close). ``settings.proxy_hops`` and ``cookie_secure`` decide the Secure cookie flag per request.
     Redis is checked by /health and holds the workers' counters for /metrics; ``queue_depths`` reads
     the work queues (the composition root builds it from the broker); ``checks`` are added to /health
-    (and /ready when marked so).
+    (and /ready when marked so). ``send_report`` hands a report run asked for through the API to the
+    workers (``workers.client.report_sender``); without it the scheduler hands such runs out.
     """
     if settings is None:
         settings = get_settings()
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     server.extensions["netpulse.settings"] = settings
     server.extensions["netpulse.engine"] = engine
     server.extensions["netpulse.sessionmaker"] = make_sessionmaker(engine)
+    server.extensions["netpulse.send_report"] = send_report
 
     auth.configure_jwt(server, settings, redis_client)
     server.register_blueprint(auth.bp)

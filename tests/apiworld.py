@@ -1,5 +1,6 @@
 """A small world for tests that walk the whole OpenAPI document: two organizations, each holding one
-of every kind of object the API names in a path, users of every role, and a few metrics.
+of every kind of object the API names in a path (a made report among them), users of every role, and
+a few metrics.
 
 Everything is made through the core and analytics functions the API calls (no hand-written rows
 except status events, which only the loader writes), so the objects are what the API would make.
@@ -29,6 +30,7 @@ from netpulse.db import make_engine, make_sessionmaker
 from netpulse.inventory import credentials
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
+from reports import runs, schedules
 from tests.conftest import REDIS_URL, TEST_ENCRYPTION_KEY, empty_redis
 from tests.factories import grid_rows
 
@@ -38,7 +40,8 @@ ROLES = (Role.ADMIN, Role.OPERATOR, Role.VIEWER, Role.API_USER)
 # Tables whose rows the API writes; a refused request must leave every count as it was.
 WRITTEN = ("organizations", "users", "sites", "device_groups", "tags", "devices", "device_tags", "service_checks",
            "snmp_credentials", "alert_rules", "alerts", "alert_events", "maintenance_windows",
-           "notification_channels", "notification_deliveries", "escalation_policies", "sla_targets")
+           "notification_channels", "notification_deliveries", "escalation_policies", "sla_targets", "report_runs",
+           "report_schedules")
 
 
 @dataclass
@@ -101,12 +104,15 @@ def _tenant(engine: Engine, slug: str, net: int, now: datetime) -> tuple[Tenant,
                         (now - timedelta(hours=1), "down", "up")):
             conn.execute("INSERT INTO device_status_events (organization_id, device_id, time, confirmed_at, "
                          "from_status, to_status) VALUES (%s, %s, %s, %s, %s, %s)", (org.id, core.id, t, t, a, b))
+        schedule = schedules.add_schedule(conn, org.id, f"sla-{slug}", kind="availability", frequency="weekly")
+        run_id = runs.request_run(conn, org.id, kind="alerts", scope="all", period="last-24h", fmt="csv", now=now)
         tenant = Tenant(org.id, path={
             "device_id": str(core.id), "check_name": check.name, "alert_id": str(report.opened[0]),
             "rule_id": str(rule.id), "window_id": str(window.id), "channel_name": channel.name,
             "policy_id": str(policy.id), "target_id": str(target.id), "credential_id": str(credential.id),
-            "user_id": str(made["users"]["viewer"].id)})
+            "user_id": str(made["users"]["viewer"].id), "run_id": str(run_id), "schedule_name": schedule.name})
         made["devices"] = [core.id]
+        made["run"] = run_id
     return tenant, made
 
 
@@ -120,6 +126,9 @@ def build_world(db_url: str, engine: Engine) -> World:
     bravo, b = _tenant(engine, "bravo", 3, now)
     with psycopg.connect(db_url, autocommit=True) as conn:
         Loader().load(conn, grid_rows(a["devices"] + b["devices"], now - timedelta(minutes=30), 30, step_s=60))
+        for run_id in (a["run"], b["run"]):  # made as a worker makes it: the file is there to download
+            made = runs.execute_run(conn, run_id, settings=load_settings(database_url=db_url, env="testing"))
+            assert made.status == "succeeded", made
     app = build_app(db_url, engine)
     with app.app_context():
         for tenant, made in ((alpha, a), (bravo, b)):

@@ -51,6 +51,7 @@ from dashboard.api import (  # noqa: F401  (each module registers its operations
     maintenance,
     metrics,
     policies,
+    reports,
     rules,
     sla,
 )
@@ -62,8 +63,8 @@ from dashboard.auth import ACCESS_COOKIE
 
 __all__ = ["RESOURCES", "OPERATIONS", "PREFIX", "create_server", "init_api", "require_permission"]
 
-RESOURCES = (login, devices, metrics, checks, sla, alerts, rules, maintenance, channels, policies, anomalies, admin,
-             credentials)
+RESOURCES = (login, devices, metrics, checks, sla, alerts, rules, maintenance, channels, policies, anomalies, reports,
+             admin, credentials)
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
