@@ -9,6 +9,7 @@ except status events, which only the loader writes), so the objects are what the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from netpulse.inventory import credentials
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from reports import runs, schedules
-from tests.conftest import REDIS_URL, TEST_ENCRYPTION_KEY, empty_redis
+from tests.conftest import REDIS_URL, TEST_ENCRYPTION_KEY, empty_redis, truncate_all
 from tests.factories import grid_rows
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -143,6 +144,14 @@ def build_world(db_url: str, engine: Engine) -> World:
     with make_sessionmaker(engine).begin() as session:
         users.disable_user(session, alpha.org, a["gone"].id)
     return World(app, alpha, bravo, revoked, spare, expired, tampered)
+
+
+def module_world(db_url: str, engine: Engine) -> Iterator[World]:
+    """A module-scoped fixture's body: the world on an emptied database, emptied again after the module
+    (``world = pytest.fixture(scope="module", name="world")(module_world)``)."""
+    truncate_all(db_url)
+    yield build_world(db_url, engine)
+    truncate_all(db_url)
 
 
 def served_document() -> dict[str, Any]:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -128,6 +129,16 @@ def empty_redis() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def engine(db_url: str) -> Iterator[Engine]:
+    """A small pool on the test database, shared by one module's tests (apps under test take it)."""
+    from netpulse.db import make_engine
+
+    eng = make_engine(db_url, pool_size=2, max_overflow=2)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

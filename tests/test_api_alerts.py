@@ -7,7 +7,6 @@ hand-written status events, each endpoint compared with the analytics function i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -23,7 +22,6 @@ from analytics import sla
 from analytics.alerts import AlertEngine, Finding, acknowledge
 from analytics.rules import Rule, save_rules
 from dashboard import auth
-from netpulse.db import make_engine
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from tests.test_api import (
@@ -46,13 +44,6 @@ ALERT_KEYS = {"id", "severity", "status", "device_id", "device", "alert_type", "
 
 
 # --- fixtures and builders (the app fixtures of test_api, which pytest does not share across modules) ------
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
-
 
 @pytest.fixture
 def app(db_url: str, engine: Engine, db: psycopg.Connection, redis_url: str) -> Flask:

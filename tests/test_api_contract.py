@@ -14,19 +14,15 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
-from sqlalchemy import Engine
 
 from dashboard.auth import role_allows
-from netpulse.db import make_engine
 from netpulse.schema import Role
-from tests.apiworld import World, bearer, build_world, row_counts, served_document
-from tests.conftest import truncate_all
+from tests.apiworld import World, bearer, module_world, row_counts, served_document
 
 META_KEYS = {"timestamp", "version", "request_id"}
 PUBLIC = {"login"}  # operations that need no token
@@ -42,18 +38,7 @@ def _id(o: tuple[str, str, dict[str, Any]]) -> str:
     return f"{o[0]} {o[1].removeprefix('/api/v1')}"
 
 
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture(scope="module")
-def world(db_url: str, engine: Engine) -> Iterator[World]:
-    truncate_all(db_url)
-    yield build_world(db_url, engine)
-    truncate_all(db_url)
+world = pytest.fixture(scope="module", name="world")(module_world)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Kept small for CI: a fixed number of examples per operation, derandomized (the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,11 +20,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import Engine
 
-from netpulse.db import make_engine
-from tests.apiworld import World, build_world, row_counts, served_document
-from tests.conftest import truncate_all
+from tests.apiworld import World, module_world, row_counts, served_document
 
 EXAMPLES = 6
 SCHEMA = schemathesis.openapi.from_dict(served_document())
@@ -40,18 +36,7 @@ OPERATIONS = [(op.method.upper(), op.path, op) for result in SCHEMA.get_all_oper
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture(scope="module")
-def world(db_url: str, engine: Engine) -> Iterator[World]:
-    truncate_all(db_url)
-    yield build_world(db_url, engine)
-    truncate_all(db_url)
+world = pytest.fixture(scope="module", name="world")(module_world)
 
 
 def _strategies(op: Any, world: World) -> list[Any]:

@@ -19,7 +19,7 @@ from dashboard.app import create_app
 from dashboard.auth import issue_access_token
 from netpulse import organizations, users
 from netpulse.config import load_settings
-from netpulse.db import make_engine, make_sessionmaker
+from netpulse.db import make_sessionmaker
 from netpulse.schema import Role
 from reports.runs import get_run, run_file, runs_to_resume
 from tests.apiworld import PASSWORD, SECRET, bearer, row_counts
@@ -27,13 +27,6 @@ from tests.factories import make_devices
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
 ASK = {"kind": "availability", "scope": "all", "period": "2026-11-02..2026-11-03", "format": "pdf"}
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -49,6 +42,17 @@ def broker(db_url: str, redis_url: str) -> Iterator[Any]:
     yield broker
     report_actors.configure(None)
     broker.close()
+
+
+def work_off(broker: Any) -> None:
+    """A worker makes every report run waiting on the broker, then stops."""
+    worker = Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join("reports")
+        worker.join()
+    finally:
+        worker.stop()
 
 
 def make_app(db_url: str, engine: Engine, redis_url: str, *, broker_url: str | None) -> Flask:
@@ -113,13 +117,7 @@ def test_a_report_asked_for_is_made_by_a_worker_and_downloaded(db_url: str, engi
     # Nothing was made in the web request: the file comes from the worker.
     error(client.get(f"/api/v1/reports/{run['id']}/file", headers=operator), 404, "REPORT_FILE_NOT_FOUND")
 
-    worker = Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        broker.join("reports")
-        worker.join()
-    finally:
-        worker.stop()
+    work_off(broker)
 
     made = ok(client.get(f"/api/v1/reports/{run['id']}", headers=acme.headers["viewer"]))
     assert made["status"] == "succeeded" and made["attempts"] == 1 and made["pages"] >= 1
@@ -142,13 +140,7 @@ def test_a_csv_report_downloads_as_csv(db_url: str, engine: Engine, db: psycopg.
     client = app.test_client()
     run = ok(client.post("/api/v1/reports/generate", json={**ASK, "kind": "alerts", "format": "csv"},
                          headers=acme.headers["admin"]), 202)
-    worker = Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        broker.join("reports")
-        worker.join()
-    finally:
-        worker.stop()
+    work_off(broker)
     file = client.get(f"/api/v1/reports/{run['id']}/file", headers=acme.headers["admin"])
     assert file.status_code == 200 and file.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert file.headers["Content-Disposition"].endswith('.csv"') and file.data.decode("utf-8").strip()

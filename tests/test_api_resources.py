@@ -9,7 +9,6 @@ import io
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,20 +28,13 @@ from ingest.loader import Loader
 from ingest.rows import MetricRows, to_micros
 from ingest.snmp import InterfaceSample, SnmpPoll
 from netpulse import organizations, users
-from netpulse.db import make_engine, make_sessionmaker
+from netpulse.db import make_sessionmaker
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from tests.apiworld import PASSWORD, bearer, build_app, row_counts
 from tests.factories import grid_rows
 
 META_KEYS = {"timestamp", "version", "request_id"}
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -47,13 +47,6 @@ from tests.test_api import (
 from tests.test_api_alerts import T0
 
 DEAD_DB = "postgresql://postgres@127.0.0.1:1/netpulse"  # nothing listens on port 1
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 def make_app(db_url: str, engine: Engine, *, redis_client: Any = None, **settings: Any) -> Flask:

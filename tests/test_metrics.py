@@ -21,7 +21,6 @@ from ingest.icmp import icmp_permitted
 from ingest.rows import to_micros
 from netpulse import telemetry
 from netpulse.config import load_settings
-from netpulse.db import make_engine
 from tests.conftest import REDIS_URL
 from tests.factories import make_org
 from workers import broker as broker_mod
@@ -32,13 +31,6 @@ SECRET = "test-secret-key-0123456789abcdef"
 TOKEN = "scrape-token-0123456789abcdef"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 def build(db_url: str, engine: Engine, client: object = None, broker: object = None, **settings: object) -> Flask:

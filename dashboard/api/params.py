@@ -8,7 +8,9 @@ now), parsed by :mod:`netpulse.timespec` like the CLI's ``--from``/``--to``/``--
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import UnionType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -83,22 +85,22 @@ def _problem(exc: ValidationError) -> ValueError:
     return ValueError(next(iter(exc.details.values()), exc.message) if exc.details else exc.message)
 
 
-def _time(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return timespec.parse_time(value)
-        except ValidationError as exc:
-            raise _problem(exc) from None
-    return value
+def _parsed_by(parse: Callable[[Any], Any], kinds: type | UnionType) -> Callable[[Any], Any]:
+    """A validator reading values of ``kinds`` with ``parse`` (the CLI's parser); its error is the field's."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, kinds):
+            try:
+                return parse(value)
+            except ValidationError as exc:
+                raise _problem(exc) from None
+        return value
+
+    return validate
 
 
-def _duration(value: Any) -> Any:
-    if isinstance(value, str | int | float):
-        try:
-            return timespec.parse_duration(value)
-        except ValidationError as exc:
-            raise _problem(exc) from None
-    return value
+_time = _parsed_by(timespec.parse_time, str)
+_duration = _parsed_by(timespec.parse_duration, str | int | float)
 
 
 def split_list(value: Any) -> Any:
