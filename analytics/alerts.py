@@ -17,13 +17,21 @@ table in step, in one transaction per call:
   warning channels, tier 0's unless set); info is logged only (policies: ``analytics.policies``).
   :func:`escalate` moves an unacknowledged critical alert to the next tier after that tier's delay.
   Every change is written to ``alert_events``.
+- **no silent holes**: a critical alert whose policy names no enabled channel (no policy at all,
+  an empty tier, only unknown or disabled names) goes to every enabled channel of its organization,
+  with a warning in the log; with no channel at all it is marked ``no_channel`` ("not delivered:
+  no channel") and an ``undelivered`` event says so.
 
-The engine never sends anything itself: it returns :class:`Notify` requests, which the workers
-hand to the notification actors (so analytics stays free of queues).
+The engine never sends anything itself: its messages go into the notification outbox
+(:mod:`analytics.notify.outbox`) in the same transaction as the decision, so a decision is never
+left without its messages nor a message without its decision. ``notified_at`` is set later, by the
+first delivery that succeeds. The :class:`Notify` records returned say what was queued, so the
+workers can send those rows at once (the outbox sweeper sends them anyway).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +42,8 @@ import polars as pl
 import structlog
 from psycopg.rows import dict_row
 
+from analytics.notify.delivery import alert_notifications, digest_notification
+from analytics.notify.outbox import Message, enabled_channels, enqueue
 from analytics.rules import Rule
 from analytics.sla import SlaResult
 from netpulse.errors import Conflict, NotFound
@@ -63,12 +73,13 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Tell ``channels`` (notification channel names) about ``alert_ids``."""
+    """``alert_ids`` were queued to ``channels`` (notification channel names) as outbox rows ``outbox_ids``."""
 
     reason: Reason
     severity: str
     alert_ids: tuple[uuid.UUID, ...]
     channels: tuple[str, ...]
+    outbox_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -204,19 +215,15 @@ class AlertEngine:
                          (list(report.suppressed), list(report.suppressed.values())))
         if report.flapping:
             conn.execute("UPDATE alerts SET flapping = true WHERE id = ANY(%s)", (report.flapping,))
+        _events(conn, events)
         critical = [(a, f) for a, f in to_notify if f.rule.severity == "critical"]
         for f_info in [f for _, f in to_notify if f.rule.severity == "info"]:
             log.info("netpulse.alerts.info", rule=f_info.rule.name, device_id=f_info.device_id, value=f_info.value)
         if critical:
             tiers = _tier_channels(conn, org_id, [f.rule for _, f in critical], 0)
             for alert_id, f in critical:
-                channels = tiers.get(f.rule.escalation_policy, ())
-                if channels:
-                    report.notify.append(Notify("opened", "critical", (alert_id,), channels))
-                    events.append((alert_id, now, "notified", None, None, _json({"channels": list(channels),
-                                                                                  "tier": 0})))
-            conn.execute("UPDATE alerts SET notified_at = %s WHERE id = ANY(%s)", (now, [a for a, _ in critical]))
-        _events(conn, events)
+                route(conn, org_id, now, report, reason="opened", severity="critical", tier=0, alert_ids=(alert_id,),
+                      names=tiers.get(f.rule.escalation_policy, ()), fallback=True)
 
     def _resolve_cleared(self, conn: Any, org_id: uuid.UUID, cleared: list[Finding], now: datetime,
                          report: EngineReport) -> None:
@@ -225,7 +232,8 @@ class AlertEngine:
             "UPDATE alerts SET status = 'resolved', resolved = true, resolved_at = %s, "
             "resolution_note = 'cleared automatically' "
             "WHERE organization_id = %s AND NOT resolved AND fingerprint = ANY(%s) "
-            "RETURNING id, fingerprint, severity, notified_at IS NOT NULL AND NOT suppressed AND NOT flapping, "
+            "RETURNING id, fingerprint, severity, "
+            "coalesce(delivery_status IN ('pending', 'delivered'), false) AND NOT suppressed AND NOT flapping, "
             "escalation_level", (now, org_id, list(by_fp))).fetchall()
         events = []
         recovered: list[tuple[uuid.UUID, Finding, int]] = []
@@ -235,15 +243,14 @@ class AlertEngine:
             events.append((alert_id, now, "resolved", None, "cleared automatically", _json({"value": f.value})))
             if severity == "critical" and was_notified:
                 recovered.append((alert_id, f, level))
-        if recovered:
-            for level in sorted({lv for _, _, lv in recovered}):
-                tiers = _tier_channels(conn, org_id, [f.rule for _, f, lv in recovered if lv == level], level,
-                                       cumulative=True)
-                for alert_id, f, lv in recovered:
-                    if lv == level and tiers.get(f.rule.escalation_policy):
-                        report.notify.append(Notify("resolved", "critical", (alert_id,),
-                                                    tiers[f.rule.escalation_policy]))
         _events(conn, events)
+        for level in sorted({lv for _, _, lv in recovered}):
+            tiers = _tier_channels(conn, org_id, [f.rule for _, f, lv in recovered if lv == level], level,
+                                   cumulative=True)
+            for alert_id, f, lv in recovered:
+                if lv == level:
+                    route(conn, org_id, now, report, reason="resolved", severity="critical", tier=level,
+                          alert_ids=(alert_id,), names=tiers.get(f.rule.escalation_policy, ()), fallback=True)
 
 
 def apply_sla(conn: Any, org_id: uuid.UUID, results: Sequence[SlaResult], now: datetime) -> EngineReport:
@@ -269,16 +276,12 @@ def apply_sla(conn: Any, org_id: uuid.UUID, results: Sequence[SlaResult], now: d
                 report.repeated += 1
                 continue
             report.opened.append(row[0])
-            events: list[tuple[Any, ...]] = [(row[0], now, "opened", None, None, _json(
-                {"target_id": r.target_id, "achieved_pct": r.achieved_pct, "target_pct": r.target_pct}))]
+            _events(conn, [(row[0], now, "opened", None, None, _json(
+                {"target_id": r.target_id, "achieved_pct": r.achieved_pct, "target_pct": r.target_pct}))])
             if r.severity == "critical":
-                channels = _policies(conn, org_id)[None][:1]
-                names = tuple(channels[0].get("channels", [])) if channels else ()
-                if names:
-                    report.notify.append(Notify("sla", "critical", (row[0],), names))
-                    events.append((row[0], now, "notified", None, None, _json({"channels": list(names), "tier": 0})))
-                conn.execute("UPDATE alerts SET notified_at = %s WHERE id = %s", (now, row[0]))
-            _events(conn, events)
+                steps = _policies(conn, org_id)[None][:1]
+                route(conn, org_id, now, report, reason="sla", severity="critical", tier=0, alert_ids=(row[0],),
+                      names=tuple(steps[0].get("channels", [])) if steps else (), fallback=True)
         for alert_id, fp in conn.execute(
                 "UPDATE alerts SET status = 'resolved', resolved = true, resolved_at = %s, "
                 "resolution_note = 'SLA target met again, or its period ended' "
@@ -311,8 +314,10 @@ def _tier_channels(conn: Any, org_id: uuid.UUID, rules: Sequence[Rule], tier: in
 
 
 def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
-    """Move unacknowledged critical alerts to their policy's next tier once its delay has passed."""
+    """Move unacknowledged critical alerts to their policy's next tier once its delay has passed,
+    queueing the messages of that tier."""
     policies = _policies(conn, org_id)
+    report = EngineReport()
     rows = conn.execute("""
         SELECT a.id, a.created_at, a.escalation_level, p.name
         FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
@@ -320,7 +325,6 @@ def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
         WHERE a.organization_id = %s AND a.status = 'firing' AND a.severity = 'critical'
           AND NOT a.suppressed AND NOT a.flapping
         FOR UPDATE OF a""", (org_id,)).fetchall()
-    notify = []
     for alert_id, created_at, level, policy in rows:
         steps = policies.get(policy, policies[None])
         nxt = level + 1
@@ -334,8 +338,10 @@ def escalate(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
         conn.execute("UPDATE alerts SET escalation_level = %s WHERE id = %s", (reached, alert_id))
         _events(conn, [(alert_id, now, "escalated", None, None, _json({"tier": reached, "channels": list(channels)}))])
         if channels:
-            notify.append(Notify("escalated", "critical", (alert_id,), channels))
-    return notify
+            # Tier 0 reached everyone already (or said it could not): a later tier adds people, no fallback.
+            route(conn, org_id, now, report, reason="escalated", severity="critical", tier=reached,
+                  alert_ids=(alert_id,), names=channels, fallback=False)
+    return report.notify
 
 
 def _warning_channels(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[str, ...]]:
@@ -350,26 +356,79 @@ def _warning_channels(conn: Any, org_id: uuid.UUID) -> dict[str | None, tuple[st
 
 
 def digest(conn: Any, org_id: uuid.UUID, now: datetime) -> list[Notify]:
-    """Warnings not yet notified, one digest per channel set (each policy's warning channels)."""
+    """Open warnings not yet in a digest: one digest per channel set (each policy's warning channels),
+    queued in the outbox. Warnings whose policy names no enabled channel are marked ``no_channel``."""
     policies = _warning_channels(conn, org_id)
     rows = conn.execute("""
         SELECT a.id, p.name FROM alerts a LEFT JOIN alert_rules r ON r.id = a.rule_id
         LEFT JOIN escalation_policies p ON p.id = r.escalation_policy_id
-        WHERE a.organization_id = %s AND NOT a.resolved AND a.severity = 'warning' AND a.notified_at IS NULL
+        WHERE a.organization_id = %s AND NOT a.resolved AND a.severity = 'warning' AND a.delivery_status IS NULL
           AND NOT a.suppressed AND NOT a.flapping
         ORDER BY a.created_at FOR UPDATE OF a""", (org_id,)).fetchall()
     groups: dict[tuple[str, ...], list[uuid.UUID]] = {}
     for alert_id, policy in rows:
         channels = policies.get(policy, policies[None])
         groups.setdefault(channels, []).append(alert_id)
-    notify = []
+    report = EngineReport()
     for channels, ids in groups.items():
-        conn.execute("UPDATE alerts SET notified_at = %s WHERE id = ANY(%s)", (now, ids))
-        _events(conn, [(a, now, "digested", None, None, _json({"channels": list(channels), "alerts": len(ids)}))
-                       for a in ids])
+        route(conn, org_id, now, report, reason="digest", severity="warning", tier=0, alert_ids=tuple(ids),
+              names=channels, fallback=False)
+    return report.notify
+
+
+def route(conn: Any, org_id: uuid.UUID, now: datetime, report: EngineReport, *, reason: Reason, severity: str,
+          tier: int, alert_ids: tuple[uuid.UUID, ...], names: Sequence[str], fallback: bool) -> None:
+    """Queue the messages of one alert event (or one digest of ``alert_ids``) on the enabled channels
+    ``names``, in the caller's transaction; with ``fallback``, on every enabled channel of the
+    organization when none of ``names`` is usable. Records what was queued in ``report.notify``, and
+    the alerts' delivery state and events."""
+    by_name = {n: i for i, n in enabled_channels(conn, org_id, list(names))} if names else {}
+    channels = [(by_name[n], n) for n in dict.fromkeys(names) if n in by_name]  # in the policy's order
+    if not channels and fallback:
+        channels = enabled_channels(conn, org_id)
         if channels:
-            notify.append(Notify("digest", "warning", tuple(ids), channels))
-    return notify
+            log.warning("netpulse.alerts.unrouted", org=str(org_id), reason=reason, alerts=[str(a) for a in alert_ids],
+                        policy_channels=list(names), sent_to=[n for _, n in channels])
+    if not channels and reason == "escalated":
+        log.warning("netpulse.alerts.tier_unrouted", org=str(org_id), tier=tier, alerts=[str(a) for a in alert_ids],
+                    policy_channels=list(names))
+        return
+    if not channels:
+        _no_channel(conn, org_id, now, alert_ids)
+        return
+    ids = [c for c, _ in channels]
+    outbox: list[int] = []
+    if reason == "digest":
+        digest_key = hashlib.sha256(",".join(sorted(map(str, alert_ids))).encode()).hexdigest()[:24]
+        outbox += enqueue(conn, org_id, Message(
+            kind="digest", key=f"digest:{org_id}:{digest_key}", reason=reason, tier=tier, alert_ids=alert_ids,
+            notification=digest_notification(conn, org_id, alert_ids, now=now)), channel_ids=ids)
+    else:
+        for alert_id, notification in alert_notifications(conn, org_id, alert_ids).items():
+            outbox += enqueue(conn, org_id, Message(
+                kind="alert", key=f"alert:{alert_id}:{reason}:{tier}", reason=reason, tier=tier, alert_ids=(alert_id,),
+                notification=notification), channel_ids=ids)
+    conn.execute("UPDATE alerts SET delivery_status = CASE WHEN delivery_status = 'delivered' THEN 'delivered' "
+                 "ELSE 'pending' END WHERE organization_id = %s AND id = ANY(%s)", (org_id, list(alert_ids)))
+    names_used = [n for _, n in channels]
+    kind = "digested" if reason == "digest" else "queued"
+    _events(conn, [(a, now, kind, None, None, _json({"reason": reason, "tier": tier, "channels": names_used}
+                                                    | ({"alerts": len(alert_ids)} if reason == "digest" else {})))
+                   for a in alert_ids])
+    report.notify.append(Notify(reason, severity, alert_ids, tuple(names_used), tuple(outbox)))
+
+
+NO_CHANNEL_NOTE = "not delivered: no channel"
+
+
+def _no_channel(conn: Any, org_id: uuid.UUID, now: datetime, alert_ids: Sequence[uuid.UUID]) -> None:
+    marked = [r[0] for r in conn.execute(
+        "UPDATE alerts SET delivery_status = 'no_channel' WHERE organization_id = %s AND id = ANY(%s) "
+        "AND (delivery_status IS NULL OR delivery_status = 'failed') RETURNING id", (org_id, list(alert_ids)))]
+    if marked:
+        log.warning("netpulse.alerts.no_channel", org=str(org_id), alerts=[str(a) for a in marked])
+        _events(conn, [(a, now, "undelivered", None, NO_CHANNEL_NOTE, _json({"reason": "no_channel"}))
+                       for a in marked])
 
 
 def _transition(conn: Any, org_id: uuid.UUID, alert_id: uuid.UUID, *, to: str, user_id: uuid.UUID | None,
@@ -429,7 +488,7 @@ SELECT a.id, a.severity, a.status, a.device_id, d.name AS device, s.name AS site
        a.created_at, a.last_seen, a.notified_at, a.acknowledged_at, a.acknowledged_by,
        ua.email AS acknowledged_by_email, a.acknowledged_note, a.resolved_at, a.resolved_by,
        ur.email AS resolved_by_email, a.resolution_note, a.suppressed, a.suppressed_reason, a.flapping,
-       a.escalation_level
+       a.escalation_level, a.delivery_status
 """
 _ALERT_FROM = """
 FROM alerts a
@@ -504,14 +563,16 @@ SELECT count(*) AS open,
        count(*) FILTER (WHERE suppressed) AS suppressed,
        count(*) FILTER (WHERE suppressed AND suppressed_reason = 'maintenance') AS maintenance,
        count(*) FILTER (WHERE suppressed AND suppressed_reason = 'parent_down') AS parent_down,
-       count(*) FILTER (WHERE flapping) AS flapping
+       count(*) FILTER (WHERE flapping) AS flapping,
+       count(*) FILTER (WHERE delivery_status IN ('no_channel', 'failed')) AS undelivered
 FROM alerts WHERE organization_id = %s AND NOT resolved
 """
 
 
 def counts(conn: Any, org_id: uuid.UUID) -> dict[str, int]:
     """Open (not resolved) alerts: in all, by severity (and of those, still firing), acknowledged,
-    suppressed (for maintenance, behind a down parent) and flapping."""
+    suppressed (for maintenance, behind a down parent), flapping, and undelivered (no channel, or
+    every channel failed)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_COUNTS, (org_id,)).fetchone()
     return {k: int(v or 0) for k, v in (row or {}).items()}

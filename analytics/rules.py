@@ -21,11 +21,8 @@ seconds, and resolves at the first sample that clears.
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +31,7 @@ import polars as pl
 from netpulse import timespec
 from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.metrics import MetricKind
+from netpulse.text import name_problem
 
 Kind = Literal["threshold", "dynamic", "status", "anomaly"]
 KINDS = ("threshold", "dynamic", "status", "anomaly")
@@ -158,67 +156,7 @@ class Rule:
         return f"{metric} {side} its baseline +- {self.k_mad:g} MAD{hold} ({scope})"
 
 
-# --- where rules come from -----------------------------------------------------------------------------
-
-_FILE_KEYS = {"name", "kind", "severity", "metric", "comparator", "value", "clear", "for", "scope", "k",
-              "baseline_weeks", "escalation_policy", "enabled"}
-
-
-def rule_from_mapping(data: Mapping[str, Any], *, where: str = "") -> Rule:
-    """A rule from a file's table: ``scope = "site:Nairobi"`` or ``"all"``; ``for = "5m"``."""
-    prefix = f"{where}: " if where else ""
-    unknown = sorted(set(data) - _FILE_KEYS)
-    if unknown:
-        raise ValidationError(f"{prefix}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_FILE_KEYS))}",
-                              details={"keys": ", ".join(unknown)})
-    scope_text = str(data.get("scope", "all"))
-    scope, _, ref = scope_text.partition(":")
-    metric = None
-    if data.get("metric") is not None:
-        try:
-            metric = MetricKind.from_name(str(data["metric"]))
-        except ValueError as exc:
-            raise ValidationError(f"{prefix}{exc}", details={"metric": str(data["metric"])}) from None
-    kind = str(data.get("kind") or ("dynamic" if "k" in data else "threshold" if metric is not None else "status"))
-    try:
-        return Rule(name=str(data.get("name", "")), kind=kind, severity=str(data.get("severity", "warning")),  # type: ignore[arg-type]
-                    metric=metric, comparator=data.get("comparator"),
-                    value=None if data.get("value") is None else float(data["value"]),
-                    clear_value=None if data.get("clear") is None else float(data["clear"]),
-                    for_s=parse_duration(data.get("for", 0), field_name="for"),
-                    scope=scope if scope_text != "all" else "all",  # type: ignore[arg-type]
-                    scope_ref=(ref or None) if scope_text != "all" else None,
-                    k_mad=None if data.get("k") is None else float(data["k"]),
-                    baseline_weeks=int(data.get("baseline_weeks", 4)),
-                    escalation_policy=data.get("escalation_policy"), enabled=bool(data.get("enabled", True)))
-    except ValidationError as exc:
-        raise ValidationError(f"{prefix}{exc.message}", details=exc.details) from None
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{prefix}{exc}") from None
-
-
-def load_rule_file(path: Path) -> list[Rule]:
-    """Rules from a TOML file (``[[rule]]`` tables) or a JSON file (a list, or ``{"rule": [...]}``)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValidationError(f"cannot read rule file {path}: {exc.strerror}", details={"file": str(path)}) from None
-    try:
-        data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {exc}",
-                              details={"file": str(path)}) from None
-    items = data.get("rule", []) if isinstance(data, dict) else data
-    if not isinstance(items, list) or not items:
-        raise ValidationError(f"{path}: no rules found; write [[rule]] tables (TOML) or a list (JSON)",
-                              details={"file": str(path)})
-    rules = [rule_from_mapping(item, where=f"{path.name} rule {i + 1}") for i, item in enumerate(items)]
-    names = [r.name for r in rules]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValidationError(f"{path}: rule names must be unique; repeated: {', '.join(dupes)}")
-    return rules
-
+# --- where rules are kept (rule files: analytics.rulefile) ----------------------------------------------
 
 _RULE_COLUMNS = ("id, name, kind, severity, metric, comparator, value, clear_value, for_s, scope, scope_ref, k_mad, "
                  "baseline_weeks, enabled, (SELECT name FROM escalation_policies p WHERE p.id = escalation_policy_id)")
@@ -249,7 +187,10 @@ def _policy_id(conn: Any, org_id: Any, rule: Rule) -> int | None:
 
 
 def _values(conn: Any, org_id: Any, r: Rule) -> tuple[Any, ...]:
-    """The stored columns of ``r`` after org_id, in ``_STORED`` order."""
+    """The stored columns of ``r`` after org_id, in ``_STORED`` order; every way in checks the name."""
+    problem = name_problem(r.name)   # checked on the way in, not in Rule: stored rules keep loading
+    if problem is not None:
+        raise ValidationError(f"rule name {r.name!r} {problem}", details={"name": problem})
     return (r.name, r.kind, r.severity, r.metric.metric_name if r.metric else None, r.comparator, r.value,
             r.clear_value, r.for_s, r.scope, r.scope_ref, r.k_mad, r.baseline_weeks, r.enabled,
             _policy_id(conn, org_id, r))

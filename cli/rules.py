@@ -5,18 +5,37 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli._common import connection, org_option, table
-from netpulse.errors import ValidationError
 from netpulse.timespec import human_duration as human
-from netpulse.timespec import parse_duration
+from netpulse.timespec import parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from analytics.rules import Rule
 
 
 def _since(text: str) -> timedelta:
     return parse_duration(text, field="--since")
+
+
+def _checked_rules(rule_file: Path, conn: Any, org_id: uuid.UUID) -> list[Rule]:
+    """The rules of ``rule_file`` when it has no problem, their scopes checked against the organization;
+    otherwise each problem on its own line of stderr (``FILE:LINE: rule NAME: problem``) and an error."""
+    from analytics.rulefile import RuleFileError, read_rule_file
+
+    try:
+        found = read_rule_file(rule_file)
+        found.check_references(conn, org_id)
+        found.raise_for_problems()
+    except RuleFileError as exc:
+        if len(exc.problems) > 1:
+            for line in exc.lines():
+                click.echo(line, err=True)
+        raise
+    return found.rules
 
 
 def _when(dt: datetime | None) -> str:
@@ -31,7 +50,8 @@ def rules() -> None:
 @rules.command("backtest")
 @click.argument("rule_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--since", default="7d", show_default=True, help="How far back to replay (e.g. 24h, 7d, 4w).")
-@click.option("--until", "until_text", default=None, metavar="ISO", help="End of the replay [default: now].")
+@click.option("--until", "until_text", default=None, metavar="ISO",
+              help="End of the replay, ISO 8601, UTC unless it has an offset [default: now].")
 @click.option("--resolution", type=click.Choice(["auto", "raw", "1m", "1h"]), default="raw", show_default=True,
               help="Samples to replay: raw probes, or a rollup for long ranges (faster, coarser).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Alerts listed per rule.")
@@ -56,15 +76,12 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
     from tqdm import tqdm
 
     from analytics.evaluate import backtest
-    from analytics.rules import load_rule_file
 
-    rule_list = load_rule_file(rule_file)
-    end = datetime.fromisoformat(until_text) if until_text else datetime.now(UTC)
-    if end.tzinfo is None:
-        raise ValidationError("--until needs a time zone, e.g. 2026-11-20T12:00:00Z", details={"until": until_text})
+    end = parse_time(until_text, field="--until") if until_text else datetime.now(UTC)
     start = end - _since(since)
     with connection(org_slug) as (conn, org):
         org_id = org.id
+        rule_list = _checked_rules(rule_file, conn, org_id)
         names = dict(conn.execute("SELECT id, name FROM devices WHERE organization_id = %s", (org_id,)).fetchall())
         for rule in tqdm(rule_list, desc="replaying", unit="rule", disable=None, leave=False):
             click.echo(f"\n{rule.name} [{rule.severity}]: {rule.describe()}")
@@ -96,12 +113,11 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
 @org_option
 def load_command(rule_file: Path, org_slug: str | None) -> None:
     """Create or update (by name) the rules of RULE_FILE; the live evaluation picks them up."""
-    from analytics.rules import load_rule_file, save_rules
+    from analytics.rules import save_rules
 
-    rule_list = load_rule_file(rule_file)
     with connection(org_slug) as (conn, org):
         org_id = org.id
-        saved = save_rules(conn, org_id, rule_list)
+        saved = save_rules(conn, org_id, _checked_rules(rule_file, conn, org_id))
     click.echo(f"{len(saved)} rule(s) saved: {', '.join(r.name for r in saved)}")
 
 

@@ -49,7 +49,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 _DB_FIGURES = """
 SELECT (SELECT coalesce(json_object_agg(severity, n), '{}') FROM (
             SELECT severity, count(*) AS n FROM alerts WHERE NOT resolved GROUP BY severity) s),
-       (SELECT count(*) FROM notification_deliveries WHERE status = 'queued')
+       (SELECT count(*) FROM notification_outbox WHERE status IN ('queued', 'sending')
+                                                  OR (status = 'failed' AND next_attempt_at IS NOT NULL))
 """
 
 
@@ -96,7 +97,8 @@ class NetPulseCollector:
             alerts.add_metric([severity], float(by_severity.get(severity, 0)))
         yield alerts
         yield GaugeMetricFamily("netpulse_notification_deliveries_queued",
-                                "Notification delivery attempts waiting to be made", value=float(queued))
+                                "Notifications in the outbox not yet sent: new, being sent, or failed with a retry "
+                                "to come", value=float(queued))
         if lag is not None:
             yield GaugeMetricFamily("netpulse_rollup_lag_seconds",
                                     "How far the minute rollup is behind now (now - watermark)", value=lag)

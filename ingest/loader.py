@@ -10,8 +10,12 @@ One transaction per batch, all or nothing:
    the ``metrics_1m/1h/1d`` views until the rollup job materializes them; rows that arrive behind
    the watermark (late probes, backfills) are folded here into the ``*_mat`` tables as mergeable
    aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
-   the job cannot move it between the two (netpulse.rollups). TimescaleDB maintains its
-   continuous aggregates itself.
+   the job cannot move it between the two (netpulse.rollups). TimescaleDB keeps its continuous
+   aggregates with refresh policies and real-time aggregation; rows that arrive after a policy may
+   have materialized their bucket (older than ``LATE``) would stay out of the aggregates until a
+   refresh covers them, so after such a batch commits the loader refreshes from their day on
+   (:func:`netpulse.storage.refresh_rollups`; autocommit connections only, best effort: a failed
+   refresh is logged and left to the policies).
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
 4. Probe outcomes (netpulse.probe_status): each probe's latest result and last error. A probe that
@@ -39,7 +43,7 @@ from netpulse import probe_status
 from netpulse.migrations import Variant, storage_variant
 from netpulse.probe_status import Change, ProbeOutcome
 from netpulse.rollups import merge_cte, watermark
-from netpulse.storage import ensure_partitions
+from netpulse.storage import ensure_partitions, refresh_rollups
 
 log = structlog.get_logger("netpulse.ingest.loader")
 
@@ -92,7 +96,8 @@ ins AS (
 # Times travel as epoch microseconds (bigint) both ways: no datetime object per device and value.
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
 _LOCK_DEVICES = f"""
-SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')}
+SELECT id, oper_status, fail_streak, ok_streak, {_US.format('streak_since')}, {_US.format('last_checked')},
+       loss_streak, clean_streak, quality
 FROM devices WHERE id = ANY(%s::integer[]) ORDER BY id FOR NO KEY UPDATE
 """
 _TS = "'epoch'::timestamptz + {0} * interval '1 microsecond'"
@@ -103,10 +108,12 @@ UPDATE devices d SET
     oper_status_since = coalesce({_TS.format('v.since')}, d.oper_status_since),
     fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
     last_checked = {_TS.format('v.checked')},
-    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')})
+    last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')}),
+    loss_streak = v.loss_streak, clean_streak = v.clean_streak, quality = v.quality
 FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
-            %s::bigint[], %s::bigint[])
-     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen)
+            %s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::text[])
+     AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, loss_streak, clean_streak,
+          quality)
 WHERE d.id = v.device_id
 """
 
@@ -151,6 +158,9 @@ class Loader:
     """
 
     MAX_ATTEMPTS = 3  # deadlocks between concurrent loaders are retried whole
+    # TimescaleDB: a refresh policy materializes a minute bucket one minute after it ended at the
+    # earliest; rows older than this (with room for clock skew) may land in a materialized bucket.
+    LATE = timedelta(seconds=30)
 
     def __init__(self, variant: Variant | None = None, hysteresis: Hysteresis | None = None):
         self._variant = variant
@@ -191,6 +201,8 @@ class Loader:
                         updated = self._update_status(conn, rows, probed)
                     changes = probe_status.record(conn, outcomes) if outcomes else []
                 _log_changes(changes)
+                if variant == "timescale" and inserted:
+                    self._refresh_after_late_rows(conn, rows)
                 return LoadResult(received, inserted, rejected, updated)
             except pg_errors.DeadlockDetected:
                 if attempt == self.MAX_ATTEMPTS:
@@ -202,6 +214,17 @@ class Loader:
                     raise
                 self._known_days.clear()
         raise AssertionError("unreachable")
+
+    def _refresh_after_late_rows(self, conn: psycopg.Connection, rows: MetricRows) -> None:
+        oldest = datetime.fromtimestamp(int(rows.time_us.min()) / 1e6, UTC)
+        in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        if not conn.autocommit or in_transaction or oldest >= datetime.now(UTC) - self.LATE:
+            return
+        try:
+            refresh_rollups(conn, oldest, datetime.now(UTC) + timedelta(days=1), variant="timescale")
+        except psycopg.Error as exc:
+            log.warning("netpulse.ingest.rollup_refresh_failed", oldest=oldest.isoformat(),
+                        error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
                      variant: Variant, w: datetime | None) -> int | None:
@@ -261,8 +284,7 @@ class Loader:
         rows are locked in id order, so concurrent batches for one device take turns."""
         if not probed:
             return 0
-        states = {r[0]: DeviceState(r[0], r[1], r[2], r[3], r[4], r[5])
-                  for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
+        states = {r[0]: DeviceState(*r) for r in conn.execute(_LOCK_DEVICES, (_array(probed),)).fetchall()}
         result = apply_status(rows, states, self.hysteresis)
         if not result.updates:
             return 0
@@ -271,7 +293,8 @@ class Loader:
             _array([x.device_id for x in u]), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
             _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
             _array([x.streak_since_us for x in u]), _array([x.last_checked_us for x in u]),
-            _array([x.last_seen_us for x in u])))
+            _array([x.last_seen_us for x in u]), _array([x.loss_streak for x in u]),
+            _array([x.clean_streak for x in u]), _words([x.quality for x in u])))
         if result.events:
             e = result.events
             conn.execute(_INSERT_EVENTS, (

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     # Production: PostgreSQL/TimescaleDB and Redis. Empty means "embedded" (only `netpulse demo`).
     database_url: str | None = None
     redis_url: str | None = None
+    # The message broker: amqp://user:pass@host:5672/vhost (RabbitMQ: a killed worker's messages go
+    # back to the queue at once) or redis://...; unset: Redis at NETPULSE_REDIS_URL. Redis is needed
+    # either way, for probe leases, rate limits, counters and the scheduler's leader lease.
+    broker_url: str | None = None
+    # A message that failed all its retries is kept this long in the dead-letter queue, then dropped.
+    broker_dead_letter_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    # Scheduler leader lease: a second scheduler takes over within this long after the leader dies.
+    scheduler_lease_s: int = Field(default=15, ge=3, le=600)
     data_dir: Path = Field(default_factory=default_data_dir)
     # Signs login tokens (and, without ENCRYPTION_KEY, derives the key of stored secrets).
     secret_key: str | None = None
@@ -101,9 +109,12 @@ class Settings(BaseSettings):
     # Echo requests per second per worker; unset sends as fast as the schedule allows (fine on a
     # LAN, too bursty for firewalls and rate-limited routers on a WAN).
     probe_pps: float | None = Field(default=None, gt=0)
-    # Hysteresis: consecutive failed probes before a device is down, answers before it is up again.
+    # Hysteresis: consecutive failed probes before a device is down, answers before it is up again;
+    # consecutive answers that lost packets before it is degraded, answers without loss before it is up again.
     status_down_after: int = Field(default=3, ge=1, le=100)
     status_up_after: int = Field(default=2, ge=1, le=100)
+    status_degraded_after: int = Field(default=3, ge=1, le=100)
+    status_clean_after: int = Field(default=10, ge=1, le=100)
 
     # Workers and web
     worker_threads: int = Field(default=4, ge=1, le=64)
@@ -155,6 +166,8 @@ class Settings(BaseSettings):
     notify_min_backoff_ms: int = Field(default=15_000, ge=1, le=86_400_000)
     notify_max_backoff_ms: int = Field(default=3_600_000, ge=1, le=86_400_000)
     notify_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # How often the outbox sweeper sends what is due (new messages also go out at once when the broker is up).
+    notify_sweep_s: int = Field(default=15, ge=1, le=3600)
     # Links in notifications point here (e.g. https://noc.example.com); unset: http://HTTP_HOST:HTTP_PORT.
     notify_link_base_url: str | None = None
     # Scheduled reports: a run that fails (or whose email the provider refuses for now) is tried this
@@ -200,6 +213,20 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL, e.g. redis://localhost:6379/0")
         return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("amqp://", "amqps://", "redis://", "rediss://", "unix://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL, e.g. amqp://netpulse:secret@rabbitmq:5672/"
+                             "netpulse")
+        return v
+
+    def require_broker_url(self) -> str:
+        """The broker's URL: NETPULSE_BROKER_URL, else Redis at NETPULSE_REDIS_URL."""
+        return self.broker_url or self.require_redis_url()
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-__all__ = ["FORMULA_STARTS", "safe_cell", "format_cell", "write_csv", "write_frame"]
+from netpulse.text import FORMULA_STARTS, formula_start  # one definition: the CSV import reads it back
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+__all__ = ["FORMULA_STARTS", "safe_cell", "format_cell", "write_csv", "write_frame"]
 
 
 class _Frame(Protocol):
@@ -44,7 +42,7 @@ class _Frame(Protocol):
 def safe_cell(value: object) -> object:
     """``value`` as a spreadsheet will not run it: text that a spreadsheet would take for a formula
     gets a leading apostrophe; anything else (numbers, text that is a plain number) is returned as is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.match(value):
+    if isinstance(value, str) and formula_start(value) is not None:
         return "'" + value
     return value
 

@@ -22,7 +22,15 @@ from netpulse.errors import MigrationError
 
 Variant = Literal["postgres", "timescale"]
 VARIANTS: tuple[Variant, ...] = ("postgres", "timescale")
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def _sql_dir() -> Path:
+    """``netpulse/sql`` in an installed wheel (setup.py copies it there), else the source tree's ``sql/``."""
+    packaged = Path(__file__).resolve().parent / "sql"
+    return packaged if (packaged / "migrations").is_dir() else Path(__file__).resolve().parent.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x6E70_6D67  # "npmg": serialises concurrent `netpulse migrate` runs
 
@@ -60,8 +68,8 @@ class Migration:
 def discover(variant: Variant, sql_dir: Path = SQL_DIR) -> list[Migration]:
     """The ordered migrations for one storage variant."""
     if not (sql_dir / "migrations").is_dir():
-        raise MigrationError(f"SQL directory {sql_dir / 'migrations'} not found: install NetPulse from its "
-                             "source tree (pip install -e .) so sql/ ships with it")
+        raise MigrationError(f"SQL directory {sql_dir / 'migrations'} not found: this NetPulse was installed "
+                             "without its migrations; install it from a wheel built by pip, or from its source tree")
     found: dict[int, Migration] = {}
     for folder, kind in (("migrations", "common"), (variant, variant)):
         for path in sorted((sql_dir / folder).glob("*.sql")):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from netpulse.migrations import storage_variant
-from netpulse.storage import ensure_partitions
+from netpulse.storage import ensure_partitions, refresh_rollups
 
 MAT_TABLES = ("metrics_1m_mat", "metrics_1h_mat", "metrics_1d_mat")
 _BUCKET_OF_MINUTE = {"metrics_1m_mat": "bucket", "metrics_1h_mat": "date_trunc('hour', bucket)",
@@ -125,6 +125,17 @@ def advance_all(conn: psycopg.Connection, now: datetime, **kwargs: object) -> li
         reports.append(report)
         if report.start is None or report.start == report.end:
             return reports
+
+
+def materialize(conn: psycopg.Connection, until: datetime) -> None:
+    """Materialize the rollups of every row before ``until``, whichever the variant: the rollup job's
+    catch-up on plain PostgreSQL, a refresh of the continuous aggregates on TimescaleDB (up to their
+    last complete bucket but one). Reads give the same answers before and after; this only moves
+    work from read time to now (after a backfill, say). ``conn`` must be in autocommit mode."""
+    if storage_variant(conn) == "postgres":
+        advance_all(conn, until, grace=timedelta(0))
+    else:
+        refresh_rollups(conn, None, until, variant="timescale")
 
 
 # TimescaleDB: the minute aggregate's refresh job; its last successful run materialized up to one

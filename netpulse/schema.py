@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -37,7 +38,8 @@ __all__ = [
     "Base", "Organization", "User", "Role", "Site", "DeviceGroup", "Tag", "SnmpCredential", "Device",
     "DeviceType", "DeviceStatus", "OperStatus", "Alert", "device_tags", "Interface", "CheckKind", "ServiceCheck",
     "ChannelKind", "DeliveryStatus", "NotificationChannel", "NotificationDelivery", "EscalationPolicy", "SlaTarget",
-    "EncryptedText", "EncryptedConfig", "SECRET_CONFIG_KEYS", "map_config_secrets",
+    "EncryptedText", "EncryptedConfig", "SECRET_CONFIG_KEYS", "map_config_secrets", "OutboxStatus",
+    "AlertDelivery", "NotificationOutbox", "NotificationAttachment",
 ]
 
 NAMING = {
@@ -248,6 +250,10 @@ class Device(Base):
     fail_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     ok_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     streak_since: Mapped[datetime | None] = mapped_column(TZ)
+    # ... and the runs of lossy and of clean answers, and the answer quality they decided (up, degraded).
+    loss_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    clean_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    quality: Mapped[str] = mapped_column(String(10), server_default="up")
     probe_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     probe_interval_s: Mapped[int | None] = mapped_column(Integer)
     probe_timeout_s: Mapped[float | None] = mapped_column(REAL)
@@ -300,6 +306,7 @@ class Alert(Base):
     acknowledged_note: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(String(10))  # AlertDelivery; None: nothing to deliver
 
 
 class Interface(Base):
@@ -346,10 +353,29 @@ class ChannelKind(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
+    """How one attempt ended (``unknown``: its worker stopped before recording the outcome)."""
+
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
     RATE_LIMITED = "rate_limited"
+    UNKNOWN = "unknown"
+
+
+class OutboxStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AlertDelivery(StrEnum):
+    """Where an alert's notification stands (``alerts.delivery_status``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    NO_CHANNEL = "no_channel"
 
 
 class NotificationChannel(Base):
@@ -381,8 +407,40 @@ class NotificationDelivery(Base):
     scheduled_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     finished_at: Mapped[datetime | None] = mapped_column(TZ)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("notification_outbox.id", ondelete="CASCADE"))
 
     channel: Mapped[NotificationChannel] = relationship()
+
+
+class NotificationOutbox(Base):
+    """One message to send through one channel, written in the transaction that decided it."""
+
+    __tablename__ = "notification_outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(10))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    alert_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID), server_default=text("'{}'"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(10), server_default="queued")
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    max_attempts: Mapped[int | None] = mapped_column(SmallInteger)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZ, server_default=text("now()"))
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    claimed_until: Mapped[datetime | None] = mapped_column(TZ)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    sent_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class NotificationAttachment(Base):
+    __tablename__ = "notification_attachments"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("notification_outbox.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EscalationPolicy(Base):

@@ -136,19 +136,41 @@ def maintain(
 
 
 ROLLUPS = ("metrics_1m", "metrics_1h", "metrics_1d")
+# Each continuous aggregate's bucket; a refresh policy materializes a bucket once the next one has
+# ended too (end_offset = one bucket), so writes still arriving for the latest bucket stay live.
+_WIDTHS = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def refresh_rollups(conn: psycopg.Connection, start: datetime, end: datetime, variant: Variant | None = None) -> None:
-    """Bring the rollups up to date for [start, end) after a backfill.
+def _floor(ts: datetime, width: timedelta) -> datetime:
+    return _EPOCH + ((ts.astimezone(UTC) - _EPOCH) // width) * width
 
-    Plain variant: nothing to do, the loader maintains them. TimescaleDB: refresh each continuous
-    aggregate, lowest first (1h is built on 1m). ``refresh_continuous_aggregate`` cannot run inside
-    a transaction block, so ``conn`` must be in autocommit mode.
+
+def refresh_rollups(conn: psycopg.Connection, start: datetime | None, end: datetime,
+                    variant: Variant | None = None) -> None:
+    """Bring the rollups up to date for [start, end) after a backfill or late rows (``start`` None:
+    from the first row).
+
+    Plain variant: nothing to do, the loader and the rollup job maintain them. TimescaleDB: refresh
+    each continuous aggregate, lowest first (1h is built on 1m, 1d on 1h), each only up to its last
+    complete bucket but one, as its policy would: materializing a bucket that is still being written
+    puts the aggregate's watermark ahead of rows still to come, which real-time aggregation then
+    never shows. ``refresh_continuous_aggregate`` cannot run inside a transaction block, so ``conn``
+    must be in autocommit mode.
     """
     variant = variant or storage_variant(conn)
     if variant != "timescale":
         return
     if not conn.autocommit:
         raise ValueError("refresh_rollups needs an autocommit connection on TimescaleDB")
-    for view in ROLLUPS:
-        conn.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, start, end))
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    now: datetime = row[0]
+    # An upper level is built from the level below, so every level starts at the day of ``start``:
+    # the hours and the day that the new rows fall in are rebuilt from complete lower levels.
+    begin = _floor(start, timedelta(days=1)) if start is not None else None
+    for view, width in zip(ROLLUPS, _WIDTHS, strict=True):
+        stop = min(end, _floor(now, width) - width)
+        if begin is None or begin < stop:
+            conn.execute("CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
+                         (view, begin, stop))

@@ -59,6 +59,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "Metric rows handed to the loader, by result (inserted, duplicate, rejected)", ("result",)),
     Family("netpulse_notification_deliveries", "counter",
            "Notification delivery attempts made, by state (sent, failed, rate_limited)", ("state",)),
+    Family("netpulse_messages_dropped", "counter",
+           "Broker messages not processed to the end, by actor and reason: expired (older than the actor's "
+           "max_age), skipped (a periodic run whose retries ran out; the next period runs it) or "
+           "dead_lettered (failed all its retries)", ("actor", "reason")),
+    Family("netpulse_organization_failures", "counter",
+           "Organizations whose part of a periodic job failed (the others went on), by job", ("job",)),
 )}
 
 

@@ -42,7 +42,7 @@ ROLES = (Role.ADMIN, Role.OPERATOR, Role.VIEWER, Role.API_USER)
 WRITTEN = ("organizations", "users", "sites", "device_groups", "tags", "devices", "device_tags", "service_checks",
            "snmp_credentials", "alert_rules", "alerts", "alert_events", "maintenance_windows",
            "notification_channels", "notification_deliveries", "escalation_policies", "sla_targets", "report_runs",
-           "report_schedules")
+           "report_schedules", "notification_outbox")
 
 
 @dataclass

@@ -2,11 +2,19 @@
 
 Each test session (each xdist worker) gets its own database, migrated once with the real
 migrations and dropped at the end. A missing service skips locally and fails in CI.
+
+The metrics storage variant of those databases is ``postgres`` (plain PostgreSQL) unless
+``--storage timescale`` or ``NETPULSE_TEST_STORAGE=timescale`` asks for TimescaleDB; where the
+extension is not available, every test that needs a database then skips with the reason. Fixtures
+and tests are variant-neutral; tests of the plain variant's own mechanics (partitions, the ``*_mat``
+tables, the rollup watermark) carry ``@pytest.mark.plain_storage`` and skip on TimescaleDB.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -25,6 +33,28 @@ REDIS_URL = os.environ.get("NETPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 TEST_ENCRYPTION_KEY = "k0WvR8m1bVZtqFh3xHq2yS9pXjLm4N6cT7uE5aD0gJw="
 TENANT_TABLES = ("alerts", "device_tags", "devices", "snmp_credentials", "tags", "device_groups", "sites",
                  "users", "organizations")
+
+
+STORAGE_VARIANTS = ("postgres", "timescale")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--storage", choices=STORAGE_VARIANTS, default=None,
+                     help="metrics storage variant of the test databases [env NETPULSE_TEST_STORAGE; "
+                          "default: postgres]")
+
+
+def requested_storage(config: pytest.Config) -> str:
+    variant = config.getoption("--storage") or os.environ.get("NETPULSE_TEST_STORAGE") or "postgres"
+    if variant not in STORAGE_VARIANTS:
+        raise pytest.UsageError(f"NETPULSE_TEST_STORAGE={variant!r}: choose postgres or timescale")
+    return str(variant)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("plain_storage")
+    if marker is not None and requested_storage(item.config) != "postgres":
+        pytest.skip(marker.kwargs.get("reason") or "about the plain-PostgreSQL storage variant's own mechanics")
 
 
 @pytest.fixture(autouse=True)
@@ -78,24 +108,62 @@ def empty_db_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def db_url() -> Iterator[str]:
-    """A migrated database (plain-PostgreSQL storage) shared by one test session."""
+def storage(pytestconfig: pytest.Config) -> str:
+    """The metrics storage variant the test databases are migrated with."""
+    return requested_storage(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def db_url(storage: str) -> Iterator[str]:
+    """A migrated database (the requested storage variant) shared by one test session."""
     from netpulse.migrations import migrate
 
     name, url = create_database()
     try:
-        migrate(url, requested="postgres")
+        if storage == "timescale":
+            skip_without_timescale(url)
+        migrate(url, requested=storage)
+        if storage == "timescale":
+            pause_timescale_jobs(url)
         yield url
     finally:
         drop_database(name)
 
 
-def truncate_all(url: str) -> None:
-    """Empty every table and put the rollup watermark back to "nothing materialized"."""
+def skip_without_timescale(url: str) -> None:
+    from netpulse.migrations import timescale_available
+
+    with psycopg.connect(url) as c:
+        if not timescale_available(c):
+            pytest.skip("TimescaleDB storage requested, but the timescaledb extension is not installed and "
+                        "preloaded (shared_preload_libraries) on this PostgreSQL server")
+
+
+def pause_timescale_jobs(url: str) -> None:
+    """Keep the background policies of a test database from running at moments no test chooses: a
+    refresh moves an aggregate's watermark, compression and retention act on test data by its age.
+    Their effect is tested where it is the subject (they are run by hand there with ``run_job``)."""
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute("TRUNCATE metrics, metrics_1m_mat, metrics_1h_mat, metrics_1d_mat, " + ", ".join(TENANT_TABLES)
-                  + " RESTART IDENTITY CASCADE")
-        c.execute("UPDATE rollup_watermark SET materialized_until = '-infinity', advanced_at = NULL")
+        c.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                  "WHERE proc_name LIKE 'policy%'")
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table and the rollups: on plain PostgreSQL the ``*_mat`` tables and the watermark
+    back to "nothing materialized"; on TimescaleDB the continuous aggregates, which resets their
+    watermarks (TRUNCATE of a continuous aggregate does, since TimescaleDB 2.15)."""
+    from netpulse.migrations import storage_variant
+
+    with psycopg.connect(url, autocommit=True) as c:
+        variant = storage_variant(c)
+        c.execute("TRUNCATE metrics")
+        c.execute("TRUNCATE " + ", ".join(TENANT_TABLES) + " RESTART IDENTITY CASCADE")
+        if variant == "postgres":
+            c.execute("TRUNCATE metrics_1m_mat, metrics_1h_mat, metrics_1d_mat")
+            c.execute("UPDATE rollup_watermark SET materialized_until = '-infinity', advanced_at = NULL")
+        else:
+            for view in ("metrics_1d", "metrics_1h", "metrics_1m"):
+                c.execute(f"TRUNCATE {view}")
 
 
 @pytest.fixture
@@ -148,6 +216,39 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def log_events() -> Iterator[list[dict[str, object]]]:
+    """The structlog events written during the test, at every level (a CLI run earlier in the session
+    may have configured structlog to drop the lower ones)."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    structlog.reset_defaults()
+    with capture_logs() as events:
+        yield events
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own for this test session (made with rabbitmqctl, deleted after), on
+    the machine's RabbitMQ (``NETPULSE_TEST_AMQP_HOST``, default 127.0.0.1:5672, guest/guest)."""
+    host = os.environ.get("NETPULSE_TEST_AMQP_HOST", "127.0.0.1:5672")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        _unavailable("RabbitMQ", FileNotFoundError("rabbitmqctl is not installed"))
+    assert ctl is not None
+    vhost = f"netpulse_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    try:
+        for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+            subprocess.run([ctl, *args], check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        _unavailable("RabbitMQ", RuntimeError(getattr(exc, "stderr", b"") or exc))
+    try:
+        yield f"amqp://guest:guest@{host}/{vhost}"
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, timeout=90)
+
+
+@pytest.fixture
 def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Point the settings object (cached per process) at the test database for in-process CLI runs."""
     from netpulse.config import get_settings
@@ -156,3 +257,7 @@ def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+# Provider stand-ins (a scripted HTTP server, an SMTP server) for every test module that sends notifications.
+from tests.stubs import http_stub, smtp_server  # noqa: E402, F401

@@ -19,6 +19,17 @@ def make_org(conn: psycopg.Connection, slug: str = "acme") -> uuid.UUID:
     return row[0]
 
 
+def make_channel(conn: psycopg.Connection, org: uuid.UUID, name: str, kind: str, config: dict[str, object], *,
+                 enabled: bool = True) -> int:
+    """A notification channel (config as stored; not checked here)."""
+    from psycopg.types.json import Jsonb
+
+    row = conn.execute("INSERT INTO notification_channels (organization_id, name, kind, config, enabled) "
+                       "VALUES (%s, %s, %s, %s, %s) RETURNING id", (org, name, kind, Jsonb(config), enabled)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def make_devices(conn: psycopg.Connection, org: uuid.UUID, n: int) -> list[int]:
     ids = []
     for i in range(n):
@@ -50,3 +61,11 @@ def utc(*args: int) -> datetime:
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def telemetry_counts(client: object) -> dict[tuple[str, ...], float]:
+    """The counters NetPulse keeps in Redis for /metrics, as {(family, *label values): value}; nonzero only."""
+    from netpulse.telemetry import labels_of, read
+
+    return {(s.family.name, *labels_of(k, s.family)): v for s in read(client) if s.family.kind == "counter"
+            for k, v in s.values.items() if v}

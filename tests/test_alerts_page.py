@@ -224,7 +224,7 @@ def test_npal001_lists_the_open_alerts_of_the_org_with_counts(live_server: str, 
     assert [r[1] for r in rows] == ["Firing", "Firing", "Firing", "Acknowledged", "Firing"]
     # The firing critical: began two minutes before it opened, seen three times, no notes.
     assert rows[4][2:] == ["nbo-core-01\nNairobi DC", "Round-trip time 182 ms above 100 ms", "42 min ago",
-                           "40 min ago", "3", ""]
+                           "40 min ago", "3", "No channel"]  # not delivered: the org has no channel
     assert rows[2][7] == "Maintenance" and rows[1][7] == "Flapping"
     assert rows[0][2] == "lab-sw-01\nNo site"
 
@@ -243,8 +243,8 @@ def test_npal001_lists_the_open_alerts_of_the_org_with_counts(live_server: str, 
     assert browser.driver.title.startswith("Alerts")
 
     select(browser, seeded["acknowledged"], "Round-trip time 240 ms above 100 ms")
-    events = history(browser, 2)
-    assert events[1].startswith(f"Acknowledged by {EMAIL}") and "“ISP ticket 4411 opened”" in events[1]
+    events = history(browser, 3)  # opened, not delivered (no channel), acknowledged
+    assert events[2].startswith(f"Acknowledged by {EMAIL}") and "“ISP ticket 4411 opened”" in events[2]
     save_full_page(browser, "alerts.png")
     assert browser.get_logs() == []
 
@@ -286,15 +286,17 @@ def test_npal003_selecting_shows_history_and_acknowledge_records_it(live_server:
     assert events[1].startswith("Suppressed") and events[1].endswith("maintenance")
 
     select(browser, seeded["firing"], "Round-trip time 182 ms above 100 ms")
-    assert history(browser, 1)[0].startswith("Opened")
+    opened, undelivered = history(browser, 2)  # the organization has no notification channel
+    assert opened.startswith("Opened") and undelivered.startswith("Not delivered")
+    assert "not delivered: no channel" in undelivered
     detail = browser.driver.find_element(By.ID, ids.ALERT_DETAIL).text
     assert "nbo-core-01 · Nairobi DC" in detail and "icmp_rtt_ms = 176 (threshold 100)" in detail
     browser.driver.find_element(By.CSS_SELECTOR, NOTE).send_keys("Looking at the upstream link")
     click(browser, css_id(ids.alert_action("acknowledge")))
 
     browser.wait_for_contains_text(f"#{ids.ALERT_ACTION_RESULT}", "Acknowledged", timeout=WAIT_S)
-    events = history(browser, 2)
-    assert events[1].startswith(f"Acknowledged by {EMAIL}") and "“Looking at the upstream link”" in events[1]
+    events = history(browser, 3)
+    assert events[2].startswith(f"Acknowledged by {EMAIL}") and "“Looking at the upstream link”" in events[2]
     wait_for_kpis(browser, acknowledged="2")
     WebDriverWait(browser.driver, WAIT_S).until(
         lambda d: not d.find_element(By.CSS_SELECTOR, css_id(ids.alert_action("acknowledge"))).is_enabled())
@@ -328,8 +330,8 @@ def test_npal004_resolve_needs_a_note_then_leaves_the_open_list(live_server: str
     rows = table_rows(browser, 4)
     assert [r[2].splitlines()[0] for r in rows] == ["lab-sw-01", "nbo-access-01", "mba-edge-01", "nbo-core-01"]
     assert not browser.driver.find_elements(By.CSS_SELECTOR, css_id(ids.alert_row(str(seeded["acknowledged"]))))
-    events = history(browser, 3)
-    assert events[2].startswith(f"Resolved by {EMAIL}") and "“ISP repaired the fibre”" in events[2]
+    events = history(browser, 4)  # opened, not delivered (no channel), acknowledged, resolved
+    assert events[3].startswith(f"Resolved by {EMAIL}") and "“ISP repaired the fibre”" in events[3]
     assert not browser.driver.find_element(By.ID, ids.ALERT_ACTIONS).is_displayed()  # nothing left to do
     wait_for_kpis(browser, critical="1", acknowledged="0")
 
@@ -342,7 +344,7 @@ def test_npal004_resolve_needs_a_note_then_leaves_the_open_list(live_server: str
     resolve(db, org, seeded["firing"], None, "cleared on the router", datetime.now(UTC))
     click(browser, css_id(ids.alert_action("acknowledge")))
     browser.wait_for_contains_text(f"#{ids.ALERT_ACTION_RESULT}", "already resolved", timeout=WAIT_S)
-    history(browser, 2)  # the page catches up: opened, resolved
+    history(browser, 3)  # the page catches up: opened, not delivered, resolved
     table_rows(browser, 3)
     assert browser.get_logs() == []
 
@@ -356,8 +358,8 @@ def test_npal005_a_viewer_sees_alerts_and_history_but_no_buttons(live_server: st
     wait_for_kpis(browser, critical="2", warning="2", info="1")
     table_rows(browser, 5)
     select(browser, seeded["acknowledged"], "Round-trip time 240 ms above 100 ms")
-    events = history(browser, 2)
-    assert events[1].startswith("Acknowledged") and "“ISP ticket 4411 opened”" in events[1]
+    events = history(browser, 3)
+    assert events[2].startswith("Acknowledged") and "“ISP ticket 4411 opened”" in events[2]
     browser.wait_for_contains_text(f"#{ids.ALERT_ACTIONS}", "View only", timeout=WAIT_S)
     assert browser.driver.find_elements(By.CSS_SELECTOR, ACTION_ANY) == []
     assert browser.driver.find_elements(By.CSS_SELECTOR, NOTE) == []

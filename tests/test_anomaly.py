@@ -184,6 +184,40 @@ def test_a_level_shift_is_flagged_once_then_damped() -> None:
     assert shift in flagged and ((flagged > shift) & (flagged < shift + 288)).sum() <= 1 and len(flagged) <= 4
 
 
+
+def test_a_slowly_sampled_series_gets_time_constants_spanning_as_many_samples() -> None:
+    """Hourly samples: the level, shift, slow and scale time constants stretch by step / cadence (12), so
+    the defaults score it exactly as settings with those constants 12 times longer and an hourly cadence."""
+    rng = np.random.default_rng(13)
+    n = 24 * 40
+    values = 30 + 8 * np.sin(2 * np.pi * np.arange(n) / 24) + rng.normal(0, 1, n)
+    values[24 * 30] += 25
+    hourly = score_series(values, step_s=3600.0)
+    stretched = replace(DEFAULT_PARAMS, cadence=timedelta(hours=1), **{
+        name: getattr(DEFAULT_PARAMS, name) * 12 for name in ("level_tau", "shift_tau", "slow_tau", "scale_tau")})
+    np.testing.assert_array_equal(hourly, score_series(values, step_s=3600.0, params=stretched))
+    assert hourly[24 * 30] >= 0.5 and (np.delete(hourly, 24 * 30) >= 0.5).sum() <= 2
+    unstretched = score_series(values, step_s=3600.0, params=replace(DEFAULT_PARAMS, cadence=timedelta(hours=2)))
+    assert not np.array_equal(hourly, unstretched)             # the rule is what made them equal
+
+
+def test_the_first_point_after_a_gap_is_not_judged_against_a_stale_level() -> None:
+    """A steady ramp with 12 hours missing: the first point after the gap is far from the level of 12 hours
+    ago, as any ramp would be; a real jump after the gap is still news."""
+    rng = np.random.default_rng(0)
+    n = 4 * 288
+    keep = np.ones(n, dtype=bool)
+    keep[600:744] = False
+    times = T0 + (np.arange(n)[keep] * 300_000_000).astype("timedelta64[us]")
+    values = (100 + 0.1 * np.arange(n) + rng.normal(0, 0.02, n))[keep]
+    s = score_series(values, times=times)
+    assert s[288:].max() < 0.5
+    no_gap_rule = score_series(values, times=times, params=replace(DEFAULT_PARAMS, gap_factor=1e12))
+    assert no_gap_rule[600] >= 0.5                               # without the rule it would be flagged
+    jumped = values.copy()
+    jumped[600:] += 200
+    assert score_series(jumped, times=times)[600] >= 0.5
+
 # -- many series at once, causality ----------------------------------------------------------------------
 
 def long_frame(n_series: int = 4, n: int = 900) -> pl.DataFrame:
@@ -249,6 +283,10 @@ def test_params_are_checked() -> None:
         AnomalyParams(season_weight=0.0)
     with pytest.raises(ValueError, match="buckets"):
         AnomalyParams(novelty_buckets=0)
+    with pytest.raises(ValueError, match="cadence"):
+        AnomalyParams(cadence=timedelta(0))
+    with pytest.raises(ValueError, match="gap_factor"):
+        AnomalyParams(gap_factor=1.0)
     assert DEFAULT_PARAMS.z_threshold > 0
     with pytest.raises(ValueError, match="floats"):
         StreamScorer().load("x", b"\0" * 8)

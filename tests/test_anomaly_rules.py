@@ -15,7 +15,8 @@ import pytest
 from analytics.alerts import AlertEngine
 from analytics.anomaly import ANOMALOUS, load_scores, score_recent
 from analytics.evaluate import Evaluator, replay, split_key
-from analytics.rules import Rule, breach_and_clear, load_rule_file, load_rules, rule_from_mapping, save_rules
+from analytics.rulefile import load_rule_file, rule_from_mapping
+from analytics.rules import Rule, breach_and_clear, load_rules, save_rules
 from netpulse.errors import ValidationError
 from netpulse.metrics import MetricKind
 from tests.factories import make_org

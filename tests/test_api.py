@@ -233,7 +233,7 @@ def test_fleet_summary_counts_statuses_set_by_the_loader(engine: Engine, db: psy
     rows = MetricRows.from_tuples(
         [(t, d, int(MetricKind.AVAILABLE), 0, float(a)) for d, a in zip(devs, avail, strict=False)]
         + [(t, d, int(MetricKind.ICMP_LOSS_PCT), 0, float(x)) for d, x in zip(devs, loss, strict=False)])
-    Loader(hysteresis=Hysteresis(down_after=1)).load(db, rows)  # one failed probe is enough to be down here
+    Loader(hysteresis=Hysteresis(down_after=1, degraded_after=1)).load(db, rows)  # one probe decides here
     token = api_login(client, "noc@acme.test")
     data = client.get("/api/v1/fleet/summary", headers=bearer(token)).get_json()["data"]
     assert data == {"status_counts": {"unknown": 1, "up": 2, "degraded": 1, "down": 1}, "total_devices": 5,

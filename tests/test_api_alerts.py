@@ -40,7 +40,7 @@ ALERT_KEYS = {"id", "severity", "status", "device_id", "device", "alert_type", "
               "threshold", "occurrences", "started_at", "created_at", "last_seen", "acknowledged_at",
               "acknowledged_by", "acknowledged_note", "resolved_at", "resolved_by", "resolution_note", "suppressed",
               "suppressed_reason", "flapping", "escalation_level", "site", "parent", "rule_id", "notified_at",
-              "acknowledged_by_email", "resolved_by_email"}
+              "acknowledged_by_email", "resolved_by_email", "delivery_status"}
 
 
 # --- fixtures and builders (the app fixtures of test_api, which pytest does not share across modules) ------
@@ -205,6 +205,9 @@ def test_one_alert_carries_its_history(client: FlaskClient, acme: dict[str, Any]
     assert data["history"] == [
         {"time": iso(T0), "kind": "opened", "note": None,
          "details": {"rule": "latency", "value": 150.0, "started_at": (T0 - timedelta(minutes=2)).isoformat()}},
+        # The tenant has no notification channel: the critical alert says it reached nobody.
+        {"time": iso(T0), "kind": "undelivered", "note": "not delivered: no channel",
+         "details": {"reason": "no_channel"}},
         {"time": iso(T0 + timedelta(minutes=3)), "kind": "resolved", "note": "cleared automatically",
          "details": {"value": 50.0}},
     ]
@@ -239,7 +242,8 @@ def test_an_operator_acknowledges_then_resolves(client: FlaskClient, db: psycopg
     data = r.get_json()["data"]
     assert data["status"] == "acknowledged" and data["acknowledged_by"] == user
     assert data["acknowledged_note"] == "on it" and data["acknowledged_at"].endswith("Z")
-    assert [(e["kind"], e["note"]) for e in data["history"]] == [("opened", None), ("acknowledged", "on it")]
+    assert [(e["kind"], e["note"]) for e in data["history"]] == [
+        ("opened", None), ("undelivered", "not delivered: no channel"), ("acknowledged", "on it")]
     assert alert_row(db, a2) == ("acknowledged", uuid.UUID(user), "on it", None, None)  # committed
 
     again = assert_envelope_error(client.post(f"/api/v1/alerts/{a2}/acknowledge", headers=headers), 409,
@@ -251,7 +255,7 @@ def test_an_operator_acknowledges_then_resolves(client: FlaskClient, db: psycopg
     data = r.get_json()["data"]
     assert data["status"] == "resolved" and data["resolved_by"] == user and data["resolved_at"].endswith("Z")
     assert data["resolution_note"] == "replaced the uplink"
-    assert [e["kind"] for e in data["history"]] == ["opened", "acknowledged", "resolved"]
+    assert [e["kind"] for e in data["history"]] == ["opened", "undelivered", "acknowledged", "resolved"]
     assert alert_row(db, a2) == ("resolved", uuid.UUID(user), "on it", uuid.UUID(user), "replaced the uplink")
 
     for action, body in (("resolve", {"note": "again"}), ("acknowledge", {})):

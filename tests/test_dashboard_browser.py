@@ -173,7 +173,7 @@ def load_like_live(db: psycopg.Connection, rows: MetricRows) -> None:
     rows = MetricRows(rows.time_us[order], rows.device_id[order], rows.metric_id[order], rows.ifindex[order],
                       rows.value[order])
     starts = np.flatnonzero(np.diff(rows.time_us, prepend=-1))
-    loader = Loader(hysteresis=Hysteresis(down_after=1))  # one unanswered probe shows as down on the page
+    loader = Loader(hysteresis=Hysteresis(down_after=1, degraded_after=1))  # one probe shows on the page
     for a, b in zip(starts, [*starts[1:], len(rows)], strict=True):
         loader.load(db, rows.slice(int(a), int(b)))
 

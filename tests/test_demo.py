@@ -45,12 +45,16 @@ def _wait_until_healthy(proc: subprocess.Popen[str], port: int, timeout_s: float
 def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
     pytest.importorskip("pgserver")
     data_dir = tmp_path / "demo"
+    temp = tmp_path / "tmp"      # the demo's system temp folder: nothing may be left in it
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}   # as without a login session
     port = _free_port()
     exe = Path(sys.executable).parent / "netpulse"
     proc = subprocess.Popen(
         [str(exe), "demo", "--data-dir", str(data_dir), "--port", str(port), "--devices", "12",
          "--history-days", "0.1", "--interval", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**env, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)})
     try:
         _wait_until_healthy(proc, port)
         assert _get(f"http://127.0.0.1:{port}/login") == 200
@@ -94,6 +98,8 @@ def test_demo_starts_serves_data_and_stops_cleanly(tmp_path: Path) -> None:
     assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL was left running"
     assert not Path(f"/proc/{snmpd_pid}").exists(), "snmpd was left running"
     assert _processes_in(data_dir) == [], "a process of the demo (Redis?) was left running in its data dir"
+    left = sorted(str(p.relative_to(temp)) for p in temp.rglob("*"))
+    assert left == [], f"the demo left {left} in the system temp folder"
 
 
 def _processes_in(directory: Path) -> list[str]:

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
            "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config",
-           "netpulse.csvfile", "reports.period", "reports.scope"]
+           "netpulse.csvfile", "reports.period", "reports.scope", "netpulse.text",
+           "workers.outage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -123,7 +123,7 @@ def test_fleet_summary_counts_and_last_data(db: psycopg.Connection) -> None:
     assert summary.last_metric_at == recent - timedelta(seconds=20)
     # Availability samples move status and last_checked; that is what "last data" reads then.
     # (No hysteresis here: one failed probe is enough to be down.)
-    Loader(hysteresis=Hysteresis(down_after=1)).load(db, MetricRows.from_tuples([
+    Loader(hysteresis=Hysteresis(down_after=1, degraded_after=1)).load(db, MetricRows.from_tuples([
         (recent, devs[1], int(MetricKind.AVAILABLE), 0, 1.0), (recent, devs[2], int(MetricKind.AVAILABLE), 0, 0.0)]))
     summary = fleet_summary(db, org)
     assert summary.status_counts == {"unknown": 1, "up": 1, "degraded": 0, "down": 1}

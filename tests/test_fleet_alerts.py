@@ -77,6 +77,8 @@ def test_live_engine_opens_one_alert_per_incident_and_suppresses_a_parents_child
     org, ids = _seed(db)
     db.execute("INSERT INTO escalation_policies (organization_id, name, steps) VALUES (%s, 'default', %s)",
                (org, Jsonb([{"after_s": 0, "channels": ["noc"]}])))
+    db.execute("INSERT INTO notification_channels (organization_id, name, kind, config) "
+               "VALUES (%s, 'noc', 'slack', %s)", (org, Jsonb({"url": "https://hooks.slack.com/services/T0/B0/x"})))
     rules = save_rules(db, org, [DOWN, LOSS])
     incidents = FLEET.incidents(T0, T0 + timedelta(hours=HOURS))
     parent = next(i for i in incidents if i.kind is IncidentKind.OUTAGE and FLEET.descendants(i.device_index))

@@ -167,6 +167,30 @@ CASES: list[tuple[str, list[tuple[int, str]]]] = [
                                "(id {existing_id}); rename the row or remove it")]),
     ("duplicate-db-address", [(2, "address: '192.0.2.250' is already the address of device 'existing-1' "
                                   "(id {existing_id}) in the database")]),
+    ("duplicate-name-case", [(3, "name: 'CORE-1' differs only by case from 'core-1' on line 2; device names must "
+                                 "be unique ignoring case")]),
+    ("duplicate-db-name-case", [(2, "name: 'Existing-1' differs only by case from device 'existing-1' (id "
+                                    "{existing_id}) in this organization; device names must be unique ignoring "
+                                    "case")]),
+    ("nul-byte", [(2, r"description: 'up\x00link' contains U+0000, a control character; remove it"),
+                  (3, r"site: 'Lag\x00os' contains U+0000, a control character; remove it")]),
+    ("zero-width", [(2, r"name: 'core\u200b-1' contains U+200B ZERO WIDTH SPACE, an invisible character; remove it"),
+                    (3, r"tags: tag 'core\u2060' contains U+2060 WORD JOINER, an invisible character; remove it")]),
+    ("bidi-override", [(2, r"name: 'fw-\u202e1-eroc' contains U+202E RIGHT-TO-LEFT OVERRIDE, which reorders the "
+                           "text shown around it; remove it"),
+                       (3, r"description: 'see \u2066note\u2069' contains U+2066 LEFT-TO-RIGHT ISOLATE, which "
+                           "reorders the text shown around it; remove it")]),
+    # Names may not start like a formula; a description may (-48V DC feed): CSV exports escape it.
+    ("formula", [(2, "name: \"=cmd|' /C calc'!A0\" starts with '=', which a spreadsheet runs as a formula; start "
+                     "it with a letter or a digit"),
+                 (3, "name: '+SUM(A1)' starts with '+', which a spreadsheet runs as a formula; start it with a "
+                     "letter or a digit"),
+                 (4, "name: '@x' starts with '@', which a spreadsheet runs as a formula; start it with a letter "
+                     "or a digit"),
+                 (5, "name: '-1+1' starts with '-', which a spreadsheet runs as a formula; start it with a letter "
+                     "or a digit"),
+                 (6, "site: '=HYPERLINK(\"http://x\")' starts with '=', which a spreadsheet runs as a formula; "
+                     "start it with a letter or a digit")]),
     ("unknown-parent", [(2, "parent: 'nowhere' is neither in this file nor in the database; add it to the file "
                             "or leave parent empty")]),
     ("self-parent", [(2, "parent: a device cannot be its own parent ('sw-1')")]),
@@ -233,6 +257,24 @@ def test_several_bad_lines_are_all_reported(session: Session, org: uuid.UUID, db
     ]
     assert exc_info.value.bad_lines == 5
     assert _table_counts(db) == {"devices": 0, "sites": 0, "device_groups": 0, "tags": 0, "device_tags": 0}
+
+
+def test_cells_escaped_by_the_csv_writer_import_as_they_were(session: Session, org: uuid.UUID,
+                                                            db: psycopg.Connection, tmp_path: Path) -> None:
+    """A description may start like a formula (a name may not): the one CSV writer of every export writes
+    it behind an apostrophe, and the import reads it back as it was."""
+    import io
+
+    from netpulse.csvfile import write_csv
+
+    out = io.StringIO()
+    write_csv(out, ["name", "address", "type", "description"],
+              [["core-1", "10.0.0.1", "router", "=1+1 uplinks"], ["core-2", "10.0.0.2", "router", "-48V feed"]])
+    assert "'=1+1 uplinks" in out.getvalue()
+    import_devices_csv(session, org, out.getvalue())
+    session.commit()
+    assert db.execute("SELECT name, description FROM devices ORDER BY name").fetchall() == [
+        ("core-1", "=1+1 uplinks"), ("core-2", "-48V feed")]
 
 
 def test_missing_file_is_one_clear_error(session: Session, org: uuid.UUID, tmp_path: Path) -> None:

@@ -289,6 +289,11 @@ INVALID: list[tuple[dict[str, Any], str, dict[str, str]]] = [
     ({"site": "***", "tags": ["ok", "x" * 101]}, "INVALID_INPUT",
      {"site": "'***' has no letters or digits to build a slug from",
       "tags": f"tag {'x' * 40!r}... is longer than 100 characters"}),
+    ({"name": "core\u200b-1", "group": "=HYPERLINK(1)", "description": "up\x00link"}, "INVALID_INPUT",
+     {"name": r"'core\u200b-1' contains U+200B ZERO WIDTH SPACE, an invisible character; remove it",
+      "group": "'=HYPERLINK(1)' starts with '=', which a spreadsheet runs as a formula; start it with a letter "
+               "or a digit",
+      "description": r"'up\x00link' contains U+0000, a control character; remove it"}),
 ]
 
 
@@ -317,6 +322,11 @@ def test_duplicate_name_or_address_is_a_conflict(session: Session, org_a: uuid.U
         create_device(session, org_a, spec("core-2", "2001:DB8:0::1"))  # the same address spelled differently
     assert exc_info.value.details == {
         "address": f"'2001:db8::1' is already the address of device 'core-1' (id {first.id})"}
+    with pytest.raises(Conflict) as exc_info:
+        create_device(session, org_a, spec("Core-1", "10.0.0.3"))
+    assert exc_info.value.details == {
+        "name": f"'Core-1' differs only by case from device 'core-1' (id {first.id}); device names must be unique "
+                "ignoring case"}
     assert list_devices(session, org_a)[1] == 1
 
 

@@ -48,6 +48,12 @@ def test_rollups_equal_sql_aggregate_over_raw(db: psycopg.Connection) -> None:
     assert_rollups_match_raw(db)
     # Two days in the 1d rollup, 2 hours, 67 minute buckets per series.
     assert db.execute("SELECT count(DISTINCT bucket) FROM metrics_1d").fetchone()[0] == 2
+
+
+@pytest.mark.plain_storage
+def test_a_batch_across_midnight_gets_both_daily_partitions(db: psycopg.Connection) -> None:
+    devices = make_devices(db, make_org(db), 1)
+    Loader().load(db, grid_rows(devices, START, n_times=200, step_s=20))
     parts = {r[0] for r in db.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'metrics'::regclass").fetchall()}
@@ -145,6 +151,7 @@ def _mat_counts(conn: psycopg.Connection) -> dict[str, int]:
             for t in ("metrics_1m_mat", "metrics_1h_mat", "metrics_1d_mat")}
 
 
+@pytest.mark.plain_storage
 def test_rollups_stay_exact_across_the_watermark(db: psycopg.Connection) -> None:
     """Live rows, the rollup job, late rows and retried batches: the views always equal the raw
     aggregate, whichever side of the watermark each row fell on."""
@@ -188,6 +195,7 @@ def test_rollups_stay_exact_across_the_watermark(db: psycopg.Connection) -> None
     assert db.execute("SELECT count(*) FROM metrics WHERE time >= %s", (watermark(db),)).fetchone()[0] == 0
 
 
+@pytest.mark.plain_storage
 def test_loaders_and_the_rollup_job_running_concurrently_lose_nothing(db_url: str, db: psycopg.Connection) -> None:
     import threading
 

@@ -7,16 +7,11 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,109 +39,12 @@ from cli import main
 from netpulse.config import Settings, get_settings, load_settings
 from netpulse.errors import ConfigError, ValidationError
 from tests.factories import make_org
+from tests.stubs import Mailbox, Stub, free_port
 
 SECRET = "s3cret-webhook-key-0123456789"
 NOTE = Notification(title="Device down on core-sw-1", severity="critical", message="No answer to 3 pings.",
                     started_at=datetime(2026, 5, 1, 10, 42, 7, tzinfo=UTC), device="core-sw-1", site="Nairobi DC",
                     link="http://noc.example.com/alerts/42", alert_id="1b4e28ba-2fa1-11d2-883f-0016d3cca427")
-
-
-# --- local servers --------------------------------------------------------------------------------------
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Stub:
-    """A threaded HTTP server on 127.0.0.1 that records requests and plays scripted answers."""
-
-    server: ThreadingHTTPServer
-    seen: list[Seen] = field(default_factory=list)
-    # (status, body, headers) per request in order; the last one repeats.
-    answers: list[tuple[int, str, dict[str, str]]] = field(default_factory=lambda: [(200, "ok", {})])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, *answers: tuple[int, str, dict[str, str]]) -> None:
-        self.answers = list(answers)
-
-
-@pytest.fixture
-def http_stub() -> Iterator[Callable[[], Stub]]:
-    started: list[Stub] = []
-
-    def start() -> Stub:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stub.seen.append(Seen("POST", self.path, dict(self.headers.items()), body, time.time()))
-                status, text, headers = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
-                raw = text.encode()
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        stub = Stub(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
-        threading.Thread(target=stub.server.serve_forever, daemon=True).start()
-        started.append(stub)
-        return stub
-
-    yield start
-    for stub in started:
-        stub.server.shutdown()
-        stub.server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult
-
-    box = Mailbox(_free_port())
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            msg = message_from_bytes(envelope.content, policy=policy.default)
-            assert isinstance(msg, EmailMessage)
-            box.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
-            return "250 Message accepted for delivery"
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        box.logins.append((data.login, data.password))
-        return AuthResult(success=(data.login, data.password) == (b"noc", b"pw"), handled=False)
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=box.port, authenticator=authenticator,
-                            auth_require_tls=False)
-    controller.start()
-    yield box
-    controller.stop()
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -359,7 +257,7 @@ def test_smtp_refused_login_is_a_failed_answer(smtp_server: Mailbox) -> None:
 
 
 def test_unreachable_providers_raise_transport_errors() -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(TransportError, match="got no answer"):
         WebhookChannel(url=f"http://127.0.0.1:{port}/x", secret=SECRET, timeout_s=2).send(NOTE)
     with pytest.raises(TransportError, match="SendGrid"):
@@ -394,6 +292,20 @@ class Scene:
     alert: uuid.UUID
     db: psycopg.Connection
 
+    def queue(self, names: list[str] | None = None) -> list[int]:
+        """The alert's message on the enabled channels (those named, when given), committed, then sent
+        at once the way the alert engine's callers do."""
+        from analytics.notify import Message, alert_notifications, enabled_channels, enqueue
+        from workers.notify import send_soon
+
+        channels = [c for c, _ in enabled_channels(self.db, self.org, names)]
+        note = alert_notifications(self.db, self.org, [self.alert])[self.alert]
+        ids = enqueue(self.db, self.org, Message(kind="alert", key=f"alert:{self.alert}:opened:0", reason="opened",
+                                                 tier=0, alert_ids=(self.alert,), notification=note),
+                      channel_ids=channels)
+        send_soon(ids)
+        return ids
+
     def channel(self, name: str, kind: str, config: dict[str, Any], rate: int = 60) -> int:
         row = self.db.execute("INSERT INTO notification_channels (organization_id, name, kind, config, "
                               "rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -425,14 +337,15 @@ def scene(db: psycopg.Connection) -> Scene:
 @pytest.fixture
 def worker(redis_url: str, db_url: str) -> Iterator[Callable[..., None]]:
     """A Redis broker and a Dramatiq worker; call the fixture with settings overrides for the actor."""
+    import redis
     from dramatiq import Worker
 
     from workers import broker as broker_mod
     from workers import runtime
 
-    runtime.configure(runtime.Runtime(db_url))
+    runtime.configure(runtime.Runtime(db_url, redis=redis.Redis.from_url(redis_url)))
     b = broker_mod.install(broker_mod.make_broker(url=redis_url))
-    assert "workers.deliver_notification" in b.get_declared_actors()
+    assert "workers.deliver_outbox" in b.get_declared_actors()
     import workers.notify
 
     def configure(**overrides: Any) -> None:
@@ -463,15 +376,13 @@ def _ms(a: datetime, b: datetime) -> float:
 
 def test_5xx_twice_then_200_is_retried_with_growing_delays(scene: Scene, worker: Callable[..., None],
                                                            http_stub: Callable[[], Stub]) -> None:
-    from workers.notify import notify_alert
-
     receiver = http_stub()
     receiver.answer((500, "down for maintenance", {}), (502, "bad gateway", {}), (200, "thanks", {}))
     channel = scene.channel("hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET})
     scene.channel("off", "webhook", {"url": receiver.url + "/off", "secret": SECRET})
     scene.db.execute("UPDATE notification_channels SET enabled = false WHERE name = 'off'")
 
-    assert len(notify_alert(scene.alert)) == 1  # the disabled channel gets nothing
+    assert len(scene.queue()) == 1  # the disabled channel gets nothing
     _wait_for(lambda: [r[1] for r in scene.deliveries(channel)][-1:] == ["sent"])
     rows = scene.deliveries(channel)
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
@@ -485,21 +396,23 @@ def test_5xx_twice_then_200_is_retried_with_growing_delays(scene: Scene, worker:
     assert len(receiver.seen) == 3
     bodies = [json.loads(r.body) for r in receiver.seen]
     assert bodies[0] == bodies[2] and bodies[0]["alert"]["link"] == f"http://noc.example.com/alerts/{scene.alert}"
+    # One message: every attempt carries its key, which the receiver can drop repeats by.
+    assert {r.headers["Idempotency-Key"] for r in receiver.seen} == {f"alert:{scene.alert}:opened:0/{channel}"}
+    assert scene.db.execute("SELECT notified_at IS NOT NULL, delivery_status FROM alerts").fetchone() == (
+        True, "delivered")
     assert bodies[0]["alert"]["device"] == "core-sw-1" and bodies[0]["alert"]["site"] == "Nairobi DC"
 
 
 def test_a_provider_that_always_fails_leaves_the_delivery_failed(scene: Scene, worker: Callable[..., None],
                                                                  http_stub: Callable[[], Stub]) -> None:
-    from workers.notify import notify_alert
-
     api = http_stub()
     api.answer((503, '{"errors":[{"message":"unavailable"}]}', {}))
     worker(sendgrid_api_key="SG.k", sendgrid_api_host=api.url)
     channel = scene.channel("mail", "sendgrid", {"to": ["ops@example.com"]})
     before = scene.db.execute("SELECT status, resolved, message FROM alerts WHERE id = %s", (scene.alert,)).fetchone()
 
-    notify_alert(scene.alert)
-    _wait_for(lambda: len(scene.deliveries(channel)) == 3 and scene.deliveries(channel)[-1][1] != "queued")
+    scene.queue()
+    _wait_for(lambda: len(scene.deliveries(channel)) == 3)
     time.sleep(1.0)  # nothing else comes after the last retry
     rows = scene.deliveries(channel)
     assert [(r[0], r[1], r[2]) for r in rows] == [(1, "failed", 503), (2, "failed", 503), (3, "failed", 503)]
@@ -507,16 +420,18 @@ def test_a_provider_that_always_fails_leaves_the_delivery_failed(scene: Scene, w
     assert len(api.seen) == 3
     after = scene.db.execute("SELECT status, resolved, message FROM alerts WHERE id = %s", (scene.alert,)).fetchone()
     assert after == before == ("firing", False, "No answer to 3 pings.")
+    # Never delivered: not marked notified, and the alert says so.
+    assert scene.db.execute("SELECT notified_at, delivery_status FROM alerts").fetchone() == (None, "failed")
+    assert scene.db.execute("SELECT kind, note FROM alert_events ORDER BY id").fetchall() == [
+        ("undelivered", "not delivered: every channel failed")]
 
 
 def test_transport_errors_and_missing_settings(scene: Scene, worker: Callable[..., None]) -> None:
-    from workers.notify import notify_alert
-
     worker(notify_max_retries=1)
-    dead = scene.channel("dead", "slack", {"url": f"http://127.0.0.1:{_free_port()}/services/x"})
+    dead = scene.channel("dead", "slack", {"url": f"http://127.0.0.1:{free_port()}/services/x"})
     sms = scene.channel("sms", "africastalking", {"to": ["+254711000111"]})
     scene.channel("unrouted", "slack", {"url": "http://127.0.0.1:9/services/x"})
-    notify_alert(scene.alert, channel_names=["dead", "sms", "no-such-channel"])  # routed by name
+    scene.queue(["dead", "sms", "no-such-channel"])  # routed by name
     _wait_for(lambda: [r[1] for r in scene.deliveries(dead)] == ["failed", "failed"]
               and [r[1] for r in scene.deliveries(sms)] == ["failed"])
     transport = scene.deliveries(dead)
@@ -530,8 +445,6 @@ def test_over_the_rate_limit_waits_and_delivers_later(scene: Scene, worker: Call
                                                       http_stub: Callable[[], Stub], redis_url: str) -> None:
     import redis
 
-    from workers.notify import notify_alert
-
     receiver = http_stub()
     channel = scene.channel("hooks", "webhook", {"url": receiver.url + "/in", "secret": SECRET}, rate=1)
     # The minute's one send was made 59.4 s ago (by another worker): the window frees in about 0.6 s.
@@ -539,7 +452,7 @@ def test_over_the_rate_limit_waits_and_delivers_later(scene: Scene, worker: Call
     seconds, micros = client.time()
     client.zadd(RateLimiter(client).key(channel), {"earlier-send": seconds * 1000 + micros // 1000 - 59_400})
 
-    notify_alert(scene.alert)
+    scene.queue()
     _wait_for(lambda: [r[1] for r in scene.deliveries(channel)] == ["rate_limited", "sent"])
     limited, sent = scene.deliveries(channel)
     assert (limited[0], sent[0]) == (1, 1)  # a wait is not a retry

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.rules import Rule, breach_and_clear, episodes, load_rule_file, parse_duration, rule_from_mapping
+from analytics.rulefile import RuleFileError, load_rule_file, rule_from_mapping
+from analytics.rules import Rule, breach_and_clear, episodes, parse_duration
 from netpulse.errors import ValidationError
 from netpulse.metrics import MetricKind
 
@@ -121,7 +122,7 @@ def test_rule_files_in_toml_and_json(tmp_path: Path) -> None:
     js.write_text(json.dumps([{"name": "down", "kind": "status", "severity": "critical"}]))
     assert load_rule_file(js)[0].kind == "status"
     js.write_text(json.dumps([{"name": "a", "kind": "status", "severity": "critical"}] * 2))
-    with pytest.raises(ValidationError, match="repeated: a"):
+    with pytest.raises(RuleFileError, match="rule a: the name is already used by the rule on line 1"):
         load_rule_file(js)
     js.write_text("{not json")
     with pytest.raises(ValidationError, match="not valid JSON"):

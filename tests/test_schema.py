@@ -15,6 +15,7 @@ _FAMILY = {
     "UUID": "uuid", "INET": "inet", "JSONB": "jsonb", "REAL": "real", "FLOAT": "double precision",
     "DOUBLE PRECISION": "double precision", "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
     "TEXT[]": "ARRAY", "CHAR": "character", "VARCHAR": "character varying", "SMALLINT[]": "ARRAY", "INTEGER[]": "ARRAY",
+    "UUID[]": "ARRAY", "BYTEA": "bytea",
 }
 
 

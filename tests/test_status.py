@@ -32,9 +32,12 @@ def batch(seqs: dict[int, str], start: int = 0) -> MetricRows:
 
 
 def reference(seq: str, h: Hysteresis, start: int = 0, status: str = "unknown") -> tuple[str, list[tuple]]:
-    """The state machine, one probe at a time."""
-    fail = ok = 0
+    """The two machines, one probe at a time: reachability (down after ``down_after`` failures, back
+    after ``up_after`` answers) and answer quality over the answers only (degraded after
+    ``degraded_after`` lossy answers, up after ``clean_after`` clean ones)."""
+    fail = ok = loss = clean = 0
     run_since = 0
+    quality = "up"
     events = []
     for k, c in enumerate(seq):
         t = to_micros(T0) + (start + k) * STEP_US
@@ -43,16 +46,20 @@ def reference(seq: str, h: Hysteresis, start: int = 0, status: str = "unknown") 
             if status != "down" and fail >= h.down_after:
                 events.append((run_since, t, status, "down"))
                 status = "down"
-        else:
-            run_since, ok, fail = (t if ok == 0 else run_since), ok + 1, 0
-            new = "up" if c == "U" else "degraded"
-            if status == "down":
-                if ok >= h.up_after:
-                    events.append((run_since, t, "down", new))
-                    status = new
-            elif new != status:
-                events.append((t, t, status, new))
-                status = new
+            continue
+        run_since, ok, fail = (t if ok == 0 else run_since), ok + 1, 0
+        loss, clean = (loss + 1, 0) if c == "D" else (0, clean + 1)
+        if loss >= h.degraded_after:
+            quality = "degraded"
+        elif clean >= h.clean_after:
+            quality = "up"
+        if status == "down":
+            if ok >= h.up_after:
+                events.append((run_since, t, "down", quality))
+                status = quality
+        elif quality != status:
+            events.append((t, t, status, quality))
+            status = quality
     return status, events
 
 
@@ -65,19 +72,50 @@ def run_in_batches(seq: str, cuts: list[int], h: Hysteresis) -> tuple[str, list[
             continue
         result = apply(batch({1: seq[a:b]}, start=a), {1: state}, h)
         (u,) = result.updates
-        state = DeviceState(1, u.status, u.fail_streak, u.ok_streak, u.streak_since_us, u.last_checked_us)
+        state = DeviceState(1, u.status, u.fail_streak, u.ok_streak, u.streak_since_us, u.last_checked_us,
+                            u.loss_streak, u.clean_streak, u.quality)
         events += result.events
     return state.status, [(e.time_us, e.confirmed_us, e.from_status, e.to_status) for e in events]
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_vectorised_equals_sequential_across_any_batches(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    h = Hysteresis(down_after=int(rng.integers(1, 5)), up_after=int(rng.integers(1, 4)))
-    # Runs of random lengths, so long outages and short blips both occur.
-    seq = "".join(str(rng.choice(list("UDX"), p=[0.5, 0.15, 0.35])) * int(rng.integers(1, 7)) for _ in range(30))
+    h = Hysteresis(down_after=int(rng.integers(1, 5)), up_after=int(rng.integers(1, 4)),
+                   degraded_after=int(rng.integers(1, 5)), clean_after=int(rng.integers(1, 6)))
+    # Runs of random lengths, so long outages, lossy stretches and short blips all occur.
+    p = rng.dirichlet([2, 2, 1.5])
+    seq = "".join(str(rng.choice(list("UDX"), p=p)) * int(rng.integers(1, 7)) for _ in range(30))
     cuts = rng.integers(0, len(seq), int(rng.integers(0, 6))).tolist()
     assert run_in_batches(seq, cuts, h) == reference(seq, h)
+
+
+def test_a_lossy_link_is_one_degraded_period() -> None:
+    """30 % of echo requests lost, three per probe, every 10 s for 12 minutes: an answer loses packets
+    two times in three. One answer at a time that would be about 30 flips; with the defaults it is one
+    period, and the clean answers afterwards end it once."""
+    rng = np.random.default_rng(7)
+    lost = (rng.random((72, 3)) < 0.30).sum(axis=1)
+    lossy = "".join("X" if n == 3 else "D" if n else "U" for n in lost)
+    seq = "U" * 5 + lossy + "U" * 12
+    h = Hysteresis()
+    state, events = run_in_batches(seq, [20, 40, 60, 80], h)
+    flips_one_at_a_time = reference(seq, Hysteresis(degraded_after=1, clean_after=1))[1]
+    assert len([e for e in flips_one_at_a_time if e[2:] in (("up", "degraded"), ("degraded", "up"))]) > 20
+    assert [e[2:] for e in events] == [("unknown", "up"), ("up", "degraded"), ("degraded", "up")]
+    assert (state, events) == reference(seq, h)
+    t = [to_micros(T0) + k * STEP_US for k in range(len(seq))]
+    last_clean_run = len(seq.rstrip("U"))
+    assert events[2][1] == t[last_clean_run + h.clean_after - 1]   # up again at the tenth clean answer
+
+
+def test_quality_is_kept_through_an_outage() -> None:
+    h = Hysteresis(down_after=2, up_after=2, degraded_after=2, clean_after=3)
+    # Degraded, then down; back with clean answers: degraded until the third clean one.
+    status, events = run_in_batches("UDDXXUUUU", [4, 6], h)
+    assert [e[2:] for e in events] == [("unknown", "up"), ("up", "degraded"), ("degraded", "down"),
+                                       ("down", "degraded"), ("degraded", "up")]
+    assert (status, events) == reference("UDDXXUUUU", h)
 
 
 def test_several_devices_in_one_batch_keep_their_own_streaks() -> None:
@@ -115,22 +153,25 @@ def test_late_and_repeated_samples_are_ignored() -> None:
 def test_invalid_thresholds() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Hysteresis(0, 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        Hysteresis(clean_after=0)
 
 
 def test_loader_keeps_streaks_across_batches_and_records_each_change_once(db: psycopg.Connection) -> None:
     org = make_org(db)
     dev, other = make_devices(db, org, 2)
-    loader = Loader(hysteresis=Hysteresis(down_after=3, up_after=2))
+    loader = Loader(hysteresis=Hysteresis(down_after=3, up_after=2, degraded_after=2, clean_after=1))
     seq = "UUUXXXXXUUDDU"
     for a in range(0, len(seq), 2):  # one batch per two probes: streaks cross batch boundaries
         b = batch({dev: seq[a:a + 2], other: "U" * len(seq[a:a + 2])}, start=a)
         loader.load(db, b)
         loader.load(db, b)  # a redelivered message changes nothing
     expected_status, expected = reference(seq, loader.hysteresis)
-    row = db.execute("SELECT oper_status, oper_status_since, last_seen, last_checked, fail_streak, ok_streak "
-                     "FROM devices WHERE id = %s", (dev,)).fetchone()
+    row = db.execute("SELECT oper_status, oper_status_since, last_seen, last_checked, fail_streak, ok_streak, "
+                     "loss_streak, clean_streak, quality FROM devices WHERE id = %s", (dev,)).fetchone()
     t = [T0 + timedelta(minutes=k) for k in range(len(seq))]
-    assert row == (expected_status, t[12], t[12], t[12], 0, 5)  # answered since t[8], up again at t[12]
+    # Answered since t[8], degraded at t[11] (the second lossy answer), up again at t[12].
+    assert row == (expected_status, t[12], t[12], t[12], 0, 5, 0, 1, "up")
     events = db.execute("SELECT time, confirmed_at, from_status, to_status, organization_id::text "
                         "FROM device_status_events WHERE device_id = %s ORDER BY time", (dev,)).fetchall()
     assert [(to_micros(a), to_micros(b), c, d) for a, b, c, d, _ in events] == expected

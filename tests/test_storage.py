@@ -13,6 +13,7 @@ from tests.factories import grid_rows, make_devices, make_org
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.plain_storage
 def test_maintenance_creates_ahead_and_drops_only_expired_partitions(db: psycopg.Connection) -> None:
     devices = make_devices(db, make_org(db), 2)
     loader = Loader()
@@ -40,6 +41,7 @@ def test_maintenance_creates_ahead_and_drops_only_expired_partitions(db: psycopg
     assert maintain(db, NOW, ahead_days=3, raw_retention_days=90).dropped == []  # idempotent
 
 
+@pytest.mark.plain_storage
 def test_loader_recreates_a_partition_dropped_under_it(db: psycopg.Connection) -> None:
     devices = make_devices(db, make_org(db), 1)
     loader = Loader()

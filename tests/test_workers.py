@@ -17,7 +17,7 @@ from ingest.rows import MetricRows, to_micros
 from ingest.simulator import Fleet
 from netpulse.db import make_engine
 from netpulse.metrics import MetricKind
-from tests.factories import make_org
+from tests.factories import make_org, telemetry_counts
 from workers import broker as broker_mod
 from workers import runtime
 from workers.scheduler import Scheduler
@@ -159,12 +159,15 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
                                                                      redis_url: str) -> None:
     import redis
 
+    from netpulse.telemetry import Telemetry
     from workers.actors import LOADS, PROBES, probe_batch
     from workers.leases import ProbeLeases
 
     devices = [dict(d, interval_s=60) for d in _devices(db)]
-    leases = ProbeLeases(redis.Redis.from_url(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    leases = ProbeLeases(client)
     runtime.current().leases = leases
+    runtime.current().telemetry = Telemetry(client)
     old_tick = to_micros(datetime.now(UTC).replace(microsecond=0)) - 120_000_000  # two intervals ago
     assert all(leases.acquire([d["id"] for d in devices], old_tick, 600_000))
     probe_batch.send(devices, old_tick)
@@ -172,6 +175,8 @@ def test_a_stale_probe_message_is_dropped_and_its_leases_given_back(broker, db: 
     broker.join(LOADS)
     assert db.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
     assert not any(leases.held([d["id"] for d in devices]))
+    # Dropped and counted, not kept.
+    assert telemetry_counts(client)[("netpulse_probes_skipped", "stale")] == len(devices)
 
 
 def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connection) -> None:
@@ -202,3 +207,20 @@ def test_scheduler_skips_and_counts_late_ticks(db_url: str, db: psycopg.Connecti
     # Each device was sent once per tick that ran; its missed slots were counted, not sent.
     assert sched.stats.devices == 20 * len(sched_ticks)
     assert sched.stats.late_probes >= 20
+
+
+def test_a_worker_can_answer_for_a_simulated_fleet() -> None:
+    """``netpulse worker --simulated-fleet`` (load tests): the same seeded network the devices came from."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from cli.ops import _fleet
+
+    fleet = _fleet("devices=40,sites=2,seed=7,interval=30")
+    assert isinstance(fleet, Fleet)
+    assert [d.name for d in fleet.devices] == [d.name for d in Fleet(n_devices=40, n_sites=2, seed=7,
+                                                                       interval_s=30).devices]
+    for bad, words in [("devices=ten", "is not one of"), ("colour=3", "is not one of"),
+                       ("devices=0", "n_devices=0")]:
+        result = CliRunner().invoke(main, ["worker", "--simulated-fleet", bad])
+        assert result.exit_code == 1 and words in result.stderr and "Traceback" not in result.output

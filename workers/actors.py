@@ -1,4 +1,10 @@
-"""Actors: parse arguments, call the library, persist. Rows are keyed, so retries are harmless."""
+"""Actors: parse arguments, call the library, persist. Rows are keyed, so retries are harmless.
+
+An outage of the database or Redis makes an actor retry quietly (``retry_on_outage``: one log line per
+attempt, no traceback). A probe is worth nothing once its slot has passed, so a probe message retried
+past its devices' interval is dropped and counted rather than dead-lettered; a batch of rows is worth
+loading late, so it is retried for about a quarter of an hour.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from ingest.rows import MetricRows
 from netpulse.probe_status import outcomes_from_message, outcomes_to_message
 from netpulse.rollups import advance_all
 from netpulse.storage import maintain
+from workers.outage import retry_on_outage
 from workers.probes import probe, stale
 from workers.runtime import current
 
@@ -21,8 +28,10 @@ log = structlog.get_logger("netpulse.workers")
 PROBES, LOADS, MAINTENANCE = "probes", "loads", "maintenance"
 
 
-@dramatiq.actor(actor_name="workers.probe_batch", queue_name=PROBES, max_retries=2, time_limit=120_000,
+# Retried (0.5 s doubling) until its tick is older than the devices' interval: then dropped, counted.
+@dramatiq.actor(actor_name="workers.probe_batch", queue_name=PROBES, max_retries=10, time_limit=120_000,
                 max_age=300_000)
+@retry_on_outage
 def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
     """Probe a batch of devices for one tick and hand the rows to the loader queue.
 
@@ -51,6 +60,7 @@ def probe_batch(devices: list[dict[str, Any]], tick_us: int) -> None:
 
 
 @dramatiq.actor(actor_name="workers.load_batch", queue_name=LOADS, max_retries=20, time_limit=300_000)
+@retry_on_outage
 def load_batch(batch: dict[str, Any]) -> None:
     """Store one batch of rows and probe outcomes (idempotent: a retry after a failure adds nothing twice)."""
     rt = current()
@@ -64,6 +74,7 @@ def load_batch(batch: dict[str, Any]) -> None:
 
 
 @dramatiq.actor(actor_name="workers.advance_rollups", queue_name=MAINTENANCE, max_retries=3, max_age=120_000)
+@retry_on_outage
 def advance_rollups() -> None:
     """Materialize closed minutes into the rollup tables (plain variant; TimescaleDB refreshes its own)."""
     from datetime import UTC, datetime
@@ -75,7 +86,8 @@ def advance_rollups() -> None:
                 log.debug("netpulse.workers.rollups_advanced", until=str(report.end), rows=report.minute_rows)
 
 
-@dramatiq.actor(actor_name="workers.maintain_storage", queue_name=MAINTENANCE, max_retries=3)
+@dramatiq.actor(actor_name="workers.maintain_storage", queue_name=MAINTENANCE, max_retries=3, max_age=3_600_000)
+@retry_on_outage
 def maintain_storage() -> None:
     """Create partitions ahead and drop expired ones (plain variant; TimescaleDB needs nothing)."""
     from datetime import UTC, datetime
@@ -86,3 +98,6 @@ def maintain_storage() -> None:
                           raw_retention_days=rt.retention_days)
     if report.created or report.dropped:
         log.info("netpulse.workers.storage_maintained", created=report.created, dropped=report.dropped)
+
+
+ACTORS = (probe_batch, load_batch, advance_rollups, maintain_storage)

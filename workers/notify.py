@@ -1,45 +1,44 @@
-"""The notification actor: one delivery attempt per message; ``analytics.notify.delivery`` does the work.
+"""Notification actors over the outbox; ``analytics.notify.outbox`` does the work.
 
-Provider failures are not retried by Dramatiq's Retries middleware: a retryable failure adds the
-next attempt's ``queued`` row and sends a new message for it, delayed by the backoff of
-:class:`RetryPolicy` (settings ``NETPULSE_NOTIFY_*``). So every attempt has its own row, the schedule
-is a plain function, and a wait for the rate limit does not use up the retry budget. The follow-up
-message is sent before the attempt's transaction commits: if Redis refuses it, the transaction rolls
-back and this message is retried as a whole, so no attempt is lost between the two stores.
+Every message is an outbox row, written in the transaction that decided it. Two actors send rows:
 
-Dramatiq's own retries (``max_retries`` below) only cover what the attempt cannot record itself:
-the database or Redis failing mid-attempt. The attempt's transaction then rolls back, its row stays
-``queued``, and the redelivered message makes it again.
+- ``workers.sweep_outbox``, sent by the scheduler every ``NETPULSE_NOTIFY_SWEEP_S``: sends every due
+  row (new, retry due, or claimed by a sender that died). It is what makes a lost broker message, a
+  Redis restart or a killed worker only a delay;
+- ``workers.deliver_outbox(ids)``, the fast path: :func:`send_soon` after a commit, and a delayed one
+  for a retry that falls due within :data:`FAST_RETRY_MS`.
+
+Both claim rows with ``FOR UPDATE SKIP LOCKED`` and a lease, so a row is never sent by two workers at
+once; the same message delivered twice sends nothing the second time. Provider failures are not
+Dramatiq retries: the row records them and falls due again after its backoff.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import dramatiq
 import structlog
 
-from analytics.notify.base import Notification
-from analytics.notify.delivery import RetryPolicy, attempt_delivery, queue_alert_deliveries, queue_digest_deliveries
+from analytics.notify.outbox import RetryPolicy, SweepReport, send_due
 from analytics.notify.ratelimit import RateLimiter
 from netpulse.config import Settings, get_settings
-from netpulse.db import make_sessionmaker
-from netpulse.errors import ConfigError, NotFound
+from workers.outage import retry_on_outage
 from workers.runtime import current
 
-__all__ = ["NOTIFICATIONS", "configure", "deliver_notification", "notify_alert", "notify_digest"]
+__all__ = ["NOTIFICATIONS", "ACTORS", "FAST_RETRY_MS", "configure", "deliver_outbox", "sweep_outbox", "send_soon"]
 
 log = structlog.get_logger("netpulse.workers")
 
 NOTIFICATIONS = "notifications"
+FAST_RETRY_MS = 300_000  # retries due later than this are left to the sweeper (no long-delayed messages)
+SWEEP_BUDGET_S = 60.0  # one sweep sends for at most this long; the next one goes on
 
 _settings: Settings | None = None
 
 
 def configure(settings: Settings | None) -> None:
-    """Settings for the actor in this process (tests, the embedded stack); None: :func:`get_settings`."""
+    """Settings for the actors in this process (tests, the embedded stack); None: :func:`get_settings`."""
     global _settings
     _settings = settings
 
@@ -49,63 +48,62 @@ def _current_settings() -> Settings:
     return _settings if _settings is not None else get_settings()
 
 
-def _limiter() -> RateLimiter:
-    client = getattr(deliver_notification.broker, "client", None)
-    if client is None:
-        raise ConfigError("notification rate limits are kept in Redis: run the workers on a Redis broker "
-                          "(NETPULSE_REDIS_URL)")
-    return RateLimiter(client)
+def _limiter() -> RateLimiter | None:
+    client = current().redis
+    return RateLimiter(client) if client is not None else None
 
 
-@dramatiq.actor(actor_name="workers.deliver_notification", queue_name=NOTIFICATIONS, max_retries=10,
-                min_backoff=1_000, max_backoff=300_000)
-def deliver_notification(delivery_id: int, notification: dict[str, Any]) -> None:
-    """Make queued delivery attempt ``delivery_id`` of ``notification`` (a :meth:`Notification.to_dict`)."""
+def _retry_soon(outbox_id: int, delay_ms: int) -> None:
+    if delay_ms <= FAST_RETRY_MS:
+        # A little after the row is due, so the claim finds it due even with some clock skew.
+        deliver_outbox.send_with_options(args=([outbox_id],), delay=delay_ms + 250)
+
+
+def _send(ids: Sequence[int] | None, budget_s: float | None) -> SweepReport:
     settings = _current_settings()
-
-    def schedule(next_id: int, delay_ms: int) -> None:
-        deliver_notification.send_with_options(args=(next_id, notification), delay=delay_ms)
-
-    try:
-        with make_sessionmaker(current().engine).begin() as session:
-            result = attempt_delivery(session, delivery_id, Notification.from_dict(notification), settings=settings,
-                                      policy=RetryPolicy.from_settings(settings), limiter=_limiter(),
-                                      schedule=schedule)
-    except NotFound:
-        # Sent just before the row's transaction committed; it is there a moment later.
-        raise dramatiq.Retry(f"delivery {delivery_id} not visible yet", delay=1_000) from None
-    if result.skipped:
-        log.info("netpulse.workers.notification_skipped", delivery_id=delivery_id, status=result.status.value)
-        return
+    report = send_due(current().connection, settings=settings, policy=RetryPolicy.from_settings(settings),
+                      limiter=_limiter(), ids=ids, budget_s=budget_s, on_retry=_retry_soon)
     with current().telemetry.batch() as t:
-        t.count("netpulse_notification_deliveries", (result.status.value,))
-    log.info("netpulse.workers.notification_attempted", delivery_id=delivery_id, status=result.status.value,
-             provider=result.answer.summary(120) if result.answer else None, error=result.error,
-             next_delivery_id=result.next_delivery_id, next_delay_ms=result.next_delay_ms)
+        for r in report.results:
+            t.count("netpulse_notification_deliveries", (r.status.value,))
+    for r in report.results:
+        log.info("netpulse.workers.notification_attempted", outbox_id=r.outbox_id, attempt=r.attempt,
+                 status=r.status.value, provider=r.answer.summary(120) if r.answer else None, error=r.error,
+                 retry_in_ms=r.retry_in_ms, lost_claim=r.lost_claim or None)
+    return report
 
 
-def notify_alert(alert_id: uuid.UUID, *, channel_ids: Sequence[int] | None = None,
-                 channel_names: Sequence[str] | None = None) -> list[int]:
-    """Queue a delivery of the alert on every enabled channel of its organization (or those named).
-
-    Returns the ids of the queued first attempts. The messages are sent after the rows are committed.
-    """
-    settings = _current_settings()
-    with make_sessionmaker(current().engine).begin() as session:
-        queued = queue_alert_deliveries(session, alert_id, link_base=settings.notify_link_base(),
-                                        channel_ids=channel_ids, channel_names=channel_names)
-    for delivery_id, notification in queued:
-        deliver_notification.send(delivery_id, notification.to_dict())
-    return [delivery_id for delivery_id, _ in queued]
+@dramatiq.actor(actor_name="workers.deliver_outbox", queue_name=NOTIFICATIONS, max_retries=5, max_age=3_600_000,
+                time_limit=600_000)
+@retry_on_outage
+def deliver_outbox(outbox_ids: list[int]) -> None:
+    """Send these outbox rows if they are due and nobody else holds them (else: nothing to do)."""
+    _send(outbox_ids, None)
 
 
-def notify_digest(organization_id: uuid.UUID, alert_ids: Sequence[uuid.UUID],
-                  channel_names: Sequence[str]) -> list[int]:
-    """Queue one digest of ``alert_ids`` on each named channel; returns the queued delivery ids."""
-    settings = _current_settings()
-    with make_sessionmaker(current().engine).begin() as session:
-        queued = queue_digest_deliveries(session, organization_id, alert_ids, channel_names=channel_names,
-                                         link_base=settings.notify_link_base())
-    for delivery_id, notification in queued:
-        deliver_notification.send(delivery_id, notification.to_dict())
-    return [delivery_id for delivery_id, _ in queued]
+@dramatiq.actor(actor_name="workers.sweep_outbox", queue_name=NOTIFICATIONS, max_retries=0, max_age=120_000,
+                time_limit=600_000)
+@retry_on_outage
+def sweep_outbox() -> None:
+    """Every few seconds (the scheduler sends it): every due row of the outbox, for up to a minute."""
+    report = _send(None, SWEEP_BUDGET_S)
+    if report.results:
+        log.info("netpulse.workers.outbox_swept", sent=report.sent, retrying=report.retrying, failed=report.failed,
+                 rate_limited=report.rate_limited)
+
+
+def send_soon(outbox_ids: Sequence[int]) -> bool:
+    """After the commit that wrote them: ask a worker to send these rows now. Best effort: when the
+    broker cannot take the message, the sweeper sends them on its next run. False when not sent."""
+    if not outbox_ids:
+        return True
+    try:
+        for outbox_id in outbox_ids:  # one message each: several workers share a burst
+            deliver_outbox.send([outbox_id])
+    except Exception as exc:  # the rows are committed; only the shortcut is lost
+        log.warning("netpulse.workers.send_soon_failed", rows=len(outbox_ids), error=str(exc))
+        return False
+    return True
+
+
+ACTORS = (deliver_outbox, sweep_outbox)

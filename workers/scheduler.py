@@ -12,6 +12,11 @@ Falling behind never piles work up:
 - with leases (``workers.leases``), a device whose previous probe is still queued or running is not
   sent again: never two probes of one device at once, and a backlog cannot grow. Its slot counts
   as a late probe. The probe actor also drops a message older than the device's interval.
+
+Exactly one scheduler acts: given a :class:`~workers.leader.LeaderLease`, :meth:`Scheduler.run`
+ticks only while it holds the lease, and a second scheduler waits to take over. A tick that fails
+(the database, Redis or the broker away) is retried on the next second; the outage is logged once
+when it starts and once when it ends, with the count of failed ticks.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import structlog
 from sqlalchemy import Engine, text
 
 from netpulse.telemetry import Telemetry
+from workers.leader import LeaderLease
 from workers.leases import ProbeLeases
+from workers.outage import OutageLog
 
 log = structlog.get_logger("netpulse.workers.scheduler")
 
@@ -45,6 +52,10 @@ _GOLDEN = 2654435761  # Knuth's multiplicative hash: consecutive ids land far ap
 def slot_offsets(device_ids: np.ndarray, intervals_s: np.ndarray) -> np.ndarray:
     """Each device's offset in [0, interval) seconds: stable for a device, spread over the fleet."""
     return (device_ids.astype(np.uint64) * np.uint64(_GOLDEN) % np.uint64(2**32)).astype(np.int64) % intervals_s
+
+
+class ProbesInFlight(Exception):
+    """Not raised: the state of workers being behind, for the state log."""
 
 
 @dataclass
@@ -82,6 +93,10 @@ class Scheduler:
     _last_sent: dict[int, float] = field(default_factory=dict, init=False)
     _plan: _Plan | None = field(default=None, init=False)
     _last_tick_s: int | None = field(default=None, init=False)
+    _outage: OutageLog = field(default_factory=lambda: OutageLog(log, "scheduler tick"), init=False)
+    _stale_plan: OutageLog = field(default_factory=lambda: OutageLog(log, "device list (kept)"), init=False)
+    # Workers behind: previous probes still in flight (logged when it starts and ends, not each second).
+    _behind: OutageLog = field(default_factory=lambda: OutageLog(log, "probe capacity"), init=False)
 
     def refresh(self) -> _Plan:
         """Re-read the devices to probe (also done every ``refresh_s`` by ``tick``)."""
@@ -107,7 +122,14 @@ class Scheduler:
         """Send the probes that came due since the last tick (the first tick: this second's).
         Returns the number of messages sent."""
         if self._plan is None or time.monotonic() - self._plan.loaded_at >= self.refresh_s:
-            self.refresh()
+            try:
+                self.refresh()
+                self._stale_plan.ok()
+            except Exception as exc:
+                if self._plan is None:
+                    raise
+                # The database is away: go on with the devices known, and re-read them once it is back.
+                self._stale_plan.failed(exc)
         assert self._plan is not None
         after = self._last_tick_s if self._last_tick_s is not None else now_s - 1
         self._last_tick_s = max(after, now_s)
@@ -124,7 +146,9 @@ class Scheduler:
             devices = [d for d, ok in zip(devices, taken, strict=True) if ok]
             if busy:
                 missed += busy
-                log.warning("netpulse.workers.probes_in_flight", skipped=busy)
+                self._behind.failed(ProbesInFlight(f"{busy} device(s) still in flight"))
+            else:
+                self._behind.ok()
         sent = 0
         for i in range(0, len(devices), self.batch_size):
             self.send_probe(devices[i:i + self.batch_size], tick_us)
@@ -145,20 +169,33 @@ class Scheduler:
                 self._last_sent[k] = now
         return sent
 
-    def run(self, stop: threading.Event) -> None:
-        """Tick every second, on the second, until ``stop`` is set."""
+    def run(self, stop: threading.Event, leader: LeaderLease | None = None) -> None:
+        """Tick every second, on the second, until ``stop`` is set; with ``leader``, only while this
+        process holds it (the lease is given back on the way out)."""
         next_tick = int(time.time()) + 1
-        while not stop.is_set():
-            delay = next_tick - time.time()
-            if delay > 0 and stop.wait(delay):
-                break
-            missed = int(time.time() - next_tick)
-            if missed > 0:
-                self.stats.late_ticks += missed
-                log.warning("netpulse.workers.ticks_late", skipped=missed)
-                next_tick += missed
-            try:
-                self.tick(next_tick)
-            except Exception:  # the loop must outlive a database hiccup; the next tick retries
-                log.critical("netpulse.workers.tick_failed", exc_info=True)
-            next_tick += 1
+        try:
+            while not stop.is_set():
+                delay = next_tick - time.time()
+                if delay > 0 and stop.wait(delay):
+                    break
+                missed = int(time.time() - next_tick)
+                if missed > 0:
+                    self.stats.late_ticks += missed
+                    if not self._outage.down:  # a tick that hung on a dead service is part of the outage
+                        log.warning("netpulse.workers.ticks_late", skipped=missed)
+                    next_tick += missed
+                if leader is not None and not leader.hold():
+                    self._last_tick_s = None  # on taking over, start from that second: no replay of others' slots
+                    self._last_sent.clear()
+                    next_tick += 1
+                    continue
+                try:
+                    self.tick(next_tick)
+                except Exception as exc:  # the loop must outlive any outage; the next tick retries
+                    self._outage.failed(exc)
+                else:
+                    self._outage.ok()
+                next_tick += 1
+        finally:
+            if leader is not None:
+                leader.release()

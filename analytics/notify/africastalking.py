@@ -3,7 +3,8 @@
 The SDK builds the request (URL path, ``apiKey`` header, form fields, phone number checks). Two
 things it does not offer are added in :class:`_SMSService`, the one place that reaches into it:
 its base URL is hard-coded (``https://api.africastalking.com``), and on an error status it raises
-with the body only, dropping the status this module needs to tell a 5xx (retry) from a 4xx.
+with the body only, dropping the status this module needs to tell a 5xx (retry) from a 4xx. The
+SMS API takes no idempotency key: a retry after a lost answer can send twice.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class AfricasTalkingChannel(Channel):
         self.sender_id = sender_id or None
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         try:
             resp = self.service.send(templates.sms_text(notification), self.to, sender_id=self.sender_id,
                                      timeout=self.timeout_s)

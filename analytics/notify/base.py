@@ -124,13 +124,16 @@ class Channel(ABC):
     """One way of reaching people. Subclasses hold their provider settings and recipients."""
 
     kind: ClassVar[str]
+    carries_attachments: ClassVar[bool] = False  # email does; the others send the text (and its link) only
 
     @abstractmethod
-    def send(self, notification: Notification) -> ProviderAnswer:
-        """Send ``notification`` once.
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
+        """Send ``notification`` once (with its attachments, by the channels that carry them).
 
-        Returns the provider's answer, failed or not. Raises :class:`TransportError` when the provider
-        could not be reached; any other exception is a bug.
+        ``key`` is the message's idempotency key: the same for every attempt of one message, so a
+        provider (or receiver) that takes one can drop a repeat. Channels whose provider accepts no
+        key ignore it. Returns the provider's answer, failed or not. Raises :class:`TransportError`
+        when the provider could not be reached; any other exception is a bug.
         """
 
 

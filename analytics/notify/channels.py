@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from analytics.notify.base import Channel
 from netpulse.config import ENV_PREFIX, Settings
 from netpulse.errors import ConfigError, Conflict, NotFound, ValidationError
-from netpulse.schema import ChannelKind, NotificationChannel
+from netpulse.schema import ChannelKind, NotificationChannel, Organization
 
 __all__ = ["KINDS", "CONFIG_KEYS", "validate_config", "build_channel", "describe_target", "create_channel",
-           "list_channels", "get_channel"]
+           "list_channels", "get_channel", "organizations_without_channels"]
 
 KINDS: tuple[str, ...] = tuple(k.value for k in ChannelKind)
 # Allowed config keys per kind; the first ones listed are required.
@@ -38,7 +38,7 @@ MIN_SECRET_LENGTH = 16
 _EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 _PHONE = re.compile(r"^\+\d{6,15}$")  # E.164, as the Africa's Talking API takes it
 _NAME = re.compile(r"^[\w.@+-][\w .@+-]{0,99}$")
-_RESERVED_HEADERS = ("content-type", "x-netpulse-")
+_RESERVED_HEADERS = ("content-type", "idempotency-key", "x-netpulse-")
 
 
 def _recipients(value: Any, pattern: re.Pattern[str], what: str) -> str | None:
@@ -73,7 +73,8 @@ def _problems(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
                              else f"must be a string of at least {MIN_SECRET_LENGTH} characters"),
         "headers": lambda v: (None if isinstance(v, dict) and all(
             isinstance(k, str) and isinstance(x, str) and not k.lower().startswith(_RESERVED_HEADERS)
-            for k, x in v.items()) else "must map header names to strings, without Content-Type or X-NetPulse-*"),
+            for k, x in v.items())
+            else "must map header names to strings, without Content-Type, Idempotency-Key or X-NetPulse-*"),
     }
     if kind in ("sendgrid", "smtp"):
         checks["to"] = lambda v: _recipients(v, _EMAIL, "email addresses")
@@ -199,3 +200,10 @@ def get_channel(session: Session, organization_id: uuid.UUID, name: str) -> Noti
         raise NotFound(f"no notification channel named {name!r}; {hint}", code="CHANNEL_NOT_FOUND",
                        details={"name": name})
     return channel
+
+
+def organizations_without_channels(session: Session) -> list[str]:
+    """Slugs of the organizations with no enabled channel: their alerts cannot be delivered."""
+    has_one = select(NotificationChannel.id).where(NotificationChannel.organization_id == Organization.id,
+                                                   NotificationChannel.enabled.is_(True)).exists()
+    return list(session.scalars(select(Organization.slug).where(~has_one).order_by(Organization.slug)))

@@ -1,7 +1,8 @@
 """Slack through an incoming webhook: one JSON POST with ``text`` and ``blocks``.
 
 Slack answers 200 ``ok``; 400 ``invalid_payload``, 403/404 for a revoked hook, 429 with
-``Retry-After`` when posting too fast. The webhook URL is a secret and never logged whole.
+``Retry-After`` when posting too fast. The webhook URL is a secret and never logged whole. Incoming
+webhooks take no idempotency key: a retry after a lost answer can post twice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class SlackChannel(Channel):
         self.url = url
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         body = json.dumps(templates.slack_payload(notification)).encode()
         resp = _http.post(self.url, body, {"Content-Type": "application/json"}, timeout_s=self.timeout_s)
         return ProviderAnswer.from_http(resp.status, resp.body, retry_after_ms=resp.retry_after_ms())

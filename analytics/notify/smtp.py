@@ -2,11 +2,14 @@
 
 Implicit TLS (``ssl``, usually port 465) or STARTTLS on a plain connection (usually 587); login only
 when a username is set. The answer's ``status`` is the SMTP reply code: 4xx replies are transient
-(retryable), 5xx permanent.
+(retryable), 5xx permanent. A message with an idempotency key gets a Message-ID derived from it (and
+an ``X-NetPulse-Idempotency-Key`` header), so every attempt of one message carries the same id and
+mail systems that drop duplicate Message-IDs drop a repeat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl as ssl_module
 from collections.abc import Sequence
@@ -17,11 +20,14 @@ from typing import ClassVar
 from analytics.notify import templates
 from analytics.notify.base import Channel, Notification, ProviderAnswer, TransportError
 
-__all__ = ["SmtpChannel"]
+__all__ = ["SmtpChannel", "KEY_HEADER"]
+
+KEY_HEADER = "X-NetPulse-Idempotency-Key"
 
 
 class SmtpChannel(Channel):
     kind: ClassVar[str] = "smtp"
+    carries_attachments: ClassVar[bool] = True
 
     def __init__(self, *, host: str, port: int, from_email: str, to: Sequence[str], username: str | None = None,
                  password: str | None = None, starttls: bool = True, ssl: bool = False, timeout_s: float = 10.0,
@@ -35,13 +41,18 @@ class SmtpChannel(Channel):
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
 
-    def message(self, n: Notification) -> EmailMessage:
+    def message(self, n: Notification, *, key: str | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["Subject"] = templates.email_subject(n)
         msg["From"] = self.from_email
         msg["To"] = ", ".join(self.to)
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain=self.from_email.rpartition("@")[2] or None)
+        domain = self.from_email.rpartition("@")[2] or "netpulse.invalid"
+        if key:
+            msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}.netpulse@{domain}>"
+            msg[KEY_HEADER] = key
+        else:
+            msg["Message-ID"] = make_msgid(domain=domain)
         msg.set_content(templates.email_text(n))
         msg.add_alternative(templates.email_html(n), subtype="html")
         for a in n.attachments:  # the message becomes multipart/mixed: the bodies, then the files
@@ -50,8 +61,8 @@ class SmtpChannel(Channel):
                                filename=a.file_name)
         return msg
 
-    def send(self, notification: Notification) -> ProviderAnswer:
-        msg = self.message(notification)
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
+        msg = self.message(notification, key=key)
         context = self.ssl_context or ssl_module.create_default_context()
         try:
             client = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context) if self.ssl

@@ -63,8 +63,8 @@ def _label(n: Notification) -> str:
 def _facts(n: Notification) -> list[tuple[str, str]]:
     if n.facts:
         return list(n.facts)
-    return [("Severity", n.severity), ("Device", n.device or "-"), ("Site", n.site or "-"),
-            ("Started", _when(n.started_at))]
+    where = [("Device", n.device or "-"), ("Site", n.site or "-")] if n.device or n.site or n.alert_id else []
+    return [("Severity", n.severity), *where, ("Started", _when(n.started_at))]  # a digest names no device
 
 
 def email_subject(n: Notification) -> str:

@@ -10,8 +10,11 @@ digits, so the signed material is e.g. ``b"1767225600." + body``. A receiver rec
 over the raw body as received (before any JSON parsing), compares with a constant-time comparison,
 and rejects timestamps more than a few minutes from its clock: a captured request replayed later
 fails, and the timestamp cannot be changed without breaking the signature. :func:`verify` does all
-three. Every attempt (retries included) is signed afresh with its own timestamp. The body's
-``alert.id`` lets a receiver drop a retry it already handled.
+three. Every attempt (retries included) is signed afresh with its own timestamp.
+
+``Idempotency-Key: <key>`` names the message: every attempt of one message (one alert event on one
+channel) carries the same key, so a receiver that keeps the keys it handled drops a repeat, such as
+the retry that follows an answer lost to a timeout.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import ClassVar
 from analytics.notify import _http, templates
 from analytics.notify.base import Channel, Notification, ProviderAnswer
 
-__all__ = ["WebhookChannel", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "EVENT_HEADER", "sign", "verify"]
+__all__ = ["WebhookChannel", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "EVENT_HEADER", "IDEMPOTENCY_HEADER", "sign",
+           "verify"]
 
 SIGNATURE_HEADER = "X-NetPulse-Signature"
 TIMESTAMP_HEADER = "X-NetPulse-Timestamp"
 EVENT_HEADER = "X-NetPulse-Event"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TOLERANCE_S = 300
 
 
@@ -60,10 +65,12 @@ class WebhookChannel(Channel):
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
 
-    def send(self, notification: Notification) -> ProviderAnswer:
+    def send(self, notification: Notification, *, key: str | None = None) -> ProviderAnswer:
         body = json.dumps(templates.webhook_payload(notification), separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {**self.headers, "Content-Type": "application/json", EVENT_HEADER: "test" if notification.test
                    else "alert", TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(self.secret, timestamp, body)}
+        if key:
+            headers[IDEMPOTENCY_HEADER] = key
         resp = _http.post(self.url, body, headers, timeout_s=self.timeout_s)
         return ProviderAnswer.from_http(resp.status, resp.body, retry_after_ms=resp.retry_after_ms())

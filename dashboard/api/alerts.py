@@ -56,6 +56,10 @@ class AlertOut(Out):
     suppressed_reason: str | None
     flapping: bool
     escalation_level: int
+    delivery_status: str | None = Field(
+        json_schema_extra={"enum": ["pending", "delivered", "failed", "no_channel", None]},
+        description="Where its notification stands; None while none is due (suppressed, or a warning "
+                    "waiting for its digest).")
 
 
 class AlertEvent(Out):

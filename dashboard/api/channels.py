@@ -61,7 +61,8 @@ class ChannelPath(PathModel):
 
 
 class TestResult(Out):
-    delivery_id: int
+    outbox_id: int = Field(description="The message in the notification outbox.")
+    delivery_id: int | None = Field(description="The attempt's delivery record.")
     ok: bool
     status: str
     answer: str | None = Field(description="The provider's answer, in one line.")
@@ -102,5 +103,6 @@ def test_channel(path: ChannelPath) -> Response:
     with unit_of_work() as session:
         result = notify.send_test(session, current_org_id(), path.channel_name,
                                   settings=current_app.extensions["netpulse.settings"])
-    return ok(TestResult(delivery_id=result.delivery_id, ok=result.ok, status=str(result.status),
-                         answer=result.answer.summary() if result.answer is not None else None, error=result.error))
+    return ok(TestResult(outbox_id=result.outbox_id, delivery_id=result.delivery_id, ok=result.ok,
+                         status=str(result.status), answer=result.answer.summary() if result.answer is not None
+                         else None, error=result.error))

@@ -58,7 +58,12 @@ SUPPRESSION_CHIPS = {"maintenance": ("Maintenance", "Suppressed: the device is i
                      "parent_down": ("Parent down", "Suppressed: a device upstream is down")}
 EVENT_LABELS = {"opened": "Opened", "repeated": "Repeated", "acknowledged": "Acknowledged", "resolved": "Resolved",
                 "suppressed": "Suppressed", "unsuppressed": "Unsuppressed", "flapping": "Flapping",
-                "escalated": "Escalated", "notified": "Notified", "digested": "Sent in digest"}
+                "escalated": "Escalated", "notified": "Notified", "digested": "Sent in digest", "queued": "Queued",
+                "undelivered": "Not delivered"}
+# Delivery chips: an alert whose notification did not reach anyone.
+DELIVERY_CHIPS = {"no_channel": ("No channel", "Not delivered: no channel. This organization has no enabled "
+                                                "notification channel: add one"),
+                  "failed": ("Not delivered", "Not delivered: every channel failed for good (see the history)")}
 # What an analytics.alerts error means to the person who clicked (its message names the alert's UUID).
 ERROR_TEXT = {
     "ALERT_ALREADY_RESOLVED": "This alert is already resolved: there is nothing left to do.",
@@ -156,6 +161,9 @@ def _chips(row: dict[str, Any]) -> list[html.Span]:
     if row["flapping"]:
         chips.append(html.Span("Flapping", title="Opening and clearing repeatedly: notifications are held",
                                className="np-chip np-chip-flapping"))
+    if row.get("delivery_status") in DELIVERY_CHIPS:
+        text, tip = DELIVERY_CHIPS[str(row["delivery_status"])]
+        chips.append(html.Span(text, title=tip, className="np-chip np-chip-undelivered"))
     if row["escalation_level"]:
         chips.append(html.Span(f"Tier {row['escalation_level']}", title="Escalated to this tier of its policy",
                                className="np-chip np-chip-escalated"))
@@ -429,9 +437,13 @@ def _event_details(kind: str, details: Any) -> str:
     if not isinstance(details, dict) or not details:
         return ""
     d = details
-    if kind in ("notified", "escalated"):
+    if kind == "notified" and d.get("channel"):
+        return f"tier {d.get('tier') or 0} via {d['channel']} (attempt {d.get('attempt', 1)})"
+    if kind in ("notified", "escalated", "queued"):
         channels = ", ".join(str(c) for c in d.get("channels") or []) or "no channels"
-        return f"tier {d.get('tier', 0)} → {channels}"
+        return f"tier {d.get('tier') or 0} → {channels}"
+    if kind == "undelivered":  # the note says why
+        return f"last tried via {d['channel']}" if d.get("channel") else ""
     if kind == "suppressed":
         return SUPPRESSION_REASONS.get(str(d.get("reason")), str(d.get("reason", "")))
     if kind == "flapping":

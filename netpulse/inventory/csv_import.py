@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from netpulse.schema import (
     SnmpCredential,
     Tag,
 )
+from netpulse.text import unescape_cell
 
 CSV_COLUMNS: tuple[str, ...] = ("name", "address", "type", "site", "group", "tags", "parent", "snmp_version",
                                 "snmp_community", "snmp_credential", "snmp_port", "probe_interval_s",
@@ -226,7 +227,8 @@ def _parse_rows(records: Sequence[tuple[int, list[str]]], columns: Sequence[str]
             errors.append((line, f"{len(record)} fields but the header has {len(columns)} columns; "
                                  f"quote values that contain commas"))
             continue
-        raw: dict[str, object] = {_CSV_TO_SPEC.get(c, c): (record[i] if i < len(record) else "")
+        # A cell the CSV writer escaped ('=x) is read back as it was written before (=x).
+        raw: dict[str, object] = {_CSV_TO_SPEC.get(c, c): unescape_cell(record[i]) if i < len(record) else ""
                                   for i, c in enumerate(columns)}
         raw["tags"] = raw.get("tags") or None
         values, problems = _clean(raw)
@@ -237,20 +239,27 @@ def _parse_rows(records: Sequence[tuple[int, list[str]]], columns: Sequence[str]
 
 def _check_duplicates(session: Session, org_id: uuid.UUID, rows: Sequence[_Row], label: _Label,
                       errors: _Errors) -> dict[str, _Row]:
-    """Names and addresses unique within the file (the later line is the bad one) and with the database.
+    """Names (ignoring case) and addresses unique within the file (the later line is the bad one) and
+    with the database.
 
     Returns the first row of each name in the file.
     """
     first_name: dict[str, _Row] = {}
+    first_folded: dict[str, _Row] = {}
     first_address: dict[str, _Row] = {}
     for row in rows:
         name, address = row.values.get("name"), row.values.get("address")
         if name is not None:
-            if name in first_name:
+            earlier = first_folded.get(name.lower())
+            if earlier is not None and earlier.values["name"] == name:
                 errors.append((row.line, f"{label('name')}: {name!r} is already used on line "
-                                         f"{first_name[name].line}; device names must be unique"))
+                                         f"{earlier.line}; device names must be unique"))
+            elif earlier is not None:
+                errors.append((row.line, f"{label('name')}: {name!r} differs only by case from "
+                                         f"{earlier.values['name']!r} on line {earlier.line}; device names "
+                                         f"must be unique ignoring case"))
             else:
-                first_name[name] = row
+                first_name[name] = first_folded[name.lower()] = row
         if address is not None:
             if address in first_address:
                 earlier = first_address[address]
@@ -260,11 +269,12 @@ def _check_duplicates(session: Session, org_id: uuid.UUID, rows: Sequence[_Row],
                                          f"each device needs its own address"))
             else:
                 first_address[address] = row
-    db_names: dict[str, int] = {}
+    db_names: dict[str, tuple[int, str]] = {}
     db_addresses: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(sorted(first_name)):
-        db_names.update(session.execute(select(Device.name, Device.id).where(
-            Device.organization_id == org_id, Device.name.in_(chunk))).all())
+    for chunk in _chunks(sorted({n.lower() for n in first_name})):
+        for dev_id, dev_name in session.execute(select(Device.id, Device.name).where(
+                Device.organization_id == org_id, func.lower(Device.name).in_(chunk))):
+            db_names[dev_name.lower()] = (dev_id, dev_name)
     for chunk in _chunks(sorted(first_address)):
         for dev_id, dev_name, dev_address in session.execute(
                 select(Device.id, Device.name, Device.address).where(
@@ -272,9 +282,15 @@ def _check_duplicates(session: Session, org_id: uuid.UUID, rows: Sequence[_Row],
             db_addresses[dev_address] = (dev_id, dev_name)
     for row in rows:
         name, address = row.values.get("name"), row.values.get("address")
-        if name in db_names:
-            errors.append((row.line, f"{label('name')}: a device named {name!r} already exists in this "
-                                     f"organization (id {db_names[name]}); rename the row or remove it"))
+        if name is not None and name.lower() in db_names:
+            dev_id, dev_name = db_names[name.lower()]
+            if dev_name == name:
+                errors.append((row.line, f"{label('name')}: a device named {name!r} already exists in this "
+                                         f"organization (id {dev_id}); rename the row or remove it"))
+            else:
+                errors.append((row.line, f"{label('name')}: {name!r} differs only by case from device "
+                                         f"{dev_name!r} (id {dev_id}) in this organization; device names must "
+                                         f"be unique ignoring case"))
         if address in db_addresses:
             dev_id, dev_name = db_addresses[address]
             errors.append((row.line, f"{label('address')}: {address!r} is already the address of device "

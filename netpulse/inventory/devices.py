@@ -97,8 +97,9 @@ def _cycle(device: Device, parent: Device) -> str | None:
 
 def _check_unique(session: Session, org_id: uuid.UUID, name: str, address: str,
                   exclude_id: int | None = None) -> None:
+    """Names are unique ignoring case (``Core-1`` and ``core-1`` would read as one device), addresses exactly."""
     stmt = select(Device.id, Device.name, Device.address).where(
-        Device.organization_id == org_id, or_(Device.name == name, Device.address == address))
+        Device.organization_id == org_id, or_(func.lower(Device.name) == name.lower(), Device.address == address))
     if exclude_id is not None:
         stmt = stmt.where(Device.id != exclude_id)
     details: dict[str, str] = {}
@@ -106,6 +107,9 @@ def _check_unique(session: Session, org_id: uuid.UUID, name: str, address: str,
         if row.name == name:
             details["name"] = (f"a device named {name!r} already exists (id {row.id}); choose another name "
                                f"or update that device")
+        elif row.name.lower() == name.lower():
+            details["name"] = (f"{name!r} differs only by case from device {row.name!r} (id {row.id}); device "
+                               f"names must be unique ignoring case")
         if row.address == address:
             details["address"] = f"{address!r} is already the address of device {row.name!r} (id {row.id})"
     if details:

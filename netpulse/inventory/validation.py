@@ -18,6 +18,7 @@ from netpulse.schema import (
     OperStatus,
     SnmpCredential,
 )
+from netpulse.text import name_problem, text_problem
 
 _TYPES = ", ".join(t.value for t in DeviceType)
 _STATUSES = ", ".join(s.value for s in DeviceStatus)
@@ -68,13 +69,38 @@ class _Invalid(Exception):
 
 
 def _text(value: object) -> str:
+    """Stripped text; NUL, other control characters and direction overrides are refused (line breaks
+    and tabs are for free text: :func:`_free_text`)."""
+    text = _free_text(value)
+    if any(ch in text for ch in "\t\n\r"):
+        raise _Invalid(f"{_shown(text)} contains a line break or tab; keep it on one line")
+    return text
+
+
+def _free_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
+        problem = text_problem(text)
+        if problem is not None:
+            raise _Invalid(f"{_shown(text)} {problem}")
+        return text
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise _Invalid(f"{value!r} is not text")
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:40]!r}..."
+
+
+def _named(text: str) -> str:
+    """A name people read: no invisible or reordering character, no formula start."""
+    problem = name_problem(text)
+    if problem is not None:
+        raise _Invalid(f"{_shown(text)} {problem}")
+    return text
 
 
 def _optional_text(value: object, max_len: int) -> str | None:
@@ -101,7 +127,7 @@ def _check_name(value: object) -> str:
         raise _Invalid("a name is required")
     if len(name) > 255:
         raise _Invalid(f"{name[:40]!r}... is longer than 255 characters")
-    return name
+    return _named(name)
 
 
 def _check_address(value: object) -> str:
@@ -145,7 +171,7 @@ def _check_label(value: object) -> str | None:
     name = _optional_text(value, 100)
     if name is not None and not slugify(name):
         raise _Invalid(f"{name!r} has no letters or digits to build a slug from")
-    return name
+    return None if name is None else _named(name)
 
 
 def _check_tags(value: object) -> list[str]:
@@ -236,7 +262,7 @@ _CHECKS: dict[str, Callable[[object], Any]] = {
     "snmp_community": lambda v: _optional_text(v, 255),
     "snmp_credential": lambda v: _optional_text(v, 100),
     "simulated": lambda v: _check_bool(v, False),
-    "description": lambda v: _text(v),
+    "description": _free_text,
 }
 assert set(_CHECKS) == set(SPEC_FIELDS)
 
