@@ -578,6 +578,137 @@ def counts(conn: Any, org_id: uuid.UUID) -> dict[str, int]:
     return {k: int(v or 0) for k, v in (row or {}).items()}
 
 
+# --- root-cause groups: the alert list as a NOC reads it -------------------------------------------
+
+_SEVERITY_RANK = "CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
+# Matching alerts keyed by root cause. An alert suppressed because its parent is down is folded under
+# its top-most ancestor that is down now or has an open alert of its own; that ancestor's own alerts
+# head the group. Every other alert is a group of one.
+_GROUPED = """
+WITH RECURSIVE m AS (
+    SELECT a.id, a.device_id, a.created_at, a.suppressed_reason, """ + _SEVERITY_RANK + """ AS rank
+    """ + _ALERT_FROM + _ALERT_WHERE + """
+), chain (alert_id, ancestor, depth) AS (
+    SELECT m.id, d.parent_id, 1 FROM m JOIN devices d ON d.id = m.device_id
+    WHERE m.suppressed_reason = 'parent_down' AND d.parent_id IS NOT NULL
+    UNION ALL
+    SELECT c.alert_id, p.parent_id, c.depth + 1 FROM chain c JOIN devices p ON p.id = c.ancestor
+    WHERE p.parent_id IS NOT NULL AND c.depth < 32
+), root AS (
+    SELECT DISTINCT ON (c.alert_id) c.alert_id, c.ancestor AS root_device
+    FROM chain c JOIN devices r ON r.id = c.ancestor AND r.organization_id = %(org)s
+    WHERE r.oper_status = 'down' OR EXISTS (
+        SELECT 1 FROM alerts x WHERE x.organization_id = %(org)s AND x.device_id = r.id AND NOT x.resolved
+        AND NOT x.suppressed)
+    ORDER BY c.alert_id, c.depth DESC
+), keyed AS (
+    SELECT m.*, r.root_device,
+           CASE WHEN r.root_device IS NOT NULL THEN 'd' || r.root_device
+                WHEN m.device_id IN (SELECT root_device FROM root) THEN 'd' || m.device_id
+                ELSE 'a' || m.id::text END AS key
+    FROM m LEFT JOIN root r ON r.alert_id = m.id
+), totals AS (
+    SELECT count(*) AS alerts, count(DISTINCT key) AS groups FROM keyed
+), page AS (
+    SELECT key, count(*) AS size, min(rank) AS rank, max(created_at) AS newest FROM keyed GROUP BY key
+    ORDER BY min(rank), count(*) DESC, max(created_at) DESC, key LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT t.alerts, t.groups, p.key, p.size, k.id, k.root_device, rd.name
+FROM totals t
+LEFT JOIN page p ON true
+LEFT JOIN keyed k ON k.key = p.key
+LEFT JOIN devices rd ON rd.id = k.root_device
+ORDER BY p.rank, p.size DESC, p.newest DESC, p.key, k.root_device IS NOT NULL, k.rank, k.created_at DESC
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertGroup:
+    """A root cause and what it explains: ``head`` (the cause's own alert, or the alert itself) and the
+    alerts suppressed because they sit behind it: ``folded_total`` of them, the first ``folded`` in
+    full (each names the cause in ``root_cause``). ``alert_ids`` are every alert of the group."""
+
+    key: str
+    head: dict[str, Any]
+    folded: list[dict[str, Any]]
+    alert_ids: list[uuid.UUID]
+
+    @property
+    def folded_total(self) -> int:
+        return len(self.alert_ids) - 1
+
+    @property
+    def size(self) -> int:
+        return len(self.alert_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertGroupPage:
+    groups: list[AlertGroup]
+    total_groups: int
+    total_alerts: int
+
+
+def alert_groups(conn: Any, org_id: uuid.UUID, where: AlertFilter = AlertFilter(), *, limit: int = 25,
+                 offset: int = 0, folded_rows: int = 1000) -> AlertGroupPage:
+    """One page of the matching alerts grouped by root cause, with the totals (groups and alerts).
+
+    Groups come most severe first, then the largest (a down parent with 31 devices behind it before
+    a lone leaf), then the newest. Within a group the cause's own alerts lead; every folded alert
+    carries ``root_cause`` (the device it sits behind) and ``root_cause_id``. Only the first
+    ``folded_rows`` folded alerts of a group are read in full; the ids of all are in ``alert_ids``.
+    """
+    params = where.params(org_id) | {"limit": limit, "offset": offset}
+    rows = conn.execute(_GROUPED, params).fetchall()
+    total_alerts, total_groups = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+    members: dict[str, list[tuple[uuid.UUID, int | None, str | None]]] = {}
+    for _, _, key, _, alert_id, root, root_name in rows:
+        if key:
+            members.setdefault(key, []).append((alert_id, root, root_name))
+    if not members:
+        return AlertGroupPage([], total_groups, total_alerts)
+    # Heads first within a group (the query's order), then as many folded alerts as are shown.
+    wanted = [m for items in members.values() for m in items[:1 + folded_rows]]
+    with conn.cursor(row_factory=dict_row) as cur:
+        full = {r["id"]: dict(r) for r in cur.execute(
+            _ALERT_COLUMNS + _ALERT_FROM + "WHERE a.organization_id = %s AND a.id = ANY(%s)",
+            (org_id, [m[0] for m in wanted])).fetchall()}
+    groups = []
+    for key, items in members.items():
+        shown = [full[a] | {"root_cause_id": root, "root_cause": name}
+                 for a, root, name in items[:1 + folded_rows] if a in full]  # resolved and deleted meanwhile
+        if not shown:
+            continue
+        own = [r for r in shown if r["root_cause_id"] is None]
+        head = own[0] if own else shown[0]
+        groups.append(AlertGroup(key, head, [r for r in shown if r is not head],
+                                 [head["id"], *(a for a, _, _ in items if a != head["id"])]))
+    return AlertGroupPage(groups, total_groups, total_alerts)
+
+
+def acknowledge_many(conn: Any, org_id: uuid.UUID, alert_ids: Sequence[uuid.UUID], user_id: uuid.UUID | None,
+                     note: str | None, now: datetime) -> list[uuid.UUID]:
+    """Acknowledge every alert of ``alert_ids`` that is still firing, in one transaction; the others
+    (acknowledged or resolved meanwhile, or of another organization) are left alone. Returns the ids
+    acknowledged."""
+    with conn.transaction():
+        rows = conn.execute(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged = true, acknowledged_by = %s, "
+            "acknowledged_at = %s, acknowledged_note = %s "
+            "WHERE organization_id = %s AND id = ANY(%s) AND status = 'firing' RETURNING id",
+            (user_id, now, note, org_id, list(alert_ids))).fetchall()
+        done = [r[0] for r in rows]
+        _events(conn, [(a, now, "acknowledged", user_id, note, _json({"bulk": len(done)})) for a in done])
+    return done
+
+
+def opened_per_hour(conn: Any, org_id: uuid.UUID, since: datetime) -> list[tuple[datetime, str, int]]:
+    """Alerts opened per UTC hour and severity since ``since`` (resolved ones too): (hour, severity, n)."""
+    return [(r[0], r[1], int(r[2])) for r in conn.execute(
+        "SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AS hour, severity, count(*) FROM alerts"
+        " WHERE organization_id = %s AND created_at >= %s GROUP BY 1, 2", (org_id, since)).fetchall()]
+
+
 # --- alerts of a period as a frame: reports and notebooks -------------------------------------------
 
 ALERT_FRAME_SCHEMA = pl.Schema({

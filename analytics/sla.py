@@ -49,7 +49,7 @@ import psycopg
 
 __all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "CAUSE_SCHEMA", "CAUSE_SLACK", "By",
            "SlaResult", "StatusEvent", "Target", "Availability", "availability", "availability_over", "list_targets",
-           "outages", "status_history", "calendar_period", "evaluate_targets", "scope_filter"]
+           "outages", "status_history", "calendar_period", "evaluate_targets", "scope_filter", "trend", "TREND_SCHEMA"]
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
@@ -580,3 +580,36 @@ def evaluate_targets(conn: Conn, org_id: uuid.UUID | str, now: datetime) -> list
             monitored_s=monitored, down_s=down, achieved_pct=achieved,
             breached=achieved is not None and achieved < target, error_budget_min=budget))
     return results
+
+
+# --- the trend of a period ---------------------------------------------------------------------------------------
+TREND_SCHEMA = pl.Schema({"bucket": pl.Datetime("us", "UTC"), "availability_pct": pl.Float64(),
+                          "down_s": pl.Float64()})
+
+
+def trend(figures: Availability, start: datetime, end: datetime, step: timedelta) -> pl.DataFrame:
+    """Availability per ``step`` of the period ``figures`` were read for (``[start, end)``): each
+    bucket's down time is exact (the counted outages' seconds inside it, less their maintenance share),
+    measured against the period's monitored time spread evenly over its buckets. Columns ``bucket``,
+    ``availability_pct`` (None when nothing was monitored) and ``down_s``."""
+    _require_period(start, end)
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    t0, t1, w = _micros(start), _micros(end), step // timedelta(microseconds=1)
+    n = max(1, -(-(t1 - t0) // w))
+    edges = t0 + np.arange(n + 1, dtype=np.int64) * w
+    edges[-1] = t1
+    down = np.zeros(n)
+    counted = figures.outage_list.filter(pl.col("counted"))
+    if counted.height:
+        o_start = np.array([_micros(t) for t in counted["start"].to_list()], np.int64)
+        o_end = np.array([_micros(t) if t is not None else t1 for t in counted["end"].to_list()], np.int64)
+        share = 1.0 - (counted["maintenance_s"].to_numpy() / np.maximum(counted["duration_s"].to_numpy(), 1e-9))
+        for i in range(n):
+            overlap = np.clip(np.minimum(o_end, edges[i + 1]) - np.maximum(o_start, edges[i]), 0, None)
+            down[i] = float((overlap * share).sum()) / _US
+    monitored = float(figures.devices["monitored_s"].sum())
+    per_bucket = (edges[1:] - edges[:-1]) / (t1 - t0) * monitored
+    pct = [100.0 * (m - d) / m if m > 0 else None for m, d in zip(per_bucket.tolist(), down.tolist(), strict=True)]
+    buckets = [datetime.fromtimestamp(int(e) / _US, UTC) for e in edges[:-1]]
+    return pl.DataFrame({"bucket": buckets, "availability_pct": pct, "down_s": down.tolist()}, schema=TREND_SCHEMA)

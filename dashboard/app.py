@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import dash
-import dash_bootstrap_components as dbc
 import redis
 import structlog
-from dash import html
 from flask import Flask, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.wrappers import Response
 
-from dashboard import auth, envelope, ids
+from dashboard import auth, envelope, shell
 from dashboard.api import create_server, init_api
 from dashboard.dash_requests import guard_dash_endpoints
 from dashboard.health import install_health
@@ -101,6 +99,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                                             socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
     if engine is None:
         engine = make_engine(settings.require_database_url())
+    event.listen(engine, "connect", _serial_queries)
     configure_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
                      parallelism=settings.argon2_parallelism)
 
@@ -133,15 +132,29 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         csrf_token_name=auth.CSRF_COOKIE,
         csrf_header_name=auth.CSRF_HEADER,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        # Pages show controls by role (no acknowledge button for a viewer): callbacks address components
+        # that a given layout may not hold.
+        suppress_callback_exceptions=True,
     )
     dash_app.index_string = INDEX_STRING
-    dash_app.layout = shell
+    dash_app.layout = shell.layout
+    shell.register(dash_app)
     server.extensions["netpulse.dash"] = dash_app
     _finish_dash_setup(server)
     install_security(server, settings, content_security_policy(dash_app.csp_hashes()))
     auth.install_guard(server)
     guard_dash_endpoints(server, dash_app)
     return server
+
+
+def _serial_queries(dbapi_connection: Any, _record: Any) -> None:
+    """The pages' queries are many and small: starting parallel workers for them, or JIT-compiling them
+    (the rollup views' estimates pass the JIT threshold), costs more than it saves (hundreds of ms on
+    a busy 2-core host), so the web's connections plan serially and without JIT."""
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SET max_parallel_workers_per_gather = 0")
+        cur.execute("SET jit = off")
+    dbapi_connection.commit()
 
 
 def _database_unavailable(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:
@@ -166,35 +179,3 @@ def _finish_dash_setup(server: Flask) -> None:
         server.preprocess_request()
 
 
-def shell() -> html.Div:
-    """The app layout: navbar over the current page. Called per page load, so it knows the user."""
-    claims = auth.current_claims()
-    email, csrf = str(claims.get("email", "")), str(claims.get("csrf", ""))
-    links = [dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
-             for page in dash.page_registry.values()]
-    navbar = dbc.Navbar(
-        dbc.Container(
-            [
-                html.A([html.Span(className="np-pulse"), "NetPulse"], href="/", className="navbar-brand np-brand"),
-                dbc.Nav(links, navbar=True, className="me-auto"),
-                html.Div(
-                    [
-                        html.Span([html.Span(className="np-live-dot"), "Live"], className="np-live"),
-                        html.Span(email, id=ids.NAV_USER, className="np-user"),
-                        # A plain form: /logout is a Flask route, not a Dash page, and signing out
-                        # changes state, so it is a POST carrying the token's CSRF value (a submit
-                        # button sends its own name and value).
-                        html.Form(
-                            html.Button("Sign out", id=ids.NAV_LOGOUT, type="submit", name="csrf_token", value=csrf,
-                                        className="btn btn-sm btn-outline-secondary"),
-                            method="POST", action="/logout", className="m-0"),
-                    ],
-                    className="d-flex align-items-center gap-3",
-                ),
-            ],
-            fluid=True,
-        ),
-        dark=True,
-        className="np-navbar",
-    )
-    return html.Div([navbar, dbc.Container(dash.page_container, fluid=True, className="np-main")])

@@ -40,6 +40,7 @@ from ingest.rows import MetricRows, to_micros
 from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
 from netpulse import probe_status
+from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
 from netpulse.probe_status import Change, ProbeOutcome
 from netpulse.rollups import merge_cte, watermark
@@ -109,11 +110,13 @@ UPDATE devices d SET
     fail_streak = v.fail_streak, ok_streak = v.ok_streak, streak_since = {_TS.format('v.streak_since')},
     last_checked = {_TS.format('v.checked')},
     last_seen = GREATEST(d.last_seen, {_TS.format('v.seen')}),
-    loss_streak = v.loss_streak, clean_streak = v.clean_streak, quality = v.quality
+    loss_streak = v.loss_streak, clean_streak = v.clean_streak, quality = v.quality,
+    last_rtt_ms = coalesce(v.rtt, d.last_rtt_ms),
+    last_loss_pct = coalesce(v.loss, d.last_loss_pct)
 FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::integer[], %s::integer[], %s::bigint[],
-            %s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::text[])
+            %s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::text[], %s::real[], %s::real[])
      AS v(device_id, status, since, fail_streak, ok_streak, streak_since, checked, seen, loss_streak, clean_streak,
-          quality)
+          quality, rtt, loss)
 WHERE d.id = v.device_id
 """
 
@@ -133,9 +136,23 @@ def _words(values: list[str]) -> str:
     return "{" + ",".join(values) + "}"
 
 
-def _array(values: list[int | None] | list[int]) -> str:
-    """An integer array literal: psycopg dumps list elements one by one in Python, a string is one value."""
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+def _array(values: list[int | None] | list[int] | list[float | None]) -> str:
+    """A numeric array literal: psycopg dumps list elements one by one in Python, a string is one value."""
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
+
+
+def _at(rows: MetricRows, metric: MetricKind, device_ids: list[int], times_us: list[int]) -> list[float | None]:
+    """The device-level value of ``metric`` at each (device, time) pair of the batch; None where absent."""
+    sel = (rows.metric_id == int(metric)) & (rows.ifindex == 0)
+    if not sel.any() or not device_ids:
+        return [None] * len(device_ids)
+    dev, t, v = rows.device_id[sel].astype(np.int64), rows.time_us[sel], rows.value[sel]
+    order = np.lexsort((t, dev))
+    keys = np.rec.fromarrays([dev[order], t[order]])
+    want = np.rec.fromarrays([np.asarray(device_ids, np.int64), np.asarray(times_us, np.int64)])
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    hit = keys[pos] == want
+    return [round(float(x), 3) if h else None for x, h in zip(v[order][pos].tolist(), hit.tolist(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +190,14 @@ class Loader:
         return self._variant
 
     def load(self, conn: psycopg.Connection, rows: MetricRows,
-             outcomes: Sequence[ProbeOutcome] = ()) -> LoadResult:
+             outcomes: Sequence[ProbeOutcome] = (), *, status: bool = True) -> LoadResult:
         """Store one batch and its probe outcomes. Safe to call again with the same batch: nothing
-        is added twice, and the outcomes' states do not move."""
+        is added twice, and the outcomes' states do not move.
+
+        ``status=False`` stores the rows (and rollups) without moving device status on: for batches
+        loaded out of time order (a parallel backfill), whose status goes through :meth:`update_status`
+        afterwards, in time order.
+        """
         received = len(rows)
         finite = np.isfinite(rows.value)
         if not finite.all():
@@ -186,7 +208,7 @@ class Loader:
             return LoadResult(received, 0, rejected, 0)
         variant = self.variant(conn)
         payload = copy_binary.encode(rows) if len(rows) else b""
-        probed = status_devices(rows) if len(rows) else []
+        probed = status_devices(rows) if len(rows) and status else []
         for attempt in range(1, self.MAX_ATTEMPTS + 1):
             if variant == "postgres" and len(rows):
                 self._ensure_partitions(conn, rows)
@@ -214,6 +236,12 @@ class Loader:
                     raise
                 self._known_days.clear()
         raise AssertionError("unreachable")
+
+    def update_status(self, conn: psycopg.Connection, rows: MetricRows) -> int:
+        """Move device status on from ``rows``' availability samples (loss and RTT ride along), in one
+        transaction; the rows themselves are not stored. Returns the devices updated."""
+        with conn.transaction():
+            return self._update_status(conn, rows, status_devices(rows))
 
     def _refresh_after_late_rows(self, conn: psycopg.Connection, rows: MetricRows) -> None:
         oldest = datetime.fromtimestamp(int(rows.time_us.min()) / 1e6, UTC)
@@ -289,12 +317,15 @@ class Loader:
         if not result.updates:
             return 0
         u = result.updates
+        devices, checked = [x.device_id for x in u], [x.last_checked_us for x in u]
         conn.execute(_UPDATE_STATUS, (
-            _array([x.device_id for x in u]), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
+            _array(devices), _words([x.status for x in u]), _array([x.status_since_us for x in u]),
             _array([x.fail_streak for x in u]), _array([x.ok_streak for x in u]),
-            _array([x.streak_since_us for x in u]), _array([x.last_checked_us for x in u]),
+            _array([x.streak_since_us for x in u]), _array(checked),
             _array([x.last_seen_us for x in u]), _array([x.loss_streak for x in u]),
-            _array([x.clean_streak for x in u]), _words([x.quality for x in u])))
+            _array([x.clean_streak for x in u]), _words([x.quality for x in u]),
+            _array(_at(rows, MetricKind.ICMP_RTT_MS, devices, checked)),
+            _array(_at(rows, MetricKind.ICMP_LOSS_PCT, devices, checked))))
         if result.events:
             e = result.events
             conn.execute(_INSERT_EVENTS, (

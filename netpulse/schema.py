@@ -254,6 +254,9 @@ class Device(Base):
     loss_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     clean_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quality: Mapped[str] = mapped_column(String(10), server_default="up")
+    # The latest probe's figures, written by the loader with the status (the device grid sorts by them).
+    last_rtt_ms: Mapped[float | None] = mapped_column(REAL)
+    last_loss_pct: Mapped[float | None] = mapped_column(REAL)
     probe_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     probe_interval_s: Mapped[int | None] = mapped_column(Integer)
     probe_timeout_s: Mapped[float | None] = mapped_column(REAL)

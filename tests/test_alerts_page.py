@@ -43,15 +43,16 @@ from tests.test_dashboard_browser import (
     browser,
     live_server,
     make_user,
+    module_browser,
     sign_in,
 )
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = (browser, live_server)  # the overview tests' fixtures, imported to be used here
+FIXTURES = (browser, live_server, module_browser)  # the overview tests' fixtures, imported to be used here
 
-# Newest first: the five open alerts of the seeded organization, by device.
-OPEN_DEVICES = ["lab-sw-01", "nbo-access-01", "mba-edge-01", "mba-edge-01", "nbo-core-01"]
+# Most severe first, then newest: the five open alerts of the seeded organization, by device.
+OPEN_DEVICES = ["mba-edge-01", "nbo-core-01", "nbo-access-01", "mba-edge-01", "lab-sw-01"]
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def save_full_page(browser: Browser, name: str) -> None:
     driver.execute_script("window.scrollTo(0, 0)")
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     size = driver.get_window_size()
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": int(size["width"]), "height": max(height, 600), "deviceScaleFactor": 1, "mobile": False})
     try:
@@ -219,14 +220,14 @@ def test_npal001_lists_the_open_alerts_of_the_org_with_counts(live_server: str, 
     browser.wait_for_text_to_equal(f"#{ids.ALERT_KPI_SUB['suppressed']}", "1 maintenance", timeout=WAIT_S)
     browser.wait_for_text_to_equal(f"#{ids.ALERTS_COUNT}", "5 open", timeout=WAIT_S)
     rows = table_rows(browser, 5)
-    assert [r[2].splitlines()[0] for r in rows] == OPEN_DEVICES
-    assert [r[0] for r in rows] == ["INFO", "WARNING", "WARNING", "CRITICAL", "CRITICAL"]
-    assert [r[1] for r in rows] == ["Firing", "Firing", "Firing", "Acknowledged", "Firing"]
+    assert [r[3].splitlines()[0] for r in rows] == OPEN_DEVICES
+    assert [r[1] for r in rows] == ["CRITICAL", "CRITICAL", "WARNING", "WARNING", "INFO"]
+    assert [r[2] for r in rows] == ["Acknowledged", "Firing", "Firing", "Firing", "Firing"]
     # The firing critical: began two minutes before it opened, seen three times, no notes.
-    assert rows[4][2:] == ["nbo-core-01\nNairobi DC", "Round-trip time 182 ms above 100 ms", "42 min ago",
+    assert rows[1][3:] == ["nbo-core-01\nNairobi DC", "Round-trip time 182 ms above 100 ms", "42 min ago",
                            "40 min ago", "3", "No channel"]  # not delivered: the org has no channel
-    assert rows[2][7] == "Maintenance" and rows[1][7] == "Flapping"
-    assert rows[0][2] == "lab-sw-01\nNo site"
+    assert rows[3][8] == "Maintenance" and rows[2][8] == "Flapping"
+    assert rows[4][3] == "lab-sw-01\nNo site"
 
     overflow = browser.driver.execute_script(
         f"const el = document.getElementById('{ids.ALERTS_TABLE}'); return el.scrollWidth - el.clientWidth;")
@@ -245,7 +246,6 @@ def test_npal001_lists_the_open_alerts_of_the_org_with_counts(live_server: str, 
     select(browser, seeded["acknowledged"], "Round-trip time 240 ms above 100 ms")
     events = history(browser, 3)  # opened, not delivered (no channel), acknowledged
     assert events[2].startswith(f"Acknowledged by {EMAIL}") and "“ISP ticket 4411 opened”" in events[2]
-    save_full_page(browser, "alerts.png")
     assert browser.get_logs() == []
 
 
@@ -260,16 +260,16 @@ def test_npal002_filters_show_resolved_alerts_and_pick_severities(live_server: s
     click(browser, f"#{ids.ALERTS_STATUS_OPTION['all']}")
     rows = table_rows(browser, 7)
     browser.wait_for_text_to_equal(f"#{ids.ALERTS_COUNT}", "7 in all", timeout=WAIT_S)
-    assert [r[1] for r in rows].count("Resolved") == 2
-    assert {r[2].splitlines()[0] for r in rows if r[1] == "Resolved"} == {"nbo-core-01", "nbo-access-01"}
+    assert [r[2] for r in rows].count("Resolved") == 2
+    assert {r[3].splitlines()[0] for r in rows if r[2] == "Resolved"} == {"nbo-core-01", "nbo-access-01"}
 
     click(browser, f"#{ids.ALERTS_SEVERITY_OPTION['critical']}")  # untick: warning and info only
     rows = table_rows(browser, 5)
-    assert {r[0] for r in rows} == {"WARNING", "INFO"}
+    assert {r[1] for r in rows} == {"WARNING", "INFO"}
 
     click(browser, f"#{ids.ALERTS_STATUS_OPTION['open']}")
     rows = table_rows(browser, 3)
-    assert [r[2].splitlines()[0] for r in rows] == ["lab-sw-01", "nbo-access-01", "mba-edge-01"]
+    assert [r[3].splitlines()[0] for r in rows] == ["nbo-access-01", "mba-edge-01", "lab-sw-01"]
     assert browser.get_logs() == []
 
 
@@ -328,7 +328,7 @@ def test_npal004_resolve_needs_a_note_then_leaves_the_open_list(live_server: str
     click(browser, css_id(ids.alert_action("resolve")))
     browser.wait_for_contains_text(f"#{ids.ALERT_ACTION_RESULT}", "Resolved.", timeout=WAIT_S)
     rows = table_rows(browser, 4)
-    assert [r[2].splitlines()[0] for r in rows] == ["lab-sw-01", "nbo-access-01", "mba-edge-01", "nbo-core-01"]
+    assert [r[3].splitlines()[0] for r in rows] == ["nbo-core-01", "nbo-access-01", "mba-edge-01", "lab-sw-01"]
     assert not browser.driver.find_elements(By.CSS_SELECTOR, css_id(ids.alert_row(str(seeded["acknowledged"]))))
     events = history(browser, 4)  # opened, not delivered (no channel), acknowledged, resolved
     assert events[3].startswith(f"Resolved by {EMAIL}") and "“ISP repaired the fibre”" in events[3]

@@ -9,8 +9,8 @@ import pytest
 
 MODULES = ["netpulse.timespec", "netpulse.crypto", "netpulse.organizations", "analytics.policies",
            "analytics.sla_targets", "netpulse.telemetry", "netpulse.probe_status", "netpulse.config",
-           "netpulse.csvfile", "reports.period", "reports.scope", "netpulse.text",
-           "workers.outage"]
+           "netpulse.csvfile", "reports.period", "reports.scope", "netpulse.text", "workers.outage",
+           "dashboard.timerange", "dashboard.topology", "analytics.fleet"]
 
 
 @pytest.mark.parametrize("name", MODULES)

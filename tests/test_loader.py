@@ -240,3 +240,25 @@ def test_loaders_and_the_rollup_job_running_concurrently_lose_nothing(db_url: st
     assert _counts(db)["metrics"] == len(rows)
     assert sum(_mat_counts(db).values()) > 0
     assert_rollups_match_raw(db)
+
+
+def test_latest_rtt_and_loss_land_on_the_device_row(db: psycopg.Connection) -> None:
+    """The device grid reads the latest probe's RTT and loss from the device row: the answered probe's
+    RTT, kept while the device stops answering; the loss of the latest probe whatever it was."""
+    org = make_org(db)
+    (dev,) = make_devices(db, org, 1)
+    t0 = utc(2026, 5, 1, 12)
+    avail, rtt, loss = int(MetricKind.AVAILABLE), int(MetricKind.ICMP_RTT_MS), int(MetricKind.ICMP_LOSS_PCT)
+
+    def probe(at: datetime, answered: bool, rtt_ms: float, loss_pct: float) -> list[tuple[datetime, int, int, int,
+                                                                                       float]]:
+        rows = [(at, dev, avail, 0, 1.0 if answered else 0.0), (at, dev, loss, 0, loss_pct)]
+        return rows + ([(at, dev, rtt, 0, rtt_ms)] if answered else [])
+
+    loader = Loader()
+    loader.load(db, MetricRows.from_tuples(probe(t0, True, 9.0, 0.0) + probe(t0 + timedelta(seconds=10), True,
+                                                                             12.5, 20.0)))
+    latest = "SELECT last_rtt_ms, last_loss_pct FROM devices WHERE id = %s"
+    assert db.execute(latest, (dev,)).fetchone() == (12.5, 20.0)
+    loader.load(db, MetricRows.from_tuples(probe(t0 + timedelta(seconds=20), False, 0.0, 100.0)))
+    assert db.execute(latest, (dev,)).fetchone() == (12.5, 100.0)

@@ -268,6 +268,8 @@ def load_scores(conn: Conn, org_id: uuid.UUID | str, *, start: datetime, end: da
         params["ids"] = [d for d in chosen if isinstance(d, int)]
         params["names"] = [d for d in chosen if isinstance(d, str)]
         conds.append(sql.SQL("(d.id = ANY(%(ids)s::int4[]) OR d.name = ANY(%(names)s::text[]))"))
+        if not params["names"]:
+            conds.append(sql.SQL("a.device_id = ANY(%(ids)s::int4[])"))  # the primary key leads with it
     query = sql.SQL("SELECT a.time, a.device_id, a.metric_id, a.ifindex, a.score FROM anomaly_scores a"
                     " JOIN devices d ON d.id = a.device_id WHERE {}").format(sql.SQL(" AND ").join(conds))
     columns = fetch_columns(conn, query, params, _FIELDS)

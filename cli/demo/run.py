@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from netpulse.schema import Device, Organization
 DEMO_ORG = "demo"
 DEMO_EMAIL = "admin@netpulse.local"
 LOCALHOST_NAME = "localhost"
+REPLAY_HOURS = 12.0  # the alerts of the last hours of history (sampled at the fine step) are replayed once
 
 
 @dataclass
@@ -122,28 +122,37 @@ def ensure_demo_rules(conn: Any, org_id: Any, interval_s: int) -> list[str]:
     return [r.name for r in missing]
 
 
-def inject_demo_incidents(fleet: Any, now: datetime) -> list[str]:
+def inject_demo_incidents(fleet: Any, now: datetime) -> tuple[list[str], list[Any]]:
     """Two incidents in the first minutes, so a short look shows alerts and notifications: packet
     loss on a leaf (a critical alert, notified at once and again when it clears) and an outage of a
-    distribution switch (one critical alert; its children's alerts are suppressed)."""
+    distribution switch (one critical alert; its children's alerts are suppressed). Returns what to
+    print and the incidents (for the worker process's copy of the fleet)."""
     from ingest.simulator import IncidentKind
 
+    injected = []
     parents = [d.index for d in fleet.devices if fleet.descendants(d.index)]
     leaves = [d.index for d in fleet.devices if not fleet.descendants(d.index) and d.index not in parents]
     lines = ["  demo incidents (besides the scripted ones every 2 hours):"]
     if leaves:
         leaf = leaves[len(leaves) // 2]
         start = now + timedelta(minutes=1)
-        fleet.inject(IncidentKind.PACKET_LOSS, leaf, start, start + timedelta(minutes=6), magnitude=35.0)
+        injected.append(fleet.inject(IncidentKind.PACKET_LOSS, leaf, start, start + timedelta(minutes=6),
+                                     magnitude=35.0))
         lines.append(f"    packet loss on {fleet.devices[leaf].name} from {start:%H:%M} to "
                      f"{start + timedelta(minutes=6):%H:%M} UTC")
     if parents:
         parent = parents[-1]
         start = now + timedelta(minutes=4)
-        fleet.inject(IncidentKind.OUTAGE, parent, start, start + timedelta(minutes=5))
+        injected.append(fleet.inject(IncidentKind.OUTAGE, parent, start, start + timedelta(minutes=5)))
         lines.append(f"    outage of {fleet.devices[parent].name} and the {len(fleet.descendants(parent))} devices "
                      f"behind it from {start:%H:%M} to {start + timedelta(minutes=5):%H:%M} UTC")
-    return lines if len(lines) > 1 else []
+    return (lines if len(lines) > 1 else []), injected
+
+
+def ensure_demo_targets(conn: Any, org_id: Any) -> None:
+    """An availability target for every device (99.5 % a month), so the SLA page has a budget to show."""
+    conn.execute("INSERT INTO sla_targets (organization_id, scope, scope_ref, target_pct, period, severity) "
+                 "VALUES (%s, 'all', NULL, 99.5, 'month', 'warning') ON CONFLICT DO NOTHING", (org_id,))
 
 
 def ensure_demo_channels(conn: Any, org_id: Any, sink_url: str, secret: str) -> None:
@@ -191,31 +200,6 @@ def replay_recent_alerts(conn: Any, org_id: Any, *, hours: float, step_s: int) -
     return opened, int(still)
 
 
-def backfill(database_url: str, fleet: object, ids: dict[str, int], start: datetime, end: datetime,
-             step_s: int, progress: Callable[[int], None] | None = None) -> int:
-    """Load simulated history for [start, end) directly through the loader; returns rows stored."""
-    from ingest.loader import Loader
-    from ingest.rows import to_micros
-    from ingest.simulator import Fleet
-    from netpulse.db import connect
-
-    assert isinstance(fleet, Fleet)
-    device_ids = np.array([ids[d.name] for d in fleet.devices], np.int32)
-    t0 = to_micros(start) // (step_s * 1_000_000) * step_s * 1_000_000
-    times = np.arange(t0, to_micros(end), step_s * 1_000_000, dtype=np.int64)
-    per_batch = max(1, 200_000 // max(1, len(fleet.devices) * 12))  # ~200k rows per transaction
-    loader = Loader()
-    stored = 0
-    with connect(database_url, autocommit=True) as conn:
-        for i in range(0, len(times), per_batch):
-            chunk = times[i:i + per_batch]
-            rows = fleet.sample(chunk, device_ids=device_ids)
-            stored += loader.load(conn, rows).inserted
-            if progress:
-                progress(len(chunk))
-    return stored
-
-
 def start_local_snmpd(stack: Any, engine: Any, data_dir: Path) -> Any:
     """This machine answers SNMP too when net-snmp's snmpd is installed: a private agent on a free
     loopback port, and the localhost device polled through it. Returns the agent or None."""
@@ -253,8 +237,6 @@ def run_demo(opts: DemoOptions) -> None:
     from netpulse.migrations import migrate
     from netpulse.rekey import plaintext_count, rekey
     from workers import broker as broker_mod
-    from workers import runtime
-    from workers.scheduler import Scheduler
 
     t_start = time.monotonic()
     click.echo(f"NetPulse demo: data in {opts.data_dir}")
@@ -289,18 +271,15 @@ def run_demo(opts: DemoOptions) -> None:
         if now - start > timedelta(seconds=opts.backfill_step_s):
             from tqdm import tqdm
 
-            step_us = opts.backfill_step_s * 1_000_000
-            first_us = int(start.timestamp() * 1e6) // step_us * step_us
-            n_steps = -(-(int(now.timestamp() * 1e6) - first_us) // step_us)
-            with tqdm(total=n_steps, desc="  backfilling history", unit="step", leave=True) as bar:
-                stored = backfill(stack.database_url, fleet, ids, start, now, opts.backfill_step_s, bar.update)
-            click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now")
-        from netpulse.rollups import advance_all
+            from cli.demo.backfill import backfill, plan_history
 
-        with connect(stack.database_url, autocommit=True) as conn:
-            materialized = sum(r.minute_rows for r in advance_all(conn, datetime.now(UTC)))
-        if materialized:
-            click.echo(f"  rollups: {materialized:,} minute buckets materialized")
+            plan = plan_history(len(fleet.devices), start, now, fine_step_s=opts.backfill_step_s)
+            with tqdm(total=plan.steps, desc="  backfilling history", unit="step", leave=True) as bar:
+                stored = backfill(stack.database_url, fleet, ids, plan, bar.update)
+            sparse = (f", every {plan.coarse_step_s // 60} min before {plan.fine_from:%H:%M}"
+                      if plan.coarse_step_s != plan.fine_step_s else "")
+            click.echo(f"  history: {stored:,} rows from {start:%Y-%m-%d %H:%M} UTC to now, rollups included "
+                       f"(a sample every {plan.fine_step_s // 60} min{sparse}; {time.monotonic() - t_start:.0f} s)")
 
         from analytics.notify.webhook import verify
         from cli.demo.notify_sink import NotificationSink
@@ -312,20 +291,17 @@ def run_demo(opts: DemoOptions) -> None:
         with connect(stack.database_url, autocommit=True) as conn:
             added = ensure_demo_rules(conn, org_id, opts.interval_s)
             ensure_demo_channels(conn, org_id, sink.url, sink_secret)
-            opened, still = replay_recent_alerts(conn, org_id, hours=min(12.0, opts.history_days * 24),
-                                                 step_s=opts.backfill_step_s)
+            ensure_demo_targets(conn, org_id)
         if added:
             click.echo(f"  alert rules: {', '.join(added)}")
-        if opened:
-            click.echo(f"  alerts: {opened} opened by the scripted incidents of the last hours of history "
-                       f"({still} still open)")
         click.echo(f"  notifications: webhook and Slack channels post to a local sink at {sink.url}; "
                    "what it receives prints here")
         agent = start_local_snmpd(stack, engine, opts.data_dir)
         if agent is not None:
             stoppers.append(agent.stop)
 
-        for line in inject_demo_incidents(fleet, datetime.now(UTC)):
+        lines, injected = inject_demo_incidents(fleet, datetime.now(UTC))
+        for line in lines:
             click.echo(line)
 
         privileged = icmp_permitted(True)
@@ -333,33 +309,19 @@ def run_demo(opts: DemoOptions) -> None:
         if not icmp_ok:
             click.echo("  ICMP is not permitted for this process (neither root/CAP_NET_RAW nor a group in "
                        f"net.ipv4.ping_group_range): probing localhost over TCP port {opts.port} instead")
-        rt = runtime.configure(runtime.Runtime(
-            stack.database_url, fleet=fleet, icmp_privileged=privileged, icmp_allowed=icmp_ok,
-            tcp_fallback_port=opts.port, resolve_ttl_s=opts.interval_s, redis=stack.redis))
+        from cli.demo.workers import WorkerPlan, start_workers
+
+        stoppers.append(start_workers(WorkerPlan(
+            database_url=stack.database_url, redis_socket=stack.redis_socket, secret_key=settings.secret_key or "",
+            devices=opts.devices, sites=opts.sites, seed=opts.seed, interval_s=opts.interval_s, host=opts.host,
+            port=opts.port, worker_threads=opts.worker_threads, icmp_privileged=privileged, icmp_allowed=icmp_ok,
+            incidents=[(str(i.kind), i.device_index, i.start, i.end, i.magnitude) for i in injected],
+            org_id=str(org_id), replay_hours=min(REPLAY_HOURS, opts.history_days * 24) if added else 0.0,
+            replay_step_s=opts.backfill_step_s)))
+        click.echo("  workers and scheduler: a process of their own (the web server never waits on them)"
+                   + ("; they first replay the alerts of the last hours of history" if added else ""))
+        # The web process only reads the queues' depths (for /health and /metrics): a broker, no worker.
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
-        from workers import notify as notify_worker
-
-        notify_settings = load_settings(database_url=stack.database_url, env="development", http_host=opts.host,
-                                        http_port=opts.port)
-        notify_worker.configure(notify_settings)
-        from workers import reports as report_worker
-
-        report_worker.configure(notify_settings)
-        from dramatiq import Worker
-
-        from workers.actors import maintain_storage, probe_batch
-        from workers.periodic import periodic_jobs
-
-        worker = Worker(broker, worker_threads=opts.worker_threads, worker_timeout=200)
-        worker.start()
-        stoppers.append(lambda: worker.stop(timeout=5000))
-        maintain_storage.send()
-
-        scheduler = Scheduler(rt.engine, send_probe=lambda devs, t: probe_batch.send(devs, t),
-                              periodic=periodic_jobs(outbox_sweep_s=notify_settings.notify_sweep_s),
-                              interval_s=opts.interval_s, leases=rt.leases, telemetry=rt.telemetry)
-        sched_thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
-        sched_thread.start()
 
         from workers.client import report_sender
         from workers.queues import queue_check, queue_depths

@@ -1,15 +1,15 @@
-"""Alerts: what is open now, by severity, and each alert's lifecycle (details, history, acknowledge, resolve).
+"""Alerts, grouped by root cause: the parent's alert with the alerts it explains folded under it.
 
-One ``dcc.Interval`` (every 10 s) refreshes the KPI cards, the chart, the table and the selected alert.
-Every read filters by the signed-in user's organization (the token's ``org`` claim), so another
-organization's alert is never listed and, selected by id, is simply not found. The acknowledge and
-resolve controls exist only for roles granted ``alert:write`` (``netpulse.users.PERMISSIONS``), and
-the callback that runs them checks that permission again: a callback can be called without its button.
-State changes go through :mod:`analytics.alerts` (``acknowledge``/``resolve`` write the alert and its
-history event in one transaction), as the signed-in user.
+A device whose parent is down gets its alert suppressed, and here it is folded under the alert of
+the device it sits behind, which the row names ("behind nbo-dist-2"); the groups come most severe
+and largest first, so a distribution-switch outage with 31 suppressed children is one row at the top,
+not 31 rows above the unrelated alerts. Filters (state, severity, site, rule, text, hide suppressed)
+and the page number live in the URL; pagination is on the server with the totals shown (no cap).
+Operators acknowledge one alert or whole groups at once; every device links to its page.
 
-The reads below are this page's own (there is no listing function in ``analytics.alerts`` yet); they are
-parameterised statements kept apart from the callbacks.
+Reads and writes go through :mod:`analytics.alerts` (``alert_groups``, ``get_alert``, ``history``,
+``acknowledge``, ``acknowledge_many``, ``resolve``) with the signed-in user's organization. Every
+callback checks the API's permission: ``alert:read`` to read, ``alert:write`` to change.
 """
 
 from __future__ import annotations
@@ -22,30 +22,30 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 import psycopg
 import structlog
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
-from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
 from analytics import alerts
 from dashboard import ids
-from dashboard.auth import current_claims, current_org_id, role_allows
-from dashboard.charts import MUTED, TEMPLATE
+from dashboard.auth import current_claims, current_org_id
+from dashboard.charts import MUTED, Figure, figure
 from dashboard.charts import duration_text as _duration
+from dashboard.permissions import allowed, forbidden, guarded
 from netpulse.db import raw_connection
 from netpulse.errors import NetPulseError
 
-dash.register_page(__name__, path="/alerts", title="Alerts", name="Alerts", order=1)
+dash.register_page(__name__, path="/alerts", title="Alerts", name="Alerts", order=3, permission="alert:read")
 
 log = structlog.get_logger("netpulse.dashboard.alerts")
 
-REFRESH_MS = 10_000
 WRITE_PERMISSION = "alert:write"     # acknowledging and resolving (operator and admin in the spec's table)
-MAX_ROWS = 200                       # the table shows the newest this many and says so
+READ_PERMISSION = "alert:read"
+GROUPS_PER_PAGE = 20                 # root-cause groups per page (a group folds any number of alerts)
+FOLDED_SHOWN = 8                     # folded alerts listed under their cause (the count says how many in all)
 MAX_NOTE = 2000                      # as the REST API
 CHART_HOURS = 24
 CHART_HEIGHT_PX = 230
@@ -81,23 +81,9 @@ KPI_CARDS = (
     ("flapping", "Flapping", "flapping"),
 )
 
-# --- reads (organization-scoped, parameterised) ------------------------------------------------------
-
-_OPENED_PER_HOUR = """
-SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AS hour, severity, count(*) AS n
-FROM alerts WHERE organization_id = %(org)s AND created_at >= %(since)s
-GROUP BY 1, 2
-"""
-
-
 def _engine() -> Engine:
     engine: Engine = current_app.extensions["netpulse.engine"]
     return engine
-
-
-def _rows(query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with raw_connection(_engine()) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
 
 
 def _detail(org_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[dict[str, Any] | None, list[tuple[Any, ...]]]:
@@ -110,7 +96,7 @@ def _detail(org_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[dict[str, Any] | No
 
 
 def _can_act() -> bool:
-    return role_allows(str(current_claims().get("role", "")), WRITE_PERMISSION)
+    return allowed(WRITE_PERMISSION)
 
 
 def _parse_id(raw: Any) -> uuid.UUID | None:
@@ -170,10 +156,24 @@ def _chips(row: dict[str, Any]) -> list[html.Span]:
     return chips
 
 
-def _device(row: dict[str, Any]) -> list[html.Div]:
+def _device(row: dict[str, Any]) -> list[Any]:
     if row["device"] is None:
         return [html.Div("Organization", className="np-device np-muted")]
-    return [html.Div(row["device"], className="np-device"), html.Div(row["site"] or "No site", className="np-site")]
+    out: list[Any] = [dcc.Link(row["device"], href=f"/devices/{row['device_id']}", className="np-device"),
+                      html.Div(row["site"] or "No site", className="np-site")]
+    return out
+
+
+def _behind(row: dict[str, Any]) -> html.Div | None:
+    """Where a suppressed alert's cause is: the device it sits behind, or its parent."""
+    if row.get("suppressed_reason") != "parent_down":
+        return None
+    cause = row.get("root_cause") or row.get("parent")
+    if not cause:
+        return None
+    target = row.get("root_cause_id")
+    name: Any = dcc.Link(cause, href=f"/devices/{target}") if target else cause
+    return html.Div(["Behind ", name, " (down)"], className="np-behind")
 
 
 def _kpi(key: str, label: str, accent: str) -> dbc.Col:
@@ -194,21 +194,40 @@ def _toggle_options(values: dict[str, str], labels: dict[str, str]) -> list[dict
     return [{"label": labels[k], "value": k, "label_id": label_id} for k, label_id in values.items()]
 
 
-def _filters() -> html.Div:
+def _csv(value: Any) -> list[str]:
+    return [v for v in str(value or "").split(",") if v]
+
+
+def _filters(query: dict[str, Any], sites: list[str], rules: list[tuple[int, str]]) -> html.Div:
     toggle = {"input_class_name": "btn-check", "label_class_name": "btn btn-sm btn-outline-secondary",
               "label_checked_class_name": "active", "class_name": "btn-group np-toggle", "inline": True}
+    severities = [s for s in _csv(query.get("severity")) if s in ids.ALERT_SEVERITIES] or list(ids.ALERT_SEVERITIES)
+    rule = query.get("rule")
     return html.Div(
         [
-            dbc.RadioItems(id=ids.ALERTS_STATUS_FILTER, value="open",
-                           options=_toggle_options(ids.ALERTS_STATUS_OPTION,
-                                                   {"open": "Open", "all": "All incl. resolved"}),
-                           **toggle),
-            dbc.Checklist(id=ids.ALERTS_SEVERITY_FILTER, value=list(ids.ALERT_SEVERITIES),
-                          options=_toggle_options(ids.ALERTS_SEVERITY_OPTION,
-                                                  {s: s.capitalize() for s in ids.ALERT_SEVERITIES}),
-                          **toggle),
+            html.Div([
+                dbc.RadioItems(id=ids.ALERTS_STATUS_FILTER, value="all" if query.get("state") == "all" else "open",
+                               options=_toggle_options(ids.ALERTS_STATUS_OPTION,
+                                                       {"open": "Open", "all": "All incl. resolved"}), **toggle),
+                dbc.Checklist(id=ids.ALERTS_SEVERITY_FILTER, value=severities,
+                              options=_toggle_options(ids.ALERTS_SEVERITY_OPTION,
+                                                      {s: s.capitalize() for s in ids.ALERT_SEVERITIES}), **toggle),
+                dbc.Switch(id=ids.ALERTS_HIDE_SUPPRESSED, label="Hide suppressed", value=query.get("hide") == "1",
+                           className="np-switch"),
+            ], className="np-filters"),
+            html.Div([
+                dbc.Select(id=ids.ALERTS_SITE_FILTER, value=query.get("site") or "", size="sm",
+                           placeholder="All sites",
+                           options=[{"label": "All sites", "value": ""}, *({"label": x, "value": x} for x in sites)]),
+                dbc.Select(id=ids.ALERTS_RULE_FILTER, value=str(rule) if rule else "", size="sm",
+                           placeholder="All rules",
+                           options=[{"label": "All rules", "value": ""},
+                                    *({"label": name, "value": str(i)} for i, name in rules)]),
+                dbc.Input(id=ids.ALERTS_SEARCH, value=query.get("q") or "", placeholder="Device or message",
+                          size="sm", debounce=True, type="search"),
+            ], className="np-filters np-filters-2"),
         ],
-        className="np-filters",
+        className="np-filter-block",
     )
 
 
@@ -239,13 +258,37 @@ def _actions(can_act: bool) -> list[Any]:
 _ARIA_CLOSE: dict[str, Any] = {"aria-label": "Close"}  # wildcard props go in as keywords
 
 
-def layout(**_query: Any) -> html.Div:
+def _choices() -> tuple[list[str], list[tuple[int, str]]]:
+    from analytics.devices import label_names
+    from analytics.rules import load_rules
+
+    with raw_connection(_engine()) as conn:
+        sites = label_names(conn, current_org_id())["sites"]
+        rules = [(r.id, r.name) for r in load_rules(conn, current_org_id(), enabled_only=False) if r.id is not None]
+    return sites, rules
+
+
+def layout(**query: Any) -> html.Div:
+    if not allowed(READ_PERMISSION):
+        return forbidden(READ_PERMISSION)
     can_act = _can_act()
+    sites, rules = _choices()
+    bulk = [dbc.Button("Acknowledge selected", id=ids.ALERTS_BULK_ACK, size="sm", color="info", outline=True,
+                       title="Acknowledge every firing alert of the ticked groups (the folded ones too)")] \
+        if can_act else []
+    try:
+        page = max(1, int(str(query.get("page") or 1)))
+    except ValueError:
+        page = 1
     table_panel = html.Div(
         [
-            html.Div([_filters(), html.Span(PLACEHOLDER, id=ids.ALERTS_COUNT, className="np-count")],
+            html.Div([_filters(query, sites, rules), html.Span(PLACEHOLDER, id=ids.ALERTS_COUNT, className="np-count")],
                      className="np-panel-head np-alerts-head"),
+            html.Div(id=ids.ALERTS_BULK_RESULT),
             html.Div(id=ids.ALERTS_TABLE, className="np-alerts-table-wrap"),
+            html.Div([dbc.Pagination(id=ids.ALERTS_PAGE, max_value=max(page, 1), active_page=page,
+                                     fully_expanded=False, first_last=True, previous_next=True, size="sm"),
+                      *bulk], className="np-table-foot"),
         ],
         className="np-panel np-panel-list",
     )
@@ -267,13 +310,14 @@ def layout(**_query: Any) -> html.Div:
     )
     return html.Div(
         [
-            dcc.Interval(id=ids.ALERTS_REFRESH, interval=REFRESH_MS, n_intervals=0),
+            dcc.Store(id=ids.page_state("alerts"), data={}),
             dcc.Store(id=ids.ALERT_SELECTED, data=None),
             dcc.Store(id=ids.ALERT_VERSION, data=0),
+            dcc.Store(id=ids.ALERTS_GROUP_IDS, data={}),
             html.Div(
                 [
                     html.H1("Alerts", className="np-page-title"),
-                    html.Div(["Auto-refresh every 10 s · updated ", html.Span(PLACEHOLDER, id=ids.ALERTS_UPDATED_AT)],
+                    html.Div(["Grouped by root cause · updated ", html.Span(PLACEHOLDER, id=ids.ALERTS_UPDATED_AT)],
                              className="np-page-meta"),
                 ],
                 className="np-page-header",
@@ -310,8 +354,9 @@ def _kpi_texts(c: dict[str, int]) -> tuple[list[str], list[str]]:
     + [Output(ids.ALERT_KPI_SUB[k], "children") for k in ids.ALERT_KPI_KEYS]
     + [Output(ids.ALERT_KPI[k], "className") for k in ids.ALERT_KPI_KEYS]
     + [Output(ids.ALERTS_UPDATED_AT, "children")],
-    Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERT_VERSION, "data"),
+    Input(ids.TICK, "n_intervals"), Input(ids.ALERT_VERSION, "data"),
 )
+@guarded(READ_PERMISSION)
 def refresh_kpis(_n: int, _version: int) -> list[str]:
     with raw_connection(_engine()) as conn:
         counts = alerts.counts(conn, current_org_id())
@@ -320,62 +365,69 @@ def refresh_kpis(_n: int, _version: int) -> list[str]:
     return [*values, *subs, *css, datetime.now(UTC).strftime("%H:%M:%S UTC")]
 
 
-def opened_figure(rows: list[dict[str, Any]], now: datetime) -> go.Figure:
+def opened_figure(rows: list[tuple[datetime, str, int]], now: datetime) -> Figure:
     """Alerts opened per hour by severity over the last ``CHART_HOURS`` hours (stacked bars, UTC)."""
     last = now.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     hours = [last - timedelta(hours=i) for i in range(CHART_HOURS - 1, -1, -1)]
-    counts = {(r["hour"], r["severity"]): int(r["n"]) for r in rows}
-    fig = go.Figure()
-    for severity in ids.ALERT_SEVERITIES:
-        fig.add_trace(go.Bar(x=hours, y=[counts.get((h, severity), 0) for h in hours], name=severity.capitalize(),
-                             marker={"color": SEVERITY_COLORS[severity], "line": {"width": 0}},
-                             hovertemplate=f"%{{y}} {severity}<extra></extra>"))
+    counts = {(hour, severity): n for hour, severity, n in rows}
+    data = [{"type": "bar", "x": hours, "y": [counts.get((h, severity), 0) for h in hours],
+             "name": severity.capitalize(), "marker": {"color": SEVERITY_COLORS[severity], "line": {"width": 0}},
+             "hovertemplate": f"%{{y}} {severity}<extra></extra>"} for severity in ids.ALERT_SEVERITIES]
     per_hour = [sum(counts.get((h, s), 0) for s in ids.ALERT_SEVERITIES) for h in hours]
     top = max(per_hour, default=0)
-    fig.update_layout(
-        template=TEMPLATE,
-        barmode="stack",
-        bargap=0.3,
+    fig = figure(
+        data, barmode="stack", bargap=0.3,
         title={"text": f"Alerts opened per hour · last {CHART_HOURS} h", "y": 0.93, "yanchor": "top"},
         margin={"l": 56, "r": 16, "t": 56, "b": 36},
         xaxis={"tickformat": "%H:%M", "range": [hours[0] - timedelta(minutes=30), hours[-1] + timedelta(minutes=30)],
                "showgrid": False},
         yaxis={"title": {"text": "Alerts"}, "tick0": 0, "dtick": max(1, math.ceil(top / 4)),
-               "range": [0, max(top, 1) * 1.1]},
-        showlegend=top > 0,
-        uirevision="alerts-opened",
-    )
-    if top == 0:
-        fig.add_annotation(text=f"No alerts opened in the last {CHART_HOURS} h", showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font={"size": 14, "color": MUTED})
-        fig.update_yaxes(showticklabels=False)
+               "range": [0, max(top, 1) * 1.1], "showticklabels": top > 0},
+        showlegend=top > 0, uirevision="alerts-opened",
+        annotations=[] if top else [{"text": f"No alerts opened in the last {CHART_HOURS} h", "showarrow": False,
+                                     "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+                                     "font": {"size": 14, "color": MUTED}}])
     return fig
 
 
 @dash.callback(Output(ids.ALERTS_CHART, "figure"),
-               Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERT_VERSION, "data"))
-def refresh_chart(_n: int, _version: int) -> go.Figure:
+               Input(ids.TICK, "n_intervals"), Input(ids.ALERT_VERSION, "data"))
+@guarded(READ_PERMISSION)
+def refresh_chart(_n: int, _version: int) -> Figure:
     now = datetime.now(UTC)
     since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=CHART_HOURS - 1)
-    return opened_figure(_rows(_OPENED_PER_HOUR, {"org": current_org_id(), "since": since}), now)
+    with raw_connection(_engine()) as conn:
+        rows = alerts.opened_per_hour(conn, current_org_id(), since)
+    return opened_figure(rows, now)
 
 
 # --- table -----------------------------------------------------------------------------------------------
 
-TABLE_HEADINGS = ("Severity", "Status", "Device", "Message", "Began", "Opened", "Count", "Notes")
+TABLE_HEADINGS = ("", "Severity", "Status", "Device", "Message", "Began", "Opened", "Count", "Notes")
 
 
-def _table_row(row: dict[str, Any], now: datetime, selected: str | None) -> html.Tr:
+def _table_row(row: dict[str, Any], now: datetime, selected: str | None, *, pick: Any = None,
+               folded: int = 0) -> html.Tr:
     alert_id = str(row["id"])
     css = "np-alert-row" + (" np-selected" if alert_id == selected else "")
     if row["status"] == "resolved":
         css += " np-resolved"
+    if row.get("root_cause_id") is not None:
+        css += " np-folded"
+    message: list[Any] = [html.Div(_message(row["message"]))]
+    behind = _behind(row)
+    if behind is not None:
+        message.append(behind)
+    if folded:
+        message.append(html.Div(f"{folded:,} suppressed alert{'s' if folded != 1 else ''} behind it",
+                                className="np-behind-count"))
     return html.Tr(
         [
+            html.Td(pick, className="np-pick"),
             html.Td(_severity(row["severity"])),
             html.Td(_state(row["status"])),
             html.Td(_device(row)),
-            html.Td(_message(row["message"]), className="np-message"),
+            html.Td(message, className="np-message"),
             html.Td(_ago(row["started_at"], now), title=_stamp(row["started_at"]), className="np-when"),
             html.Td(_ago(row["created_at"], now), title=_stamp(row["created_at"]), className="np-when"),
             html.Td(f"{row['occurrences']:,}", className="np-num"),
@@ -386,33 +438,123 @@ def _table_row(row: dict[str, Any], now: datetime, selected: str | None) -> html
     )
 
 
+def _group_rows(group: alerts.AlertGroup, now: datetime, selected: str | None, can_act: bool,
+                ticked: bool = False) -> list[html.Tr]:
+    pick = dbc.Checkbox(id={"type": ids.ALERT_PICK, "index": group.key}, value=ticked,
+                        class_name="np-pick-box") if can_act else None
+    rows = [_table_row(group.head, now, selected, pick=pick, folded=group.folded_total)]
+    if group.folded:
+        cause = group.folded[0].get("root_cause") or group.head["device"] or "its parent"
+        shown = group.folded[:FOLDED_SHOWN]
+        inner_rows = [_table_row(r, now, selected) for r in shown]
+        if group.folded_total > len(shown):
+            rest = group.folded_total - len(shown)
+            inner_rows.append(html.Tr(html.Td(
+                [f"and {rest:,} more behind {cause}: ", dcc.Link("list them on the devices page",
+                                                                 href="/devices?status=down")],
+                colSpan=len(TABLE_HEADINGS), className="np-more")))
+        inner = html.Table(html.Tbody(inner_rows), className="np-table np-alerts-table np-folded-table")
+        rows.append(html.Tr(html.Td(html.Details(
+            [html.Summary(f"{group.folded_total:,} suppressed alert{'s' if group.folded_total != 1 else ''} "
+                          f"of devices behind {cause}", className="np-fold-summary"), inner]),
+            colSpan=len(TABLE_HEADINGS)), className="np-fold-row"))
+    return rows
+
+
+def _filter_of(status: str | None, severities: list[str] | None, site: str | None, rule: str | None,
+               hide: bool | None, search: str | None) -> alerts.AlertFilter:
+    rule_id = int(rule) if rule and str(rule).isdigit() else None
+    return alerts.AlertFilter(state="all" if status == "all" else "open",
+                              severities=[s for s in (severities or []) if s in ids.ALERT_SEVERITIES],
+                              site=site or None, rule_id=rule_id, suppressed=False if hide else None,
+                              search=(search or "").strip() or None)
+
+
 @dash.callback(
     Output(ids.ALERTS_TABLE, "children"), Output(ids.ALERTS_COUNT, "children"),
-    Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERTS_STATUS_FILTER, "value"),
-    Input(ids.ALERTS_SEVERITY_FILTER, "value"), Input(ids.ALERT_SELECTED, "data"), Input(ids.ALERT_VERSION, "data"),
+    Output(ids.ALERTS_PAGE, "max_value"), Output(ids.ALERTS_PAGE, "active_page"),
+    Output(ids.ALERTS_GROUP_IDS, "data"), Output(ids.page_state("alerts"), "data"),
+    Input(ids.TICK, "n_intervals"), Input(ids.ALERTS_STATUS_FILTER, "value"),
+    Input(ids.ALERTS_SEVERITY_FILTER, "value"), Input(ids.ALERTS_SITE_FILTER, "value"),
+    Input(ids.ALERTS_RULE_FILTER, "value"), Input(ids.ALERTS_HIDE_SUPPRESSED, "value"),
+    Input(ids.ALERTS_SEARCH, "value"), Input(ids.ALERTS_PAGE, "active_page"),
+    Input(ids.ALERT_SELECTED, "data"), Input(ids.ALERT_VERSION, "data"),
+    State({"type": ids.ALERT_PICK, "index": ALL}, "value"), State({"type": ids.ALERT_PICK, "index": ALL}, "id"),
 )
-def refresh_table(_n: int, status: str | None, severities: list[str] | None, selected: str | None,
-                  _version: int) -> tuple[Any, str]:
+@guarded(READ_PERMISSION)  # as GET /api/v1/alerts
+def refresh_table(_n: int, status: str | None, severities: list[str] | None, site: str | None, rule: str | None,
+                  hide: bool | None, search: str | None, page: int | None, selected: str | None,
+                  _version: int, picked: list[bool | None] | None,
+                  pick_ids: list[dict[str, str]] | None) -> tuple[Any, ...]:
+    filters = (ids.ALERTS_STATUS_FILTER, ids.ALERTS_SEVERITY_FILTER, ids.ALERTS_SITE_FILTER, ids.ALERTS_RULE_FILTER,
+               ids.ALERTS_HIDE_SUPPRESSED, ids.ALERTS_SEARCH)
+    page = 1 if ctx.triggered_id in filters or not page else int(page)
     show_all = status == "all"
-    chosen = [s for s in (severities or []) if s in ids.ALERT_SEVERITIES]
-    if not chosen:
-        return html.Div("Pick at least one severity to list alerts.", className="np-empty np-empty-pad"), "0"
-    where = alerts.AlertFilter(state="all" if show_all else "open", severities=chosen)
+    state = {"state": "all" if show_all else None, "site": site or None, "rule": rule or None,
+             "hide": bool(hide), "q": (search or "").strip() or None, "page": page if page > 1 else None,
+             "severity": ",".join(severities or []) if set(severities or []) != set(ids.ALERT_SEVERITIES) else None}
+    where = _filter_of(status, severities, site, rule, hide, search)
+    if not where.severities:
+        empty = html.Div("Pick at least one severity to list alerts.", className="np-empty np-empty-pad")
+        return empty, "0", 1, 1, {}, state
     with raw_connection(_engine()) as conn:
-        rows, total = alerts.list_alerts(conn, current_org_id(), where, limit=MAX_ROWS)
-    count = f"{total:,} {'in all' if show_all else 'open'}"
-    if not rows:
-        text = "No alerts match these filters." if show_all else "No open alerts: all clear."
-        return html.Div([html.Span("✓", className="np-ok-mark"), text], className="np-empty np-empty-pad"), count
+        result = alerts.alert_groups(conn, current_org_id(), where, limit=GROUPS_PER_PAGE,
+                                     offset=(page - 1) * GROUPS_PER_PAGE, folded_rows=FOLDED_SHOWN)
+    pages = max(1, -(-result.total_groups // GROUPS_PER_PAGE))
+    word = "in all" if show_all else "open"
+    count = f"{result.total_alerts:,} {word}"
+    if result.total_groups != result.total_alerts:
+        count += f" · {result.total_groups:,} root causes"
+    if not result.groups:
+        text = ("No alerts match these filters." if show_all or result.total_alerts or where.site or where.search
+                or where.rule_id else "No open alerts: all clear.")
+        return (html.Div([html.Span("✓", className="np-ok-mark"), text], className="np-empty np-empty-pad"), count,
+                pages, min(page, pages), {}, state)
     now = datetime.now(UTC)
-    body: list[Any] = [html.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in TABLE_HEADINGS])),
-         html.Tbody([_table_row(r, now, selected) for r in rows])],
-        className="np-table np-alerts-table",
-    )]
-    if total > len(rows):
-        body.append(html.Div(f"Showing the newest {len(rows):,} of {total:,}", className="np-more"))
-    return body, count
+    can_act = _can_act()
+    # A live refresh keeps the user's ticks (an acknowledgement after an action resets them: version).
+    ticked = set() if ctx.triggered_id == ids.ALERT_VERSION else {
+        p["index"] for p, on in zip(pick_ids or [], picked or [], strict=False) if on}
+    body = [r for g in result.groups for r in _group_rows(g, now, selected, can_act, g.key in ticked)]
+    table = html.Table([html.Thead(html.Tr([html.Th(h) for h in TABLE_HEADINGS])), html.Tbody(body)],
+                       className="np-table np-alerts-table")
+    first = (page - 1) * GROUPS_PER_PAGE + 1
+    shown = html.Div(f"Root causes {first:,}–{first + len(result.groups) - 1:,} of {result.total_groups:,} "
+                     f"({result.total_alerts:,} alerts)", className="np-more")
+    group_ids = {g.key: [str(a) for a in g.alert_ids] for g in result.groups}
+    return [table, shown], count, pages, page, group_ids, state
+
+
+@dash.callback(
+    Output(ids.ALERTS_BULK_RESULT, "children"), Output(ids.ALERT_VERSION, "data", allow_duplicate=True),
+    Input(ids.ALERTS_BULK_ACK, "n_clicks"),
+    State({"type": ids.ALERT_PICK, "index": ALL}, "value"), State({"type": ids.ALERT_PICK, "index": ALL}, "id"),
+    State(ids.ALERTS_GROUP_IDS, "data"), State(ids.ALERT_VERSION, "data"),
+    prevent_initial_call=True,
+)
+@guarded(WRITE_PERMISSION)  # as POST /api/v1/alerts/<id>/acknowledge
+def bulk_acknowledge(clicks: int | None, picked: list[bool | None], pick_ids: list[dict[str, str]],
+                     groups: dict[str, list[str]] | None, version: int | None) -> tuple[Any, Any]:
+    if not clicks:
+        raise PreventUpdate
+    keys = [p["index"] for p, on in zip(pick_ids or [], picked or [], strict=True) if on]
+    chosen = [uuid.UUID(a) for k in keys for a in (groups or {}).get(k, [])]
+    if not chosen:
+        return _result("warning", "Tick the groups to acknowledge first."), no_update
+    user_id = _parse_id(current_claims().get("sub"))
+    try:
+        with raw_connection(_engine()) as conn:
+            done = alerts.acknowledge_many(conn, current_org_id(), chosen, user_id, "acknowledged as a group",
+                                           datetime.now(UTC))
+            conn.commit()
+    except psycopg.errors.ForeignKeyViolation:
+        return _result("danger", "Your user no longer exists: sign in again."), no_update
+    skipped = len(chosen) - len(done)
+    text = f"Acknowledged {len(done):,} alert{'s' if len(done) != 1 else ''} in {len(keys)} group" \
+           f"{'s' if len(keys) != 1 else ''}."
+    if skipped:
+        text += f" {skipped:,} were already acknowledged or resolved."
+    return _result("success", text), (version or 0) + 1
 
 
 @dash.callback(
@@ -420,6 +562,7 @@ def refresh_table(_n: int, status: str | None, severities: list[str] | None, sel
     Input({"type": ids.ALERT_ROW, "index": ALL}, "n_clicks"), Input(ids.ALERT_CLOSE, "n_clicks"),
     prevent_initial_call=True,
 )
+@guarded(READ_PERMISSION)
 def select_alert(_rows: list[int | None], _close: int | None) -> str | None:
     # Re-rendered rows (every refresh) come without clicks: only a real click selects.
     if not any(t.get("value") for t in ctx.triggered):
@@ -522,8 +665,9 @@ def _detail_body(a: dict[str, Any], now: datetime) -> list[Any]:
     Output(ids.ALERT_DETAIL, "children"), Output(ids.ALERT_HISTORY, "children"),
     Output(ids.ALERT_ACTIONS, "hidden"), Output(ids.ALERT_CLOSE, "hidden"),
     Output({"type": ids.ALERT_ACTION, "action": ALL}, "disabled"),
-    Input(ids.ALERT_SELECTED, "data"), Input(ids.ALERTS_REFRESH, "n_intervals"), Input(ids.ALERT_VERSION, "data"),
+    Input(ids.ALERT_SELECTED, "data"), Input(ids.TICK, "n_intervals"), Input(ids.ALERT_VERSION, "data"),
 )
+@guarded(READ_PERMISSION)  # as GET /api/v1/alerts/<id>
 def refresh_detail(selected: str | None, _n: int, _version: int) -> tuple[Any, Any, bool, bool, list[bool]]:
     buttons = ctx.outputs_list[4]
     if selected is None:
@@ -544,27 +688,37 @@ def _result(color: str, text: str) -> dbc.Alert:
 
 
 @dash.callback(
-    Output(ids.ALERT_ACTION_RESULT, "children"), Output(ids.ALERT_VERSION, "data"),
+    Output(ids.ALERT_ACTION_RESULT, "children"),
     Output({"type": ids.ALERT_NOTE, "index": ALL}, "value"), Output({"type": ids.ALERT_NOTE, "index": ALL}, "invalid"),
-    Input({"type": ids.ALERT_ACTION, "action": ALL}, "n_clicks"), Input(ids.ALERT_SELECTED, "data"),
-    Input({"type": ids.ALERT_NOTE, "index": ALL}, "value"),
+    Input(ids.ALERT_SELECTED, "data"), Input({"type": ids.ALERT_NOTE, "index": ALL}, "value"),
+    prevent_initial_call=True,
+)
+@guarded(READ_PERMISSION)
+def reset_form(_selected: str | None, notes: list[str | None]) -> tuple[Any, list[Any], list[Any]]:
+    """Another alert selected: a fresh form. Typing: the "note required" mark goes."""
+    n = len(notes)
+    if ctx.triggered_id == ids.ALERT_SELECTED:
+        return None, [""] * n, [False] * n
+    return no_update, [no_update] * n, [False] * n
+
+
+@dash.callback(
+    Output(ids.ALERT_ACTION_RESULT, "children", allow_duplicate=True),
+    Output(ids.ALERT_VERSION, "data"),
+    Output({"type": ids.ALERT_NOTE, "index": ALL}, "value", allow_duplicate=True),
+    Output({"type": ids.ALERT_NOTE, "index": ALL}, "invalid", allow_duplicate=True),
+    Input({"type": ids.ALERT_ACTION, "action": ALL}, "n_clicks"),
+    State(ids.ALERT_SELECTED, "data"), State({"type": ids.ALERT_NOTE, "index": ALL}, "value"),
     State(ids.ALERT_VERSION, "data"),
     prevent_initial_call=True,
 )
+@guarded(WRITE_PERMISSION)  # as POST /api/v1/alerts/<id>/acknowledge and /resolve
 def act(_clicks: list[int | None], selected: str | None, notes: list[str | None],
         version: int | None) -> tuple[Any, Any, list[Any], list[Any]]:
-    """Acknowledge or resolve the selected alert as the signed-in user; errors become an inline message.
-
-    Also resets the form when another alert is selected, and clears the "note required" mark as the
-    user types (the note is an input and an output of this one callback).
-    """
+    """Acknowledge or resolve the selected alert as the signed-in user; errors become an inline message."""
     n = len(notes)
     keep: list[Any] = [no_update] * n
     trigger = ctx.triggered_id
-    if trigger == ids.ALERT_SELECTED:
-        return None, no_update, [""] * n, [False] * n
-    if isinstance(trigger, dict) and trigger.get("type") == ids.ALERT_NOTE:
-        return no_update, no_update, keep, [False] * n
     if not isinstance(trigger, dict) or trigger.get("type") != ids.ALERT_ACTION or not any(
             t.get("value") for t in ctx.triggered):
         raise PreventUpdate
@@ -574,8 +728,6 @@ def act(_clicks: list[int | None], selected: str | None, notes: list[str | None]
     alert_id = _parse_id(selected) if selected is not None else None
     if alert_id is None:
         return _result("warning", "Select an alert first."), no_update, keep, keep
-    if not _can_act():
-        return _result("danger", "Your role may not acknowledge or resolve alerts."), no_update, keep, keep
     if action == "resolve" and not note:
         return None, no_update, keep, [True] * n
     if len(note) > MAX_NOTE:
