@@ -181,8 +181,10 @@ def _loaded(stmt: Select[Device]) -> Select[Device]:
 
 
 def get_device(session: Session, org_id: uuid.UUID, device_id: int) -> Device:
+    # An id no integer column can hold names no device (asking PostgreSQL would be an out-of-range error).
+    fits = -2**31 <= device_id < 2**31
     device = session.scalar(_loaded(select(Device).where(Device.organization_id == org_id,
-                                                         Device.id == device_id)))
+                                                         Device.id == device_id))) if fits else None
     if device is None:
         raise NotFound(f"device with id {device_id} not found in this organization",
                        details={"device_id": str(device_id)}, code="DEVICE_NOT_FOUND")
