@@ -323,11 +323,13 @@ def run_demo(opts: DemoOptions) -> None:
         # The web process only reads the queues' depths (for /health and /metrics): a broker, no worker.
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
 
+        from workers.client import report_sender
         from workers.queues import queue_check, queue_depths
 
         app = create_app(settings, engine=engine, redis_client=stack.redis,
                          queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
-                         checks=[queue_check(broker, settings.health_max_queue_depth)])
+                         checks=[queue_check(broker, settings.health_max_queue_depth)],
+                         send_report=report_sender(broker))
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)
