@@ -292,3 +292,65 @@ def findings_from(rule: Rule, eps: Episodes, samples: SeriesSamples, open_alerts
             last = samples.values[np.flatnonzero(samples.keys == key)[-1]]
             out.append(Finding(rule, device_id, False, now, ifindex=ifindex, value=float(last)))
     return out
+
+
+# --- the backtest: what a rule would have done over stored history ----------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BacktestAlert:
+    """One alert a rule would have opened: when its breach began, when it fired, when it cleared
+    (None: still firing at the end) and its worst value while firing (None when unknown)."""
+
+    device_id: int
+    ifindex: int
+    started_at: datetime
+    opened_at: datetime
+    resolved_at: datetime | None
+    worst: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """A rule replayed over ``[start, end)``: the alerts it would have opened, by opening time, and how
+    much it read (devices in scope, series with samples, samples)."""
+
+    rule: Rule
+    start: datetime
+    end: datetime
+    alerts: list[BacktestAlert]
+    devices: int
+    series: int
+    samples: int
+
+    @property
+    def still_open(self) -> int:
+        return sum(a.resolved_at is None for a in self.alerts)
+
+
+def backtest(conn: Any, org_id: uuid.UUID, rule: Rule, start: datetime, end: datetime, *,
+             resolution: Resolution = "raw") -> Backtest:
+    """Replay ``rule`` over stored samples of ``[start, end)`` without writing anything; the live
+    engine replays the same way (:func:`analytics.rules.episodes`), so this is what it would have done.
+
+    Raises:
+        ValidationError: a status rule (it follows the probes' device status: see the outages of
+            :mod:`analytics.sla`), a naive or empty period, or an unknown resolution.
+    """
+    from netpulse.errors import ValidationError
+
+    if rule.kind == "status" or rule.metric is None:
+        raise ValidationError(f"rule {rule.name!r} is a status rule: it follows the probes' device status, which "
+                              "the SLA outages show; only threshold and dynamic rules are replayed",
+                              details={"kind": "status rules are not replayed"})
+    devices = scope_devices(conn, org_id, rule)
+    if not devices:
+        return Backtest(rule, start, end, [], 0, 0, 0)
+    eps, samples = replay(conn, org_id, rule, devices, start, end, baseline_until=start, resolution=resolution)
+    alerts = []
+    for key, started, opened, resolved, worst in eps.frame.sort("opened_us").select(
+            "series", "started_us", "opened_us", "resolved_us", "worst").iter_rows():
+        device_id, ifindex = split_key(key)
+        alerts.append(BacktestAlert(device_id, ifindex, _dt(started), _dt(opened),
+                                    _dt(resolved) if resolved is not None else None,
+                                    None if worst is None or worst != worst else float(worst)))
+    return Backtest(rule, start, end, alerts, len(devices), len(np.unique(samples.keys)), len(samples.keys))

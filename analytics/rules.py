@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from netpulse import timespec
-from netpulse.errors import ValidationError
+from netpulse.errors import Conflict, NotFound, ValidationError
 from netpulse.metrics import MetricKind
 from netpulse.text import name_problem
 
@@ -162,44 +162,106 @@ _RULE_COLUMNS = ("id, name, kind, severity, metric, comparator, value, clear_val
                  "baseline_weeks, enabled, (SELECT name FROM escalation_policies p WHERE p.id = escalation_policy_id)")
 
 
+def _rule_of(r: Any) -> Rule:
+    return Rule(id=r[0], name=r[1], kind=r[2], severity=r[3], metric=MetricKind.from_name(r[4]) if r[4] else None,
+                comparator=r[5], value=r[6], clear_value=r[7], for_s=r[8], scope=r[9], scope_ref=r[10], k_mad=r[11],
+                baseline_weeks=r[12] or 4, enabled=r[13], escalation_policy=r[14])
+
+
 def load_rules(conn: Any, org_id: Any, *, enabled_only: bool = True) -> list[Rule]:
-    """The organization's rules from the ``alert_rules`` table."""
+    """The organization's rules from the ``alert_rules`` table, by id."""
     rows = conn.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE organization_id = %s"
                         + (" AND enabled" if enabled_only else "") + " ORDER BY id", (org_id,)).fetchall()
-    return [Rule(id=r[0], name=r[1], kind=r[2], severity=r[3], metric=MetricKind.from_name(r[4]) if r[4] else None,
-                 comparator=r[5], value=r[6], clear_value=r[7], for_s=r[8], scope=r[9], scope_ref=r[10], k_mad=r[11],
-                 baseline_weeks=r[12] or 4, enabled=r[13], escalation_policy=r[14]) for r in rows]
+    return [_rule_of(r) for r in rows]
+
+
+def _policy_id(conn: Any, org_id: Any, rule: Rule) -> int | None:
+    if rule.escalation_policy is None:
+        return None
+    row = conn.execute("SELECT id FROM escalation_policies WHERE organization_id = %s AND name = %s",
+                       (org_id, rule.escalation_policy)).fetchone()
+    if row is None:
+        raise ValidationError(f"rule {rule.name!r}: no escalation policy named {rule.escalation_policy!r}",
+                              details={"escalation_policy": rule.escalation_policy})
+    return int(row[0])
+
+
+def _values(conn: Any, org_id: Any, r: Rule) -> tuple[Any, ...]:
+    """The stored columns of ``r`` after org_id, in ``_STORED`` order; every way in checks the name."""
+    problem = name_problem(r.name)   # checked on the way in, not in Rule: stored rules keep loading
+    if problem is not None:
+        raise ValidationError(f"rule name {r.name!r} {problem}", details={"name": problem})
+    return (r.name, r.kind, r.severity, r.metric.metric_name if r.metric else None, r.comparator, r.value,
+            r.clear_value, r.for_s, r.scope, r.scope_ref, r.k_mad, r.baseline_weeks, r.enabled,
+            _policy_id(conn, org_id, r))
+
+
+_STORED = ("name, kind, severity, metric, comparator, value, clear_value, for_s, scope, scope_ref, k_mad, "
+           "baseline_weeks, enabled, escalation_policy_id")
 
 
 def save_rules(conn: Any, org_id: Any, rules: Sequence[Rule]) -> list[Rule]:
     """Insert or update rules by name; returns them with their ids."""
     saved = []
     for r in rules:
-        problem = name_problem(r.name)   # checked on the way in, not in Rule: stored rules keep loading
-        if problem is not None:
-            raise ValidationError(f"rule name {r.name!r} {problem}", details={"name": problem})
-        policy_id = None
-        if r.escalation_policy is not None:
-            row = conn.execute("SELECT id FROM escalation_policies WHERE organization_id = %s AND name = %s",
-                               (org_id, r.escalation_policy)).fetchone()
-            if row is None:
-                raise ValidationError(f"rule {r.name!r}: no escalation policy named {r.escalation_policy!r}",
-                                      details={"escalation_policy": r.escalation_policy})
-            policy_id = row[0]
-        row = conn.execute("""
-            INSERT INTO alert_rules (organization_id, name, kind, severity, metric, comparator, value, clear_value,
-                                     for_s, scope, scope_ref, k_mad, baseline_weeks, enabled, escalation_policy_id)
+        row = conn.execute(f"""
+            INSERT INTO alert_rules (organization_id, {_STORED})
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (organization_id, name) DO UPDATE SET kind = EXCLUDED.kind, severity = EXCLUDED.severity,
                 metric = EXCLUDED.metric, comparator = EXCLUDED.comparator, value = EXCLUDED.value,
                 clear_value = EXCLUDED.clear_value, for_s = EXCLUDED.for_s, scope = EXCLUDED.scope,
                 scope_ref = EXCLUDED.scope_ref, k_mad = EXCLUDED.k_mad, baseline_weeks = EXCLUDED.baseline_weeks,
                 enabled = EXCLUDED.enabled, escalation_policy_id = EXCLUDED.escalation_policy_id
-            RETURNING id""", (org_id, r.name, r.kind, r.severity, r.metric.metric_name if r.metric else None,
-                              r.comparator, r.value, r.clear_value, r.for_s, r.scope, r.scope_ref, r.k_mad,
-                              r.baseline_weeks, r.enabled, policy_id)).fetchone()
+            RETURNING id""", (org_id, *_values(conn, org_id, r))).fetchone()
         saved.append(replace(r, id=row[0]))
     return saved
+
+
+def _rule_not_found(rule_id: int) -> NotFound:
+    return NotFound(f"no alert rule {rule_id} in this organization", code="RULE_NOT_FOUND",
+                    details={"rule_id": str(rule_id)})
+
+
+def _name_taken(conn: Any, org_id: Any, name: str, other_than: int | None = None) -> None:
+    row = conn.execute("SELECT id FROM alert_rules WHERE organization_id = %s AND name = %s AND id IS DISTINCT FROM %s",
+                       (org_id, name, other_than)).fetchone()
+    if row is not None:
+        raise Conflict(f"a rule named {name!r} already exists (id {row[0]}); choose another name or update that rule",
+                       code="RULE_ALREADY_EXISTS", details={"name": "already exists"})
+
+
+def get_rule(conn: Any, org_id: Any, rule_id: int) -> Rule:
+    """One rule of the organization by id; NotFound (RULE_NOT_FOUND) otherwise."""
+    row = conn.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE organization_id = %s AND id = %s",
+                       (org_id, rule_id)).fetchone()
+    if row is None:
+        raise _rule_not_found(rule_id)
+    return _rule_of(row)
+
+
+def create_rule(conn: Any, org_id: Any, rule: Rule) -> Rule:
+    """Insert a new rule; Conflict (RULE_ALREADY_EXISTS) when its name is taken. Returns it with its id."""
+    _name_taken(conn, org_id, rule.name)
+    row = conn.execute(f"INSERT INTO alert_rules (organization_id, {_STORED}) VALUES "
+                       "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                       (org_id, *_values(conn, org_id, rule))).fetchone()
+    return replace(rule, id=row[0])
+
+
+def update_rule(conn: Any, org_id: Any, rule_id: int, rule: Rule) -> Rule:
+    """Replace rule ``rule_id`` by ``rule`` (renaming it is allowed); its open alerts keep pointing at it."""
+    get_rule(conn, org_id, rule_id)
+    _name_taken(conn, org_id, rule.name, other_than=rule_id)
+    columns = ", ".join(f"{c.strip()} = %s" for c in _STORED.split(","))
+    conn.execute(f"UPDATE alert_rules SET {columns} WHERE organization_id = %s AND id = %s",
+                 (*_values(conn, org_id, rule), org_id, rule_id))
+    return replace(rule, id=rule_id)
+
+
+def delete_rule(conn: Any, org_id: Any, rule_id: int) -> None:
+    """Remove a rule; its alerts stay (their ``rule_id`` becomes null) and resolve or age as they are."""
+    if conn.execute("DELETE FROM alert_rules WHERE organization_id = %s AND id = %s", (org_id, rule_id)).rowcount == 0:
+        raise _rule_not_found(rule_id)
 
 
 # --- when a series breaks a rule ---------------------------------------------------------------------------

@@ -48,8 +48,8 @@ import polars as pl
 import psycopg
 
 __all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "CAUSE_SCHEMA", "CAUSE_SLACK", "By",
-           "SlaResult", "Target", "Availability", "availability", "availability_over", "list_targets",
-           "outages", "calendar_period", "evaluate_targets", "scope_filter", "trend", "TREND_SCHEMA"]
+           "SlaResult", "StatusEvent", "Target", "Availability", "availability", "availability_over", "list_targets",
+           "outages", "status_history", "calendar_period", "evaluate_targets", "scope_filter", "trend", "TREND_SCHEMA"]
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
@@ -432,6 +432,40 @@ def _with_causes(frame: pl.DataFrame, figures: pl.DataFrame, slack: timedelta) -
              .select("row", *CAUSE_SCHEMA.names()))
     schema: dict[str, pl.DataType] = {**dict(OUTAGE_SCHEMA), **dict(CAUSE_SCHEMA)}
     return numbered.join(found, on="row", how="left", maintain_order="left").drop("row").cast(schema)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One change of a device's probed status: ``time`` is when the new status began, ``confirmed_at``
+    when the probes' hysteresis decided it (see :mod:`ingest.status`)."""
+
+    id: int
+    device_id: int
+    device: str
+    time: datetime
+    confirmed_at: datetime
+    from_status: str
+    to_status: str
+
+
+_HISTORY_WHERE = """
+FROM device_status_events e JOIN devices d ON d.id = e.device_id AND d.organization_id = e.organization_id
+WHERE e.organization_id = %(org)s AND e.time >= %(start)s AND e.time < %(end)s
+  AND (%(device)s::integer IS NULL OR e.device_id = %(device)s)
+"""
+
+
+def status_history(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *,
+                   device_id: int | None = None, limit: int = 100, offset: int = 0) -> tuple[list[StatusEvent], int]:
+    """The status changes that began in ``[start, end)`` (of one device, or of every device), newest
+    first, one page of them and how many there are in all: the events availability is computed from."""
+    _require_period(start, end)
+    params = {"org": org_id, "start": start, "end": end, "device": device_id, "limit": limit, "offset": offset}
+    total = conn.execute("SELECT count(*) " + _HISTORY_WHERE, params).fetchone()
+    rows = conn.execute("SELECT e.id, e.device_id, d.name, e.time, e.confirmed_at, e.from_status, e.to_status "
+                        + _HISTORY_WHERE + " ORDER BY e.time DESC, e.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                        params).fetchall()
+    return [StatusEvent(*r) for r in rows], int(total[0]) if total else 0
 
 
 # --- SLA targets -----------------------------------------------------------------------------------------------

@@ -207,7 +207,7 @@ def serve(host: str | None, port: int | None, get_path: str | None) -> None:
 
 def _observability(settings):  # type: ignore[no-untyped-def]
     """Redis, the broker's queues and the scheduler's leader lease for the web process's /health and
-    /metrics (none without Redis)."""
+    /metrics, and the sender of the report runs asked for through the API (none without Redis)."""
     if not settings.redis_url:
         return {}
     import redis
@@ -215,17 +215,19 @@ def _observability(settings):  # type: ignore[no-untyped-def]
     from redis.retry import Retry
 
     from dashboard.app import REDIS_TIMEOUT_S
+    from workers.client import report_sender
     from workers.leader import GRACE_LEASES, leader_check
     from workers.queues import queue_check, queue_depths
 
     # Fail fast, no retries with backoff: a request falls back or answers 503 at once.
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
                                   socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
-    broker = _broker(settings, client)   # read only: no actor is declared on it
+    broker = _broker(settings, client)   # no actor is declared on it: it reads queues and sends by name
     return {"redis_client": client,
             "queue_depths": lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
             "checks": [queue_check(broker, settings.health_max_queue_depth),
-                       leader_check(client, grace_s=GRACE_LEASES * settings.scheduler_lease_s)]}
+                       leader_check(client, grace_s=GRACE_LEASES * settings.scheduler_lease_s)],
+            "send_report": report_sender(broker)}
 
 
 @click.command()

@@ -51,16 +51,13 @@ def _make_command(kind: str) -> click.Command:
     def command(scope: str, period: str, fmt: str | None, output: Path, org_slug: str | None) -> None:
         from tqdm import tqdm
 
-        from reports.generate import generate, steps
-        from reports.period import parse_period
-        from reports.scope import parse_scope, report_time_zone, resolve_scope
+        from reports.generate import generate, resolve, steps
+        from reports.scope import parse_scope
 
         chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "pdf")
-        wanted = parse_scope(scope)
+        parse_scope(scope)  # a malformed scope is refused before connecting
         with connection(org_slug) as (conn, org):
-            resolved = resolve_scope(conn, org.id, wanted)
-            tz = report_time_zone(conn, org.id, resolved)
-            span = parse_period(period, tz, now=datetime.now(UTC))
+            resolved, span = resolve(conn, org.id, scope, period, now=datetime.now(UTC))
             with tqdm(total=steps(kind), desc=f"{kind} report", unit="step", leave=False,
                       disable=not sys.stderr.isatty()) as bar:
                 def advance(step: str) -> None:

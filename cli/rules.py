@@ -75,7 +75,7 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
     """
     from tqdm import tqdm
 
-    from analytics.evaluate import _dt, replay, scope_devices, split_key
+    from analytics.evaluate import backtest
 
     end = parse_time(until_text, field="--until") if until_text else datetime.now(UTC)
     start = end - _since(since)
@@ -88,28 +88,24 @@ def backtest_command(rule_file: Path, since: str, until_text: str | None, resolu
             if rule.kind == "status":
                 click.echo("  status rules follow the probes' device status; see `netpulse sla report` for outages")
                 continue
-            devices = scope_devices(conn, org_id, rule)
-            if not devices:
+            result = backtest(conn, org_id, rule, start, end, resolution=resolution)
+            if not result.devices:
                 click.echo("  no device in scope")
                 continue
-            eps, samples = replay(conn, org_id, rule, devices, start, end, baseline_until=start,
-                                  resolution=resolution)
-            frame = eps.frame.sort("opened_us")
             rows = []
-            for key, started, opened, resolved, worst in frame.select(
-                    "series", "started_us", "opened_us", "resolved_us", "worst").head(limit).iter_rows():
-                device_id, ifindex = split_key(key)
-                rows.append([names.get(device_id, str(device_id)) + (f" if{ifindex}" if ifindex else ""),
-                             _when(_dt(started)), _when(_dt(opened)), _when(_dt(resolved)) if resolved else "open",
-                             human(((resolved or int(end.timestamp() * 1e6)) - opened) / 1e6),
-                             "-" if worst is None or worst != worst else f"{worst:.4g}"])
+            for a in result.alerts[:limit]:
+                rows.append([names.get(a.device_id, str(a.device_id)) + (f" if{a.ifindex}" if a.ifindex else ""),
+                             _when(a.started_at), _when(a.opened_at),
+                             _when(a.resolved_at) if a.resolved_at else "open",
+                             human(((a.resolved_at or end) - a.opened_at).total_seconds()),
+                             "-" if a.worst is None else f"{a.worst:.4g}"])
             if rows:
                 click.echo(table(["device", "breach began", "alert opened", "resolved", "lasted", "worst"], rows))
-            still = frame.filter(frame["resolved_us"].is_null()).height
-            more = f" (first {limit} listed)" if frame.height > limit else ""
-            click.echo(f"  {frame.height} alert(s) would have opened{more}, {still} still open at the end; "
-                       f"{len(set(frame['series'].to_list()))} series of {len(set(samples.keys.tolist()))} "
-                       f"over {len(samples.keys):,} samples from {_when(start)} to {_when(end)}")
+            fired = len(result.alerts)
+            more = f" (first {limit} listed)" if fired > limit else ""
+            click.echo(f"  {fired} alert(s) would have opened{more}, {result.still_open} still open at the end; "
+                       f"{len({(a.device_id, a.ifindex) for a in result.alerts})} series of {result.series} "
+                       f"over {result.samples:,} samples from {_when(start)} to {_when(end)}")
 
 
 @rules.command("load")

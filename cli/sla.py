@@ -231,20 +231,16 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
       netpulse maintenance add --scope site --ref Nairobi --from 2026-12-01T22:00Z --to 2026-12-02T02:00Z \\
         --reason "core upgrade"
     """
-    from netpulse.inventory.scopes import resolve_scope_ref
+    from analytics.maintenance import add_window
 
     _check_ref(scope, ref)
     start, end = _span(start_text, end_text)
     with session_scope() as session:
         org = organization(session, org_slug)
-        name = resolve_scope_ref(session, org.id, scope, ref)
-        conn = session.connection().connection.driver_connection
-        assert conn is not None
-        row = conn.execute("INSERT INTO maintenance_windows (organization_id, scope, scope_ref, starts_at, ends_at,"
-                           " reason) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                           (org.id, scope, name, start, end, reason)).fetchone()
+        window = add_window(session, org.id, scope=scope, scope_ref=ref, start=start, end=end, reason=reason)
+        name = window.scope_ref
     what = "all devices" if name is None else f"{scope} {name!r}"
-    click.echo(f"added maintenance window {row[0]}: {what} from {_iso(start)} to {_iso(end)} UTC "
+    click.echo(f"added maintenance window {window.id}: {what} from {_iso(start)} to {_iso(end)} UTC "
                f"({human((end - start).total_seconds())})")
 
 
@@ -254,18 +250,20 @@ def maintenance_add_command(scope: str, ref: str | None, start_text: str, end_te
 @org_option
 def maintenance_list_command(limit: int, org_slug: str | None) -> None:
     """List maintenance windows, latest start first."""
-    with connection(org_slug) as (conn, org):
-        found = conn.execute("SELECT id, scope, scope_ref, starts_at, ends_at, reason, now() FROM maintenance_windows"
-                             " WHERE organization_id = %s ORDER BY starts_at DESC, id DESC LIMIT %s",
-                             (org.id, limit)).fetchall()
+    from analytics.maintenance import list_windows
+
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        org = organization(session, org_slug)
+        found, total = list_windows(session, org.id, now=now, limit=limit)
     if not found:
         click.echo(f"no maintenance windows in {org.slug} yet; add one with `netpulse maintenance add`")
         return
-    rows = [[str(i), scope, ref or "-", _iso(s), _iso(e), human((e - s).total_seconds()),
-             "active" if s <= now < e else ("upcoming" if now < s else "past"), reason or "-"]
-            for i, scope, ref, s, e, reason, now in found]
+    rows = [[str(w.id), w.scope, w.scope_ref or "-", _iso(w.starts_at), _iso(w.ends_at),
+             human((w.ends_at - w.starts_at).total_seconds()), w.state(now), w.reason or "-"] for w in found]
     click.echo(table(["ID", "SCOPE", "REF", "FROM", "TO", "LENGTH", "STATE", "REASON"], rows))
-    click.echo(f"{len(rows)} window(s)")
+    more = f" of {total}; raise --limit to see more" if total > len(rows) else ""
+    click.echo(f"{len(rows)} window(s){more}")
 
 
 COMMANDS = [sla, maintenance]

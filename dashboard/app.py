@@ -6,16 +6,16 @@
     app.run()  # or any WSGI server
 
 Routes: ``/login`` and ``/logout`` (form login, cookies), ``/api/v1/...`` (JSON envelope, bearer or
-cookie token), ``/alive``, ``/ready``, ``/health``, ``/healthz`` (:mod:`dashboard.health`) and
-``/metrics`` (:mod:`dashboard.metrics`) without a login, and Dash at ``/`` (pages from
-``dashboard/pages``), all of it behind the token guard of :mod:`dashboard.auth` and the headers of
-:mod:`dashboard.security`. Redis holds the login limits, the cache of users' current state and the
-workers' counters.
+cookie token; the OpenAPI document at ``/api/v1/openapi.json`` and its docs at ``/api/v1/docs``),
+``/alive``, ``/ready``, ``/health``, ``/healthz`` (:mod:`dashboard.health`) and ``/metrics``
+(:mod:`dashboard.metrics`) without a login, and Dash at ``/`` (pages from ``dashboard/pages``), all of
+it behind the token guard of :mod:`dashboard.auth` and the headers of :mod:`dashboard.security`. Redis
+holds the login limits, the cache of users' current state and the workers' counters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.wrappers import Response
 
 from dashboard import auth, envelope, shell
-from dashboard.api import init_api
+from dashboard.api import create_server, init_api
 from dashboard.dash_requests import guard_dash_endpoints
 from dashboard.health import install_health
 from dashboard.metrics import QueueDepths, install_metrics
@@ -74,7 +74,8 @@ REDIS_TIMEOUT_S = 1.0
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None, redis_client: Any = None,
-               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = ()) -> Flask:
+               queue_depths: QueueDepths | None = None, checks: Sequence[Check] = (),
+               send_report: Callable[[int], None] | None = None) -> Flask:
     """Build the Flask server with JWT auth, ``/api/v1``, the health and metrics endpoints and the Dash
     pages mounted at ``/``.
 
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     close). ``settings.proxy_hops`` and ``cookie_secure`` decide the Secure cookie flag per request.
     Redis is checked by /health and holds the workers' counters for /metrics; ``queue_depths`` reads
     the work queues (the composition root builds it from the broker); ``checks`` are added to /health
-    (and /ready when marked so).
+    (and /ready when marked so). ``send_report`` hands a report run asked for through the API to the
+    workers (``workers.client.report_sender``); without it the scheduler hands such runs out.
     """
     if settings is None:
         settings = get_settings()
@@ -101,14 +103,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     configure_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
                      parallelism=settings.argon2_parallelism)
 
-    server = Flask("dashboard", static_folder=None)
+    server = create_server("dashboard")
     # First: the request timer must start before any other hook (the login guard) may answer.
     install_metrics(server, engine=engine, redis=redis_client, queue_depths=queue_depths, token=settings.metrics_token)
     server.config.update(SECRET_KEY=settings.require_secret_key(), MAX_CONTENT_LENGTH=1 << 20)
-    server.json.sort_keys = False  # type: ignore[attr-defined]  # envelopes read success, data, meta in order
     server.extensions["netpulse.settings"] = settings
     server.extensions["netpulse.engine"] = engine
     server.extensions["netpulse.sessionmaker"] = make_sessionmaker(engine)
+    server.extensions["netpulse.send_report"] = send_report
 
     auth.configure_jwt(server, settings, redis_client)
     server.register_blueprint(auth.bp)

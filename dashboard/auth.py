@@ -59,12 +59,13 @@ from netpulse.errors import InvalidCredentials, RateLimited, Unavailable, Valida
 from netpulse.ratelimit import SlidingWindow
 from netpulse.schema import Role, User
 from netpulse.tokens import UserState, UserStates, use_state_cache
-from netpulse.users import MAX_PASSWORD_LENGTH, PERMISSIONS, authenticate, revoke_tokens
+from netpulse.users import MAX_PASSWORD_LENGTH, PERMISSIONS, authenticate, change_password, revoke_tokens
 
 __all__ = ["ACCESS_COOKIE", "CSRF_COOKIE", "CSRF_HEADER", "ACCESS_TTL", "REFRESH_WITHIN", "bp",
            "configure_jwt", "install_guard", "issue_access_token", "current_claims", "current_org_id",
            "current_user", "role_allows", "sessionmaker_of", "user_states", "login", "LoginResult",
-           "sign_out", "current_user_id", "PAGE_CSP", "UNAVAILABLE_RETRY_S", "throttle"]
+           "sign_out", "change_own_password", "current_user_id", "PAGE_CSP", "UNAVAILABLE_RETRY_S", "throttle",
+           "MAX_EMAIL_LENGTH"]
 
 log = structlog.get_logger("netpulse.dashboard.auth")
 
@@ -347,13 +348,29 @@ def login(email: str, password: str) -> LoginResult:
             user = authenticate(session, email, password)
             if user is None:
                 raise InvalidCredentials("Invalid email or password")
-            return LoginResult(issue_access_token(user), {
-                "id": str(user.id), "email": user.email, "role": user.role,
-                "organization_id": str(user.organization_id)})
+            return _result(user)
     except (OperationalError, SATimeoutError) as exc:
         log.error("netpulse.dashboard.login_database_unavailable", error=type(exc).__name__)
         raise Unavailable("Sign-in is unavailable right now (the database does not answer): try again "
                           "shortly") from None
+
+
+def _result(user: User) -> LoginResult:
+    return LoginResult(issue_access_token(user), {"id": str(user.id), "email": user.email, "role": user.role,
+                                                  "organization_id": str(user.organization_id)})
+
+
+def change_own_password(current: str, new: str) -> LoginResult:
+    """The signed-in user's new password, after checking the current one under the login limit (a
+    stolen token must not guess it at will); every earlier token of the user stops working, and the
+    result carries a new one. Raises RateLimited, Unavailable, InvalidCredentials, ValidationError."""
+    throttle(current_user().email)
+    with sessionmaker_of(current_app)() as session, session.begin():
+        user = session.get(User, current_user_id())
+        if user is None:
+            raise InvalidCredentials("your user no longer exists: sign in again", code="INVALID_TOKEN")
+        change_password(session, user, current, new)
+        return _result(user)  # the cached state goes with the commit (netpulse.tokens.use_state_cache)
 
 
 def sign_out(user_id: uuid.UUID) -> None:

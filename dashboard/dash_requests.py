@@ -1,14 +1,16 @@
 """Dash's own endpoints answer malformed requests with a 4xx, never a 500.
 
 - ``POST /_dash-update-component``: the body must be what the renderer sends for a registered
-  callback: an object naming the callback's ``output``, its ``outputs``, and exactly its declared
-  ``inputs`` and ``state`` (same ids and properties; a wildcard dependency as a list of them).
-  Anything else is a 400 envelope naming the problem, before Dash or a callback sees it. A
-  well-formed request whose *values* a callback cannot use (a text where the renderer always sends
-  a number: only a hand-made request does that) makes the callback raise a TypeError, ValueError,
-  KeyError, IndexError or AttributeError (or Dash's page router an UnsupportedRelativePath for a
-  path that is no path): that is a 400 too, logged with the callback and the error
-  (never the body or local variables). Other failures (the database down) keep their own answers.
+  callback: an object naming the callback's ``output``, its ``outputs`` (one per declared output, a
+  list for a wildcard one), and exactly its declared ``inputs`` and ``state`` (same ids and
+  properties; a wildcard dependency as a list of them). Anything else is a 400 envelope naming the
+  problem, before Dash or a callback sees it. A well-formed request whose *values* a callback cannot
+  use (a text where the renderer always sends a number: only a hand-made request does that) makes
+  the callback raise a TypeError, ValueError, KeyError, IndexError or AttributeError, the database
+  refuse a value of the wrong type or range (a DataError), or Dash's page router raise an
+  UnsupportedRelativePath for a path that is no path: that is a 400 too, logged with the callback
+  and the error (never the body or local variables). Other failures (the database down) keep their
+  own answers.
 - ``GET /_dash-component-suites/<package>/<path>``: a file that Dash did not register (or a
   package that is not loaded) is a 404 instead of the 500 Dash raises.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 import structlog
 from dash import Dash
 from dash.exceptions import DependencyException, UnsupportedRelativePath
@@ -52,6 +56,22 @@ def _dependency_problem(sent: Any, spec: dict[str, Any], where: str) -> str | No
     return None
 
 
+def _outputs_problem(outputs: Any, declared: Any) -> str | None:
+    """Why ``outputs`` is not the renderer's form of the ``declared`` output(s): a list with one entry per
+    output for a callback declared with a list, and each entry a list for a wildcard (ALL, MATCH)
+    output, an object otherwise; or None."""
+    multi = isinstance(declared, list)
+    each = declared if multi else [declared]
+    sent = outputs if multi else [outputs]
+    if not isinstance(sent, list) or len(sent) != len(each):
+        return f"outputs must be a list of the callback's {len(each)} outputs"
+    for i, (item, dep) in enumerate(zip(sent, each, strict=True)):
+        wildcard = bool(dep.has_wildcard()) if hasattr(dep, "has_wildcard") else isinstance(item, list)
+        if wildcard != isinstance(item, list):
+            return f"outputs[{i}] must be {'a list of components' if wildcard else 'one component'}"
+    return None
+
+
 def callback_body_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
     """Why ``body`` is not a well-formed callback request of a registered callback, or None."""
     if not isinstance(body, dict):
@@ -66,6 +86,9 @@ def callback_body_problem(body: Any, callback_map: dict[str, Any]) -> str | None
                            and isinstance(o.get("id"), str | dict) for o in flat):
         return "outputs must be objects with id and property"
     spec = callback_map[output]
+    problem = _outputs_problem(outputs, spec.get("output"))
+    if problem is not None:
+        return problem
     for field in ("inputs", "state"):
         declared = spec.get(field) or []
         sent = body.get(field, [] if field == "state" else None)
@@ -95,7 +118,8 @@ def _bad_values_are_400(view: Callable[..., Any]) -> Callable[..., Any]:
     def dispatch() -> Any:
         try:
             return view()
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnsupportedRelativePath) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnsupportedRelativePath, psycopg.DataError,
+                sqlalchemy.exc.DataError) as exc:
             body = request.get_json(silent=True)
             output = body.get("output") if isinstance(body, dict) else None
             log.error("netpulse.dashboard.callback_bad_values", output=str(output)[:200],

@@ -30,11 +30,12 @@ __all__ = ["PERMISSIONS", "has_permission", "hash_password", "verify_password", 
            "enable_user", "set_role", "reset_password", "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH",
            "configure_hasher", "change_password", "revoke_tokens"]
 
-# The spec's role table. "*" grants everything.
+# The spec's role table. "*" grants everything. report:write (ask for reports, change their schedules)
+# follows the table's resource:write pattern: operators hold it as they hold device:write and alert:write.
 PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ADMIN: frozenset({"*"}),
     Role.OPERATOR: frozenset({"device:read", "device:write", "alert:read", "alert:write", "metrics:read",
-                              "report:read"}),
+                              "report:read", "report:write"}),
     Role.VIEWER: frozenset({"device:read", "alert:read", "report:read", "metrics:read"}),
     Role.API_USER: frozenset({"device:read", "metrics:read"}),
 }

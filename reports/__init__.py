@@ -6,8 +6,9 @@ organization's id; every query is filtered by it):
 - make one now: :func:`reports.generate.generate` (kind, :class:`~reports.scope.Scope`,
   :class:`~reports.period.ReportPeriod` from :func:`~reports.period.parse_period`, ``pdf``/``csv``)
   returns the file, its name, content type, figures and page count;
-- request one for a worker: :func:`reports.runs.create_run`, then send ``workers.reports.generate_report``
-  with the run id; :func:`reports.runs.get_run` follows it;
+- request one for a worker: :func:`reports.runs.request_run` (scope and period as typed, read by
+  :func:`reports.generate.resolve`), then send ``workers.generate_report`` with the run id;
+  :func:`reports.runs.get_run` follows it;
 - history and download: :func:`reports.runs.list_runs`, :func:`reports.runs.get_run`,
   :func:`reports.runs.run_file`;
 - schedules: :func:`reports.schedules.add_schedule`, :func:`~reports.schedules.list_schedules`,

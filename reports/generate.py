@@ -1,6 +1,7 @@
 """Make one report now: read the figures, lay them out, render PDF or CSV.
 
-The CLI, the worker actor and (through :mod:`reports.service`) the API and pages all end here.
+The CLI and the worker actor (for runs the API and the schedules request) all end here; :func:`resolve`
+reads what a user asked for (a scope and a period as typed) the one way.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from netpulse.errors import NotFound, ValidationError
 from reports import alerts, availability, performance
 from reports.csvout import render_csv
 from reports.document import Report
-from reports.period import ReportPeriod
-from reports.scope import Scope, resolve_scope
+from reports.period import ReportPeriod, parse_period
+from reports.scope import Scope, parse_scope, report_time_zone, resolve_scope
 
 __all__ = ["KINDS", "FORMATS", "CONTENT_TYPES", "GeneratedReport", "steps", "build_report", "generate", "check_kind",
-           "check_format"]
+           "check_format", "resolve"]
 
 KINDS: tuple[str, ...] = ("availability", "performance", "alerts")
 FORMATS: tuple[str, ...] = ("pdf", "csv")
@@ -56,6 +57,15 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValidationError(f"format {fmt!r}: use one of {', '.join(FORMATS)}", details={"format": fmt})
     return fmt
+
+
+def resolve(conn: Any, org_id: uuid.UUID, scope: str, period: str, *, now: datetime,
+            fields: tuple[str, str] = ("--scope", "--period")) -> tuple[Scope, ReportPeriod]:
+    """The scope named by ``scope`` (``all``, ``site:NAME``, ...) as stored, and ``period`` (``last-month``,
+    ``FROM..TO``, ...) read in that scope's time zone (its site's, else the organization's) relative to
+    ``now``. Errors name ``fields`` (the CLI's options by default)."""
+    resolved = resolve_scope(conn, org_id, parse_scope(scope, field=fields[0]))
+    return resolved, parse_period(period, report_time_zone(conn, org_id, resolved), now=now, field=fields[1])
 
 
 def steps(kind: str) -> int:

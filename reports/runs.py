@@ -39,13 +39,13 @@ from psycopg.types.json import Jsonb
 from analytics.notify.outbox import enqueue
 from netpulse.errors import NotFound
 from reports.email import report_message
-from reports.generate import generate
+from reports.generate import check_format, check_kind, generate, resolve
 from reports.period import ReportPeriod
 from reports.schedules import Schedule, fires, list_schedules, period_for, schedule_time_zone
 from reports.scope import Scope
 
-__all__ = ["LOCK_NAMESPACE", "RunOutcome", "Delivery", "Run", "create_run", "claim_due", "runs_to_resume",
-           "mark_enqueued", "execute_run", "list_runs", "get_run", "run_file"]
+__all__ = ["LOCK_NAMESPACE", "RunOutcome", "Delivery", "Run", "create_run", "request_run", "claim_due",
+           "runs_to_resume", "mark_enqueued", "execute_run", "list_runs", "get_run", "run_file"]
 
 log = structlog.get_logger("netpulse.reports")
 
@@ -138,6 +138,20 @@ def create_run(conn: Conn, org_id: uuid.UUID, *, kind: str, scope: Scope, fmt: s
         (org_id, schedule.id if schedule else None, schedule.name if schedule else None, kind, scope.kind, scope.ref,
          fmt, period.tz, period.start, period.end, requested_by)).fetchone()
     return int(row[0]) if row else None
+
+
+def request_run(conn: Conn, org_id: uuid.UUID, *, kind: str, scope: str, period: str, fmt: str, now: datetime,
+                requested_by: uuid.UUID | None = None, fields: tuple[str, str] = ("--scope", "--period")) -> int:
+    """A run asked for now (not by a schedule), of ``scope`` and ``period`` as a user typed them (see
+    :func:`reports.generate.resolve`; errors name ``fields``), every argument checked first; its id.
+    A worker makes it (send ``workers.generate_report``); until then it is ``pending``."""
+    check_kind(kind)
+    check_format(fmt)
+    resolved, span = resolve(conn, org_id, scope, period, now=now, fields=fields)
+    run_id = create_run(conn, org_id, kind=kind, scope=resolved, fmt=fmt, period=span, requested_by=requested_by)
+    if run_id is None:  # only a schedule's run can exist already
+        raise RuntimeError("a requested report run was not created")
+    return run_id
 
 
 def claim_due(conn: Conn, now: datetime, *, lookback: timedelta = timedelta(days=35)) -> list[int]:

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -184,8 +185,8 @@ def session(db_url: str, db: psycopg.Connection) -> Iterator[Session]:
     engine.dispose()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
+def empty_redis() -> str:
+    """Empty this run's Redis database (login limits, cached user states) and name it."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -193,9 +194,25 @@ def redis_url() -> Iterator[str]:
         client.flushdb()
     except redis.ConnectionError as exc:
         _unavailable("Redis", exc)
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def engine(db_url: str) -> Iterator[Engine]:
+    """A small pool on the test database, shared by one module's tests (apps under test take it)."""
+    from netpulse.db import make_engine
+
+    eng = make_engine(db_url, pool_size=2, max_overflow=2)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    yield empty_redis()
+    empty_redis()
 
 
 @pytest.fixture

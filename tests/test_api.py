@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,13 +33,6 @@ META_KEYS = {"timestamp", "version", "request_id"}
 
 
 # --- fixtures and builders -------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
-
 
 def build_app(db_url: str, engine: Engine, redis_url: str, **settings: Any) -> Flask:
     """The real app on the test database and Redis. Pass the ``redis_url`` fixture, which empties Redis

@@ -7,7 +7,6 @@ hand-written status events, each endpoint compared with the analytics function i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -23,7 +22,6 @@ from analytics import sla
 from analytics.alerts import AlertEngine, Finding, acknowledge
 from analytics.rules import Rule, save_rules
 from dashboard import auth
-from netpulse.db import make_engine
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
 from tests.test_api import (
@@ -46,13 +44,6 @@ ALERT_KEYS = {"id", "severity", "status", "device_id", "device", "alert_type", "
 
 
 # --- fixtures and builders (the app fixtures of test_api, which pytest does not share across modules) ------
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
-
 
 @pytest.fixture
 def app(db_url: str, engine: Engine, db: psycopg.Connection, redis_url: str) -> Flask:
@@ -122,7 +113,7 @@ def test_open_alerts_are_listed_newest_first_with_every_field(client: FlaskClien
     assert list(body) == ["success", "data", "pagination", "meta"]
     assert [a["id"] for a in body["data"]] == [str(acme["a2"]), str(acme["a1"])]  # open by default
     assert body["pagination"] == {"page": 1, "per_page": 50, "total": 2, "total_pages": 1, "has_next": False,
-                                  "has_prev": False, "limit": 50, "offset": 0}
+                                  "has_prev": False}
     newest = body["data"][0]
     assert set(newest) == ALERT_KEYS
     assert newest == newest | {
@@ -163,25 +154,36 @@ def test_alerts_filter_by_status_severity_and_device(client: FlaskClient, db: ps
     assert acked["acknowledged_at"] == iso(T0 + timedelta(minutes=5)) and acked["acknowledged_note"] == "looking"
 
 
-def test_alerts_paginate_by_limit_and_offset(client: FlaskClient, acme: dict[str, Any]) -> None:
+def test_alerts_paginate_by_page_and_per_page(client: FlaskClient, acme: dict[str, Any]) -> None:
     headers, _ = login(client, "viewer@acme.test")
-    page = client.get("/api/v1/alerts?status=all&limit=2&offset=2", headers=headers).get_json()
+    page = client.get("/api/v1/alerts?status=all&per_page=2&page=2", headers=headers).get_json()
     assert [a["id"] for a in page["data"]] == [str(acme["a0"])]
     assert page["pagination"] == {"page": 2, "per_page": 2, "total": 3, "total_pages": 2, "has_next": False,
-                                  "has_prev": True, "limit": 2, "offset": 2}
-    first = client.get("/api/v1/alerts?status=all&limit=1", headers=headers).get_json()
+                                  "has_prev": True}
+    first = client.get("/api/v1/alerts?status=all&per_page=1", headers=headers).get_json()
     assert [a["id"] for a in first["data"]] == [str(acme["a2"])]
     assert first["pagination"]["has_next"] is True and first["pagination"]["total_pages"] == 3
-    past = client.get("/api/v1/alerts?status=all&offset=10", headers=headers).get_json()
+    past = client.get("/api/v1/alerts?status=all&page=10", headers=headers).get_json()
     assert past["data"] == [] and past["pagination"]["total"] == 3 and past["pagination"]["has_next"] is False
+
+
+def test_the_old_limit_and_offset_are_refused_naming_the_convention(client: FlaskClient,
+                                                                     acme: dict[str, Any]) -> None:
+    headers, _ = login(client, "viewer@acme.test")
+    body = assert_envelope_error(client.get("/api/v1/alerts?limit=2&offset=2", headers=headers), 422,
+                                 "INVALID_INPUT")
+    assert set(body["error"]["details"]) == {"limit", "offset"}
+    assert "allowed: page, per_page, status," in body["error"]["details"]["limit"]
+    two = client.get("/api/v1/alerts?status=all&per_page=2", headers=headers).get_json()
+    assert len(two["data"]) == 2 and two["pagination"]["per_page"] == 2  # the issue's per_page=2 gave 50
 
 
 @pytest.mark.parametrize(("query", "bad"), [
     ("status=closed", {"status"}),
     ("severity=fatal", {"severity"}),
-    ("limit=0&offset=-1", {"limit", "offset"}),
-    ("limit=201", {"limit"}),
-    ("limit=ten", {"limit"}),
+    ("per_page=0&page=-1", {"per_page", "page"}),
+    ("per_page=201", {"per_page"}),
+    ("per_page=ten", {"per_page"}),
     ("device=core-00", {"device"}),
     ("device=0&status=open", {"device"}),
 ])
@@ -217,10 +219,16 @@ def test_unknown_and_malformed_alert_ids_are_404_alert_not_found(client: FlaskCl
     headers, _ = login(client, "admin@acme.test")
     for r in (client.get(f"/api/v1/alerts/{alert_id}", headers=headers),
               client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=headers),
-              client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "x"}, headers=headers),
-              client.post(f"/api/v1/alerts/{alert_id}/resolve", headers=headers)):  # 404 before the missing note
+              client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "x"}, headers=headers)):
         body = assert_envelope_error(r, 404, "ALERT_NOT_FOUND")
         assert body["error"]["details"] == {"alert_id": alert_id}
+    # A request is judged before it touches data: a resolve without its note is a 422 whatever the alert
+    # (a malformed id names nothing: that is judged first, with the path).
+    no_note = client.post(f"/api/v1/alerts/{alert_id}/resolve", headers=headers)
+    if alert_id == str(uuid.UUID(int=7)):
+        assert_envelope_error(no_note, 422, "MISSING_REQUIRED_FIELD")
+    else:
+        assert_envelope_error(no_note, 404, "ALERT_NOT_FOUND")
 
 
 # --- acknowledge and resolve -----------------------------------------------------------------------
@@ -275,7 +283,7 @@ def test_resolve_without_a_note_and_bad_bodies_are_422(client: FlaskClient, db: 
         body = assert_envelope_error(client.post(url, headers=headers, **kwargs), 422, "MISSING_REQUIRED_FIELD")
         assert body["error"]["details"] == {"note": "required"}
     body = assert_envelope_error(client.post(url, json={"note": 42}, headers=headers), 422, "INVALID_INPUT")
-    assert body["error"]["details"] == {"note": "expected a string, got int"}
+    assert body["error"]["details"] == {"note": "Input should be a valid string"}
     for kwargs in ({"json": ["note"]}, {"data": "note=x", "content_type": "application/x-www-form-urlencoded"}):
         body = assert_envelope_error(client.post(url, headers=headers, **kwargs), 422, "INVALID_INPUT")
         assert body["error"]["details"] == {"body": "expected a JSON object"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import dramatiq
 import psycopg
@@ -26,13 +25,6 @@ SECRET = "test-secret-key-0123456789abcdef"
 DEAD_DB = "postgresql://netpulse_user@127.0.0.1:1/netpulse_secret_db"   # nothing listens on port 1
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 LEAKS = ("127.0.0.1", "port", "netpulse_user", "netpulse_secret_db", "refused", "Error", "psycopg")
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 def build(db_url: str, engine: Engine, **kw: object) -> Flask:

@@ -22,20 +22,13 @@ from cli import main
 from dashboard.app import create_app
 from netpulse import logs
 from netpulse.config import get_settings, load_settings
-from netpulse.db import make_engine, make_sessionmaker
+from netpulse.db import make_sessionmaker
 from netpulse.schema import Role
 from netpulse.users import create_organization, create_user
 from tests.conftest import REDIS_URL
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "Tr0ub4dor-never-in-a-log"
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import structlog
 
 from netpulse.config import Settings, get_settings
 from reports.runs import claim_due, execute_run, mark_enqueued, runs_to_resume
+from workers.client import GENERATE_REPORT, REPORTS
 from workers.notify import send_soon
 from workers.outage import retry_on_outage
 from workers.runtime import current
@@ -24,7 +25,6 @@ __all__ = ["REPORTS", "ACTORS", "configure", "generate_report", "schedule_report
 
 log = structlog.get_logger("netpulse.workers.reports")
 
-REPORTS = "reports"
 _settings: Settings | None = None
 
 
@@ -38,7 +38,7 @@ def _current_settings() -> Settings:
     return _settings if _settings is not None else get_settings()
 
 
-@dramatiq.actor(actor_name="workers.generate_report", queue_name=REPORTS, max_retries=20, min_backoff=1_000,
+@dramatiq.actor(actor_name=GENERATE_REPORT, queue_name=REPORTS, max_retries=20, min_backoff=1_000,
                 max_backoff=3_600_000, time_limit=1_800_000)
 @retry_on_outage
 def generate_report(run_id: int) -> None:

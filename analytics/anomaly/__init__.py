@@ -17,6 +17,7 @@ from analytics.anomaly.store import (
     ANOMALOUS,
     DEFAULT_METRICS,
     ScoreReport,
+    count_series,
     history_for,
     load_scores,
     score_recent,
@@ -24,5 +25,5 @@ from analytics.anomaly.store import (
 )
 
 __all__ = ["AnomalyParams", "DEFAULT_PARAMS", "SCORE_COLUMN", "device_outliers", "score_frame", "score_series",
-           "StreamScorer", "ANOMALOUS", "DEFAULT_METRICS", "ScoreReport", "history_for", "load_scores",
-           "score_recent", "top_anomalies"]
+           "StreamScorer", "ANOMALOUS", "DEFAULT_METRICS", "ScoreReport", "count_series", "history_for",
+           "load_scores", "score_recent", "top_anomalies"]

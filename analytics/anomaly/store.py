@@ -298,3 +298,14 @@ def top_anomalies(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: dat
     frame = pl.DataFrame(rows, schema={k: v for k, v in TOP_SCHEMA.items() if k != "metric"}, orient="row")
     return (frame.with_columns(pl.col("metric_id").replace_strict(_METRIC_NAMES, return_dtype=METRIC).alias("metric"))
             .select(TOP_SCHEMA.names()))
+
+
+def count_series(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime) -> int:
+    """How many series of the organization have scores in ``[start, end)``: the length of the whole
+    ranking :func:`top_anomalies` pages through."""
+    _check_range(start, end)
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT a.device_id, a.metric_id, a.ifindex FROM anomaly_scores a"
+        " JOIN devices d ON d.id = a.device_id WHERE d.organization_id = %(org)s AND a.time >= %(start)s"
+        " AND a.time < %(end)s) s", {"org": org_id, "start": start, "end": end}).fetchone()
+    return int(row[0]) if row else 0

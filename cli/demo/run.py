@@ -322,13 +322,15 @@ def run_demo(opts: DemoOptions) -> None:
                    + ("; they first replay the alerts of the last hours of history" if added else ""))
         # The web process only reads the queues' depths (for /health and /metrics): a broker, no worker.
         broker = broker_mod.install(broker_mod.make_broker(client=stack.redis))
+        from workers.client import report_sender
         from workers.leader import GRACE_LEASES, leader_check
         from workers.queues import queue_check, queue_depths
 
         app = create_app(settings, engine=engine, redis_client=stack.redis,
                          queue_depths=lambda: {q: d.as_dict() for q, d in queue_depths(broker).items()},
                          checks=[queue_check(broker, settings.health_max_queue_depth),
-                                 leader_check(stack.redis, grace_s=GRACE_LEASES * settings.scheduler_lease_s)])
+                                 leader_check(stack.redis, grace_s=GRACE_LEASES * settings.scheduler_lease_s)],
+                         send_report=report_sender(broker))
         from werkzeug.serving import make_server
 
         server = make_server(opts.host, opts.port, app, threaded=True)

@@ -10,9 +10,10 @@ rules that apply to the device. The interface picked below the interface table i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 import dash
 import dash_bootstrap_components as dbc
@@ -44,6 +45,8 @@ from netpulse.db import raw_connection
 from netpulse.errors import NotFound
 from netpulse.metrics import UNITS, MetricKind
 
+R = TypeVar("R")
+
 dash.register_page(__name__, path_template="/devices/<device_id>", title="Device", name="Device", nav=False,
                    permission="device:read")
 
@@ -74,6 +77,17 @@ def _device_id(raw: Any) -> int | None:
     except ValueError:
         return None
     return value if 0 < value < 2**31 else None
+
+
+def _any_device_id(callback: Callable[..., R]) -> Callable[..., R]:
+    """The page's callbacks take its device id first, from a store the layout fills from the URL; a
+    hand-made request may send anything there, and what is no device id names no device (0)."""
+
+    @wraps(callback)
+    def run(device_id: Any, *args: Any) -> R:
+        return callback(_device_id(device_id) or 0, *args)
+
+    return run
 
 
 def layout(device_id: str | None = None, **query: Any) -> html.Div:
@@ -138,6 +152,7 @@ def _link(dev_id: int, name: str, status: str | None = None) -> html.Span:
     Input(ids.DEVICE_ID, "data"), Input(ids.TICK, "n_intervals"),
 )
 @guarded(READ)  # as GET /api/v1/devices/<id>
+@_any_device_id
 def refresh_header(device_id: int, _n: int) -> tuple[Any, Any]:
     try:
         with raw_connection(_engine()) as conn:
@@ -192,6 +207,7 @@ def _maintenance_spans(conn: Any, device_id: int, window: timerange.Window) -> l
 @dash.callback(Output(ids.DEVICE_MAINTENANCE, "children"), Input(ids.DEVICE_ID, "data"),
                Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(READ)
+@_any_device_id
 def refresh_maintenance(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
     window = timerange.window(state)
     now = datetime.now(UTC)
@@ -255,6 +271,7 @@ def _scores(conn: Any, device_id: int, metrics: Sequence[MetricKind], window: ti
 @dash.callback(Output(ids.SMOKE_GRAPH, "figure"), Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"),
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_smoke(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
     window = timerange.window(state)
     wanted = (M.ICMP_RTT_MS, M.ICMP_RTT_MIN_MS, M.ICMP_RTT_MAX_MS, M.ICMP_LOSS_PCT)
@@ -281,6 +298,7 @@ def refresh_smoke(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
 @dash.callback(Output(ids.LOSS_GRAPH, "figure"), Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"),
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_loss(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
@@ -300,6 +318,7 @@ def refresh_loss(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
 @dash.callback(Output(ids.CPU_GRAPH, "figure"), Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"),
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_cpu(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
@@ -322,6 +341,7 @@ def refresh_cpu(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
 @dash.callback(Output(ids.TIMELINE_GRAPH, "figure"), Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"),
                Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)  # status history, as GET /api/v1/sla/outages
+@_any_device_id
 def refresh_timeline(device_id: int, state: dict[str, Any] | None, _n: int) -> Any:
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
@@ -347,6 +367,7 @@ def _pct(value: float | None) -> str:
 @dash.callback(Output(ids.INTERFACES, "children"), Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"),
                Input(ids.TICK, "n_intervals"), Input(ids.page_state("device"), "data"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_interfaces(device_id: int, state: dict[str, Any] | None, _n: int, page: dict[str, Any] | None) -> Any:
     window = timerange.window(state)
     with raw_connection(_engine()) as conn:
@@ -391,6 +412,7 @@ def pick_interface(_clicks: list[int | None], page: dict[str, Any] | None) -> di
                Input(ids.DEVICE_ID, "data"), Input(ids.RANGE, "data"), Input(ids.TICK, "n_intervals"),
                Input(ids.page_state("device"), "data"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_interface(device_id: int, state: dict[str, Any] | None, _n: int, page: dict[str, Any] | None) -> Any:
     ifindex = (page or {}).get("if")
     if not ifindex:
@@ -426,6 +448,7 @@ def _tls(days: float | None) -> html.Span:
 
 @dash.callback(Output(ids.CHECKS, "children"), Input(ids.DEVICE_ID, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(METRICS)
+@_any_device_id
 def refresh_checks(device_id: int, _n: int) -> Any:
     with raw_connection(_engine()) as conn:
         checks = service_checks(conn, current_org_id(), device_id)
@@ -452,6 +475,7 @@ def refresh_checks(device_id: int, _n: int) -> Any:
 
 @dash.callback(Output(ids.DEVICE_ALERTS, "children"), Input(ids.DEVICE_ID, "data"), Input(ids.TICK, "n_intervals"))
 @guarded(ALERTS)  # as GET /api/v1/alerts?device=<id>
+@_any_device_id
 def refresh_alerts(device_id: int, _n: int) -> Any:
     with raw_connection(_engine()) as conn:
         found, total = alerts.list_alerts(conn, current_org_id(), alerts.AlertFilter(state="all", device_id=device_id),

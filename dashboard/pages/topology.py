@@ -69,6 +69,7 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
                Input(ids.TOPOLOGY_SITE, "value"), Input(ids.TICK, "n_intervals"))
 @guarded(READ)  # as GET /api/v1/devices
 def refresh_graph(site: str | None, _n: int) -> tuple[Any, Any, dict[str, Any]]:
+    site = site if isinstance(site, str) else None  # the dropdown sends a name; a hand-made request anything
     with raw_connection(_engine()) as conn:
         nodes = dependency_tree(conn, current_org_id(), site=site or None)
     els = elements(nodes)
@@ -83,6 +84,7 @@ def refresh_graph(site: str | None, _n: int) -> tuple[Any, Any, dict[str, Any]]:
                Input(ids.TOPOLOGY_SITE, "value"))
 @guarded(READ)
 def refresh_causes(_n: int, site: str | None) -> Any:
+    site = site if isinstance(site, str) else None
     with raw_connection(_engine()) as conn:
         frame = devices_needing_attention(conn, current_org_id(), limit=200)
     if site:

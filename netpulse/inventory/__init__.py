@@ -41,6 +41,7 @@ from netpulse.inventory.csv_import import CSV_COLUMNS, CSV_REQUIRED, DeviceImpor
 from netpulse.inventory.devices import (
     create_device,
     delete_device,
+    delete_devices,
     get_device,
     get_device_by_name,
     list_devices,
@@ -54,6 +55,7 @@ from netpulse.inventory.validation import DeviceSpec, slugify
 __all__ = [
     "DeviceSpec", "ImportReport", "DeviceImportError", "slugify",
     "create_device", "get_device", "get_device_by_name", "list_devices", "update_device", "delete_device",
+    "delete_devices",
     "get_or_create_site", "get_or_create_group", "get_or_create_tag", "status_counts", "import_devices_csv",
     "CSV_COLUMNS", "CSV_REQUIRED",
     "ServiceCheckSpec", "RunnableCheck", "HTTP_METHODS", "DEFAULT_CHECK_TIMEOUT_S", "http_url_problem",

@@ -181,8 +181,10 @@ def _loaded(stmt: Select[Device]) -> Select[Device]:
 
 
 def get_device(session: Session, org_id: uuid.UUID, device_id: int) -> Device:
+    # An id no integer column can hold names no device (asking PostgreSQL would be an out-of-range error).
+    fits = -2**31 <= device_id < 2**31
     device = session.scalar(_loaded(select(Device).where(Device.organization_id == org_id,
-                                                         Device.id == device_id)))
+                                                         Device.id == device_id))) if fits else None
     if device is None:
         raise NotFound(f"device with id {device_id} not found in this organization",
                        details={"device_id": str(device_id)}, code="DEVICE_NOT_FOUND")
@@ -286,6 +288,22 @@ def delete_device(session: Session, org_id: uuid.UUID, device_id: int) -> None:
     device = get_device(session, org_id, device_id)
     session.delete(device)
     session.flush()
+
+
+def delete_devices(session: Session, org_id: uuid.UUID, device_ids: Iterable[int]) -> int:
+    """Delete several devices, all or none: when any id is not a device of the organization, nothing
+    is deleted and NotFound (DEVICE_NOT_FOUND) lists every missing id. Returns how many were deleted."""
+    wanted = sorted(set(device_ids))
+    found = set(session.scalars(select(Device.id).where(Device.organization_id == org_id, Device.id.in_(wanted))))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (", ..." if len(missing) > 20 else "")
+        raise NotFound(f"{len(missing)} of the devices are not in this organization ({shown}); nothing was deleted",
+                       details={"device_ids": [str(i) for i in missing]}, code="DEVICE_NOT_FOUND")
+    for device in session.scalars(select(Device).where(Device.organization_id == org_id, Device.id.in_(wanted))):
+        session.delete(device)
+    session.flush()
+    return len(wanted)
 
 
 def status_counts(db: Session | Connection | psycopg.Connection, org_id: uuid.UUID) -> dict[str, int]:
