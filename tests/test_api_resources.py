@@ -453,6 +453,14 @@ def test_channels_hide_secrets_and_test_sends_reach_the_receiver(client: FlaskCl
                                            {"after_s": 900, "channels": ["noc hook"]}]}
     made_policy = ok(client.post("/api/v1/policies", json=policy, headers=acme.headers), 201)["data"]
     assert [t["after_s"] for t in made_policy["critical"]] == [0, 900] and made_policy["warning"] == ["noc hook"]
+    assert made_policy["digest_every_s"] == 900  # the warning digest every 15 minutes unless set
+    hourly = ok(client.post("/api/v1/policies", json={**policy, "name": "hourly", "digest_every_s": 3600},
+                            headers=acme.headers), 201)["data"]
+    assert hourly["digest_every_s"] == 3600
+    err = error(client.post("/api/v1/policies", json={**policy, "name": "p3", "digest_every_s": 30},
+                            headers=acme.headers), 422, "INVALID_INPUT")
+    assert set(err["details"]) == {"digest_every_s"}
+    assert ok(client.delete(f"/api/v1/policies/{hourly['id']}", headers=acme.headers))["data"]["deleted"] == 1
     err = error(client.post("/api/v1/policies", json={**policy, "name": "p2", "tiers": [
         {"after_s": 60, "channels": ["nowhere"]}]}, headers=acme.headers), 422, "INVALID_INPUT")
     assert set(err["details"]) == {"tiers"}

@@ -31,6 +31,8 @@ class PolicyOut(Out):
     critical: list[TierOut] = Field(description="Tier 0 at once; tier k after after_s while unacknowledged.")
     warning: list[str] = Field(description="Channels of the warning digest.")
     warning_channels_set: bool = Field(description="false: the digest goes to tier 0's channels.")
+    digest_every_s: int = Field(description="Seconds between warning digests, on the clock (900: at :00, :15, :30 "
+                                            "and :45 UTC, with the warnings opened before).")
     info: list[str] = Field(description="Info alerts are logged only.")
     missing_channels: list[str] = Field(description="Channels the policy names that no longer exist.")
     rules: int = Field(description="Alert rules naming the policy.")
@@ -48,11 +50,13 @@ class PolicyBody(ApiModel):
     tiers: list[TierBody] = Field(min_length=1, max_length=policies.MAX_TIERS)
     warning_channels: list[str] | None = Field(None, max_length=20,
                                                description="None: warnings go to tier 0's channels; []: nowhere.")
+    digest_every_s: int = Field(policies.DIGEST_EVERY_S, ge=policies.MIN_DIGEST_S, le=policies.MAX_DIGEST_S,
+                                description="Seconds between warning digests, on the clock.")
 
     def spec(self) -> policies.PolicySpec:
         return policies.PolicySpec(name=self.name, tiers=[policies.Tier(t.after_s, tuple(t.channels))
                                                           for t in self.tiers],
-                                   warning_channels=self.warning_channels)
+                                   warning_channels=self.warning_channels, digest_every_s=self.digest_every_s)
 
 
 class PolicyPath(PathModel):
