@@ -74,6 +74,8 @@ def configure(level: str = "info", fmt: Format = "console") -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     # Flask's app logger adds its own handler unless the root has one; werkzeug likewise. Both then
-    # propagate to the handler above, in the chosen format.
+    # propagate to the handler above, in the chosen format. The level is set, not left NOTSET:
+    # werkzeug turns NOTSET into INFO on its first request, which would print every Dash callback's
+    # access line at the default warning level.
     for name in ("werkzeug", "waitress", "dramatiq"):
-        logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger(name).setLevel(numeric)

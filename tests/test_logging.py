@@ -120,3 +120,26 @@ def test_the_worker_process_logs_json_at_the_configured_level(db_url: str, redis
         events = _json_lines(stderr.read())
     assert any(e["level"] == "debug" and str(e.get("logger", "")).startswith("dramatiq") for e in events), events
     assert all({"event", "level", "timestamp"} <= set(e) for e in events)
+
+
+def test_access_lines_of_the_development_server_follow_the_configured_level(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """werkzeug promotes a NOTSET logger to INFO on its first request: at the default warning level
+    the demo's console would then print a line for every Dash callback."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Line(WSGIRequestHandler):
+        def __init__(self) -> None:  # a handler with no socket: only its logging is used
+            self.client_address = ("127.0.0.1", 1)
+            self.requestline = "POST /_dash-update-component HTTP/1.1"
+
+    try:
+        logs.configure("warning", "json")
+        capfd.readouterr()
+        Line().log_request(200)
+        assert "_dash-update-component" not in capfd.readouterr().err
+        logs.configure("info", "json")
+        Line().log_request(200)
+        assert "_dash-update-component" in capfd.readouterr().err
+    finally:
+        logs.configure("warning")
