@@ -264,6 +264,14 @@ class NetnsLab:
         ns, peer = self.ns[role], self.peers[role]
         ip("-n", ns, "link", "set", peer, "down" if down else "up")
         if not down:
+            # The kernel turns the carrier on later (its link watcher may wait up to a second, longer on
+            # a busy machine), dropping packets meanwhile: wait until both ends say UP.
+            deadline = time.monotonic() + 30
+            while not (" state UP " in ip("-o", "link", "show", self.links[role])
+                       and " state UP " in ip("-n", ns, "-o", "link", "show", peer)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the link to the {role} host did not come up within 30 s")
+                time.sleep(0.02)
             ip("neigh", "flush", "dev", self.links[role])
             ip("-n", ns, "neigh", "flush", "dev", peer)
 
