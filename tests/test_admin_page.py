@@ -11,6 +11,7 @@ console free of errors.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,6 +91,11 @@ def scalar(db_url: str, sql: str, *args: Any) -> Any:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(sql, args).fetchone()
     return row[0] if row else None
+
+
+def said(answer: Any) -> str:
+    """A callback's answer as text (JSON escapes < and >)."""
+    return json.dumps(answer.get_json(), ensure_ascii=False)
 
 
 def v(component_id: str, prop: str = "value") -> str:
@@ -307,9 +313,9 @@ def test_a_backtest_counts_alerts_and_writes_nothing(app: Flask, tokens: dict[Ro
               v(rules.FIELD["metric"]): "icmp_loss_pct", v(rules.FIELD["value"]): "20"}
     answer = call(app, tokens[Role.VIEWER], "rule_backtest", fields)
     assert answer.status_code == 200
-    text = answer.get_data(as_text=True)
-    found = re.search(r"loss would have raised (\d+) alerts? over the last day[^(]*"
-                      r"\(icmp_loss_pct \\u003e 20 for 60 s", text)
+    text = said(answer)
+    found = re.search(r"loss would have raised (\d+) alerts? over the last day[^(]*\(icmp_loss_pct > 20 for 60 s",
+                      text)
     assert found, text[:600]
     assert int(found.group(1)) >= 1   # the leaf losing packets
     assert call(app, tokens[Role.API_USER], "rule_backtest", fields).status_code == 403
@@ -457,3 +463,72 @@ def test_npadm002_operators_and_viewers_see_what_their_roles_allow(noc: NocData,
     assert "Admin" not in [a.text for a in browser.driver.find_elements(By.CSS_SELECTOR, ".np-navbar .nav-link")]
     logs = browser.get_logs()
     assert logs == [], [e["message"][-300:] for e in logs]
+
+
+# --- what the tabs do (through the callbacks, as the page's buttons call them) -----------------------------------
+
+def call_as_button(app: Flask, token: str, name: str, button: str, values: dict[str, Any]) -> Any:
+    """POST callback ``name`` as a click on ``button`` (one of its inputs) would."""
+    from tests.test_dashboard_permissions import _dep
+
+    key = _key(app, name)
+    spec = _callbacks(app)[key]
+    outputs = [{"id": o.component_id, "property": o.component_property} for o in spec["output"]]
+    body = {"output": key, "outputs": outputs, "inputs": [_dep(d, values) for d in spec["inputs"]],
+            "state": [_dep(d, values) for d in spec["state"]], "changedPropIds": [v(button, "n_clicks")]}
+    return app.test_client().post("/_dash-update-component", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_admin_disables_enables_and_resets_a_user_but_keeps_an_admin(app: Flask, tokens: dict[Role, str],
+                                                                         noc: NocData, db_url: str) -> None:
+    from netpulse import users as core_users
+
+    with core(db_url) as s:
+        uid = core_users.create_user(s, noc.org_id, "shift-lead@acme.test", "long-enough-password").id
+    row = {v(users.GRID, "selectedRows"): [{"id": str(uid), "state": "active"}]}
+    admin = tokens[Role.ADMIN]
+
+    answer = call_as_button(app, admin, "change_user", users.DISABLE, row)
+    assert "shift-lead@acme.test can no longer sign in" in answer.get_data(as_text=True)
+    assert scalar(db_url, "SELECT is_active FROM users WHERE id = %s", uid) is False
+    answer = call_as_button(app, admin, "change_user", users.ENABLE, row)
+    assert "can sign in again" in answer.get_data(as_text=True)
+    assert scalar(db_url, "SELECT is_active FROM users WHERE id = %s", uid) is True
+
+    answer = call_as_button(app, admin, "change_user", users.RESET, {**row, v(users.PASSWORD): "a-new-passphrase"})
+    assert "New password set for shift-lead@acme.test" in answer.get_data(as_text=True)
+    assert "np-secret-once" not in answer.get_data(as_text=True)     # typed by the admin: not shown back
+    client = app.test_client()
+    login = client.post("/api/v1/auth/login", json={"email": "shift-lead@acme.test", "password": "a-new-passphrase"})
+    assert login.status_code == 200
+    generated = call_as_button(app, admin, "change_user", users.RESET, row)
+    assert "np-secret-once" in generated.get_data(as_text=True)      # generated: shown once
+
+    last = {v(users.GRID, "selectedRows"): [{"id": str(noc.users["admin"]), "state": "active"}]}
+    refused = call_as_button(app, admin, "change_user", users.DISABLE, last)
+    text = refused.get_data(as_text=True)
+    assert "np-admin-refused" in text and "only active admin" in text
+    assert scalar(db_url, "SELECT is_active FROM users WHERE id = %s", noc.users["admin"]) is True
+
+
+def test_an_operator_edits_a_rule_through_the_form(app: Flask, tokens: dict[Role, str], noc: NocData,
+                                                   db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        saved = rule_store.create_rule(conn, noc.org_id, rule_store.Rule(
+            name="cpu-hot", kind="threshold", severity="warning", metric=MetricKind.CPU_PCT, comparator=">",
+            value=90.0, for_s=300))
+    operator = tokens[Role.OPERATOR]
+    loaded = call_as_button(app, operator, "rule_form", rules.EDIT,
+                            {v(rules.GRID, "selectedRows"): [{"id": saved.id, "name": "cpu-hot"}]})
+    response = loaded.get_json()["response"]
+    form = {k: response[rules.FIELD[k]]["value"] for k in rules.FIELDS}
+    assert response[rules.EDITING]["data"] == saved.id
+    assert form["metric"] == "cpu_pct" and form["value"] == "90" and form["for"] == "300s"
+
+    form["value"], form["severity"] = "95", "critical"
+    answer = call_as_button(app, operator, "rule_save", rules.SAVE, {
+        v(rules.EDITING, "data"): saved.id, **{v(rules.FIELD[k]): value for k, value in form.items()}})
+    assert "Saved the rule cpu-hot: cpu_pct > 95 for 300 s (all devices)" in said(answer)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT value, severity FROM alert_rules WHERE id = %s",
+                            (saved.id,)).fetchone() == (95.0, "critical")
