@@ -1,7 +1,7 @@
 """Channels & policies tab: notification channels (:mod:`analytics.notify`, shown as ``/api/v1/channels``
 shows them: recipients or the URL without its secret parts, secret values never) and escalation
 policies (:mod:`analytics.policies`, as ``netpulse notify policy``). Everyone who reads alerts reads
-them; admins add channels and add or remove policies."""
+them; admins add channels or point them elsewhere, and add or remove policies."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics import notify, policies
+from analytics.notify.channels import set_channel_config
 from dashboard.admin import forms
 from dashboard.api.channels import ChannelOut
 from dashboard.auth import current_org_id
@@ -32,7 +33,11 @@ CH_TO = admin_id("notify", "channel-to")
 CH_URL = admin_id("notify", "channel-url")
 CH_SECRET = admin_id("notify", "channel-secret")
 CH_RATE = admin_id("notify", "channel-rate")
-CH_ADD = admin_id("notify", "channel-add")
+CH_ADD = admin_id("notify", "channel-add")             # saves the form: adds a channel, or changes the one edited
+CH_EDIT = admin_id("notify", "channel-edit")
+CH_NEW = admin_id("notify", "channel-new")
+CH_EDITING = admin_id("notify", "channel-editing")     # dcc.Store: the name of the channel edited, None when adding
+CH_TITLE = admin_id("notify", "channel-title")
 PO_NAME = admin_id("notify", "policy-name")
 PO_TIERS = admin_id("notify", "policy-tiers")
 PO_WARNING = admin_id("notify", "policy-warning")
@@ -61,7 +66,11 @@ POLICY_COLUMNS: list[dict[str, Any]] = [
 def _channel_form() -> dbc.Card:
     kinds = [{"label": k, "value": k} for k in KINDS]
     return dbc.Card(dbc.CardBody([
-        html.H2("Add a channel", className="np-panel-title"),
+        dcc.Store(id=CH_EDITING, data=None),
+        html.Div([html.H2("Add a channel", id=CH_TITLE, className="np-panel-title"),
+                  dbc.Button("Edit selected channel", id=CH_EDIT, size="sm", color="secondary", outline=True),
+                  dbc.Button("New channel", id=CH_NEW, size="sm", color="secondary", outline=True)],
+                 className="np-actions-bar"),
         dbc.Row([dbc.Col(forms.field("Name", dbc.Input(id=CH_NAME, maxLength=100, size="sm")), md=3),
                  dbc.Col(forms.field("Kind", dbc.Select(id=CH_KIND, options=kinds, value="smtp", size="sm")), md=2),
                  dbc.Col(forms.field("Recipients", dbc.Input(id=CH_TO, size="sm"),
@@ -72,7 +81,10 @@ def _channel_form() -> dbc.Card:
                  dbc.Col(forms.field("Secret", dbc.Input(id=CH_SECRET, type="password", size="sm",
                                                          autoComplete="new-password"),
                                      "webhook: the HMAC key, 16+ characters (never shown again)"), md=6)]),
-        dbc.Button("Add channel", id=CH_ADD, size="sm", color="success"),
+        html.Small("Editing a channel replaces its recipients, URL and secret: give the URL and secret again "
+                   "(they are never shown). Its kind, rate limit, history and queued messages stay.",
+                   className="np-muted d-block mb-2"),
+        dbc.Button("Save channel", id=CH_ADD, size="sm", color="success"),
     ]), className="np-admin-form")
 
 
@@ -147,13 +159,31 @@ def register() -> None:
         return not selected
 
     @dash.callback(
-        Output(RESULT, "children"), Output(VERSION, "data"), Output(CH_SECRET, "value"),
-        Input(CH_ADD, "n_clicks"), State(CH_NAME, "value"), State(CH_KIND, "value"), State(CH_TO, "value"),
-        State(CH_URL, "value"), State(CH_SECRET, "value"), State(CH_RATE, "value"), State(VERSION, "data"),
+        Output(CH_EDITING, "data"), Output(CH_TITLE, "children"), Output(CH_NAME, "value"),
+        Output(CH_NAME, "disabled"), Output(CH_KIND, "value"), Output(CH_KIND, "disabled"), Output(CH_TO, "value"),
+        Output(CH_RATE, "disabled"), Output(CH_URL, "value"), Output(CH_SECRET, "value", allow_duplicate=True),
+        Input(CH_EDIT, "n_clicks"), Input(CH_NEW, "n_clicks"), State(CHANNELS, "selectedRows"),
         prevent_initial_call=True)
-    @guarded(TAB.write)  # as POST /api/v1/channels
-    def add_channel(_n: int | None, name: str | None, kind: str | None, to: str | None, url: str | None,
-                    secret: str | None, rate: int | float | str | None, version: int | None) -> tuple[Any, ...]:
+    @guarded(TAB.write)  # the form exists for admins only
+    def channel_form(_edit: int | None, _new: int | None, selected: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+        if ctx.triggered_id != CH_EDIT:
+            return None, "Add a channel", "", False, "smtp", False, "", False, "", ""
+        if not selected:
+            raise PreventUpdate
+        with forms.session() as s:
+            out = ChannelOut.of(notify.get_channel(s, current_org_id(), str(selected[0].get("name"))))
+        return out.name, f"Edit {out.name}", out.name, True, out.kind, True, ", ".join(out.recipients), True, "", ""
+
+    @dash.callback(
+        Output(RESULT, "children"), Output(VERSION, "data"), Output(CH_SECRET, "value"),
+        Input(CH_ADD, "n_clicks"), State(CH_EDITING, "data"), State(CH_NAME, "value"), State(CH_KIND, "value"),
+        State(CH_TO, "value"), State(CH_URL, "value"), State(CH_SECRET, "value"), State(CH_RATE, "value"),
+        State(VERSION, "data"),
+        prevent_initial_call=True)
+    @guarded(TAB.write)  # as POST /api/v1/channels (and `netpulse notify channel add` pointing one elsewhere)
+    def save_channel(_n: int | None, editing: str | None, name: str | None, kind: str | None, to: str | None,
+                     url: str | None, secret: str | None, rate: int | float | str | None,
+                     version: int | None) -> tuple[Any, ...]:
         config: dict[str, Any] = {}
         if forms.text(to):
             config["to"] = [t.strip() for t in str(to).split(",") if t.strip()]
@@ -165,6 +195,10 @@ def register() -> None:
         def add() -> str:
             per_minute = forms.number(rate, "rate_limit_per_minute")
             with forms.session() as s:
+                if editing is not None:
+                    channel = set_channel_config(s, current_org_id(), editing, config)
+                    target = notify.describe_target(channel.kind, channel.config or {})
+                    return f"The {channel.kind} channel {channel.name} now sends to {target}."
                 channel = notify.create_channel(s, current_org_id(), forms.text(name), kind or "", config,
                                                 rate_limit_per_minute=int(per_minute or 60))
                 return f"Added the {channel.kind} channel {channel.name}."

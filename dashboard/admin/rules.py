@@ -30,6 +30,7 @@ TAB = forms.Tab("rules", "Rules", read="alert:read", write="alert:write")  # as 
 PERIODS: dict[str, tuple[str, timedelta, Resolution]] = {
     "1d": ("the last day", timedelta(days=1), "raw"), "7d": ("the last 7 days", timedelta(days=7), "1m"),
     "30d": ("the last 30 days", timedelta(days=30), "1h")}
+NONE = "-"   # the comparator select's "none" (a select shows its empty value as no choice at all)
 BACKTEST_PERMISSION = "alert:read"   # as POST /api/v1/rules/backtest: nothing is written
 
 GRID = admin_id("rules", "grid")
@@ -75,7 +76,7 @@ def _form() -> list[Any]:
                                                             size="sm")), md=2),
                  dbc.Col(forms.field("Metric", dbc.Select(id=f["metric"], options=_options(metrics), size="sm")), md=3),
                  dbc.Col(forms.field("Comparator", dbc.Select(id=f["comparator"], size="sm", options=[
-                     {"label": "–", "value": ""}, *_options(core.COMPARATORS)])), md=2)]),
+                     {"label": "none", "value": NONE}, *_options(core.COMPARATORS)])), md=2)]),
         dbc.Row([dbc.Col(forms.field("Value", dbc.Input(id=f["value"], size="sm"), "threshold"), md=2),
                  dbc.Col(forms.field("Clears at", dbc.Input(id=f["clear_value"], size="sm"), "threshold, optional"),
                          md=2),
@@ -128,10 +129,10 @@ def _rule(values: dict[str, Any]) -> core.Rule:
         raise ValidationError(str(exc), details={"metric": str(exc)}) from None
     scope = t(values["scope"]) or "all"
     weeks = forms.number(values["baseline_weeks"], "baseline_weeks")
-    kind = t(values["kind"])
+    kind, comparator = t(values["kind"]), t(values["comparator"]) or NONE
     return core.Rule(
         name=t(values["name"]), kind=kind, severity=t(values["severity"]), metric=metric,  # type: ignore[arg-type]
-        comparator=t(values["comparator"]) or None if kind in ("threshold", "dynamic") else None,
+        comparator=comparator if comparator != NONE and kind in ("threshold", "dynamic") else None,
         value=forms.number(values["value"], "value"), clear_value=forms.number(values["clear_value"], "clear_value"),
         for_s=core.parse_duration(t(values["for"]) or "0", field_name="for"),
         scope=scope,  # type: ignore[arg-type]
@@ -145,7 +146,7 @@ def _values(r: core.Rule) -> dict[str, Any]:
         return "" if v is None else f"{v:g}"
 
     return {"name": r.name, "kind": r.kind, "severity": r.severity,
-            "metric": r.metric.metric_name if r.metric else "", "comparator": r.comparator or "",
+            "metric": r.metric.metric_name if r.metric else "", "comparator": r.comparator or NONE,
             "value": shown(r.value), "clear_value": shown(r.clear_value), "for": f"{r.for_s}s" if r.for_s else "0",
             "scope": r.scope, "scope_ref": r.scope_ref or "", "k_mad": shown(r.k_mad),
             "baseline_weeks": r.baseline_weeks, "escalation_policy": r.escalation_policy or "", "enabled": r.enabled}

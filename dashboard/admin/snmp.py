@@ -26,6 +26,7 @@ FIELDS = ("name", "version", "community", "username", "auth_protocol", "auth_pas
           "priv_password")
 FIELD = {f: admin_id("snmp", f"field-{f}") for f in FIELDS}
 SECRETS = ("community", "auth_password", "priv_password")
+NONE = "-"   # the protocol selects' "none" (a select shows its empty value as no choice at all)
 ADD = admin_id("snmp", "add")
 REMOVE = admin_id("snmp", "remove")
 REMOVE_BUTTON = admin_id("snmp", "remove-button")
@@ -41,8 +42,8 @@ COLUMNS: list[dict[str, Any]] = [
 
 
 def _protocols(key: str, known: tuple[str, ...]) -> dbc.Select:
-    return dbc.Select(id=FIELD[key], value="", size="sm",
-                      options=[{"label": "none", "value": ""}, *({"label": p, "value": p} for p in known)])
+    return dbc.Select(id=FIELD[key], value=NONE, size="sm",
+                      options=[{"label": "none", "value": NONE}, *({"label": p, "value": p} for p in known)])
 
 
 def panel() -> html.Div:
@@ -103,6 +104,7 @@ def register() -> None:
     @guarded(TAB.write)  # as POST /api/v1/snmp-credentials
     def add_snmp_credential(_n: int | None, version: int | None, *values: str | None) -> tuple[Any, ...]:
         given = {k: (v if k in SECRETS else forms.text(v)) or None for k, v in zip(FIELDS, values, strict=True)}
+        given.update({k: None for k in ("auth_protocol", "priv_protocol") if given[k] == NONE})
         spec = credentials.SnmpCredentialSpec(**{**given, "name": given["name"] or "",  # type: ignore[arg-type]
                                                  "version": given["version"] or ""})
 
