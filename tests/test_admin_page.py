@@ -76,6 +76,24 @@ def tokens(app: Flask) -> dict[Role, str]:
     return {role: _token(client, role) for role in ROLES}
 
 
+CLEANUP = ("DELETE FROM users WHERE email LIKE 'perm-%'", "DELETE FROM alert_rules WHERE name LIKE 'perm-%'",
+           "DELETE FROM escalation_policies WHERE name LIKE 'perm-%'",
+           "DELETE FROM notification_channels WHERE name LIKE 'perm-%'",
+           "DELETE FROM maintenance_windows WHERE reason LIKE 'perm-%'",
+           "DELETE FROM snmp_credentials WHERE name LIKE 'perm-%'",
+           "DELETE FROM sla_targets WHERE scope_ref LIKE 'perm-%'", "DELETE FROM tags WHERE name LIKE 'perm-%'")
+
+
+@pytest.fixture(autouse=True)
+def forget_test_objects(db_url: str) -> Iterator[None]:
+    """What a test adds through the callbacks is named perm-*: removed after it, so the browser tests (and
+    the screenshot) see the demo's data and their own changes only, whatever the order of the tests."""
+    yield
+    with psycopg.connect(db_url) as conn:
+        for sql in CLEANUP:
+            conn.execute(sql)
+
+
 @contextmanager
 def core(db_url: str) -> Iterator[Session]:
     """A session on the test database, committed at the end (to set up what a test removes)."""
@@ -224,7 +242,7 @@ WRITES: dict[str, Write] = {
     "add_user": Write(_user_values, _exists("SELECT count(*) FROM users WHERE email = %s || '@acme.test'")),
     "change_user": Write(_target_user, _exists(
         "SELECT count(*) FROM users WHERE email = %s || '@acme.test' AND role = 'operator'")),
-    "add_channel": Write(_channel_values, _exists("SELECT count(*) FROM notification_channels WHERE name = %s")),
+    "save_channel": Write(_channel_values, _exists("SELECT count(*) FROM notification_channels WHERE name = %s")),
     "add_policy": Write(_policy_values, _exists("SELECT count(*) FROM escalation_policies WHERE name = %s")),
     "remove_policy": Write(_policy_to_remove, _gone("SELECT count(*) FROM escalation_policies WHERE name = %s")),
     "rule_save": Write(_rule_values, _exists("SELECT count(*) FROM alert_rules WHERE name = %s")),
@@ -252,7 +270,8 @@ def test_every_admin_callback_is_guarded_and_every_write_is_listed(app: Flask) -
     mine = {spec["callback"].__name__: getattr(spec["callback"], PERMISSION_ATTR, None)
             for spec in _callbacks(app).values() if spec["callback"].__module__.startswith("dashboard.admin.")}
     assert None not in mine.values()
-    readers = {name for name in mine if name.endswith(("_rows", "_selected"))} | {"rule_form", "rule_backtest"}
+    loaders = {"rule_form", "channel_form", "rule_backtest"}   # fill a form or answer a backtest: nothing written
+    readers = {name for name in mine if name.endswith(("_rows", "_selected"))} | loaders
     assert set(mine) == readers | set(WRITES)   # a new callback that writes needs a row in WRITES
     assert all(mine[name] in ("admin", "alert:write") for name in WRITES)
 
@@ -484,22 +503,23 @@ def test_an_admin_disables_enables_and_resets_a_user_but_keeps_an_admin(app: Fla
     from netpulse import users as core_users
 
     with core(db_url) as s:
-        uid = core_users.create_user(s, noc.org_id, "shift-lead@acme.test", "long-enough-password").id
+        uid = core_users.create_user(s, noc.org_id, "perm-shift-lead@acme.test", "long-enough-password").id
     row = {v(users.GRID, "selectedRows"): [{"id": str(uid), "state": "active"}]}
     admin = tokens[Role.ADMIN]
 
     answer = call_as_button(app, admin, "change_user", users.DISABLE, row)
-    assert "shift-lead@acme.test can no longer sign in" in answer.get_data(as_text=True)
+    assert "perm-shift-lead@acme.test can no longer sign in" in answer.get_data(as_text=True)
     assert scalar(db_url, "SELECT is_active FROM users WHERE id = %s", uid) is False
     answer = call_as_button(app, admin, "change_user", users.ENABLE, row)
     assert "can sign in again" in answer.get_data(as_text=True)
     assert scalar(db_url, "SELECT is_active FROM users WHERE id = %s", uid) is True
 
     answer = call_as_button(app, admin, "change_user", users.RESET, {**row, v(users.PASSWORD): "a-new-passphrase"})
-    assert "New password set for shift-lead@acme.test" in answer.get_data(as_text=True)
+    assert "New password set for perm-shift-lead@acme.test" in answer.get_data(as_text=True)
     assert "np-secret-once" not in answer.get_data(as_text=True)     # typed by the admin: not shown back
     client = app.test_client()
-    login = client.post("/api/v1/auth/login", json={"email": "shift-lead@acme.test", "password": "a-new-passphrase"})
+    login = client.post("/api/v1/auth/login",
+                        json={"email": "perm-shift-lead@acme.test", "password": "a-new-passphrase"})
     assert login.status_code == 200
     generated = call_as_button(app, admin, "change_user", users.RESET, row)
     assert "np-secret-once" in generated.get_data(as_text=True)      # generated: shown once
@@ -515,11 +535,11 @@ def test_an_operator_edits_a_rule_through_the_form(app: Flask, tokens: dict[Role
                                                    db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         saved = rule_store.create_rule(conn, noc.org_id, rule_store.Rule(
-            name="cpu-hot", kind="threshold", severity="warning", metric=MetricKind.CPU_PCT, comparator=">",
+            name="perm-cpu-hot", kind="threshold", severity="warning", metric=MetricKind.CPU_PCT, comparator=">",
             value=90.0, for_s=300))
     operator = tokens[Role.OPERATOR]
     loaded = call_as_button(app, operator, "rule_form", rules.EDIT,
-                            {v(rules.GRID, "selectedRows"): [{"id": saved.id, "name": "cpu-hot"}]})
+                            {v(rules.GRID, "selectedRows"): [{"id": saved.id, "name": "perm-cpu-hot"}]})
     response = loaded.get_json()["response"]
     form = {k: response[rules.FIELD[k]]["value"] for k in rules.FIELDS}
     assert response[rules.EDITING]["data"] == saved.id
@@ -528,7 +548,47 @@ def test_an_operator_edits_a_rule_through_the_form(app: Flask, tokens: dict[Role
     form["value"], form["severity"] = "95", "critical"
     answer = call_as_button(app, operator, "rule_save", rules.SAVE, {
         v(rules.EDITING, "data"): saved.id, **{v(rules.FIELD[k]): value for k, value in form.items()}})
-    assert "Saved the rule cpu-hot: cpu_pct > 95 for 300 s (all devices)" in said(answer)
+    assert "Saved the rule perm-cpu-hot: cpu_pct > 95 for 300 s (all devices)" in said(answer)
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT value, severity FROM alert_rules WHERE id = %s",
                             (saved.id,)).fetchone() == (95.0, "critical")
+
+
+def test_an_admin_points_a_channel_elsewhere_and_an_operator_may_not(app: Flask, tokens: dict[Role, str],
+                                                                     noc: NocData, db_url: str) -> None:
+    with core(db_url) as s:
+        notify.create_channel(s, noc.org_id, "perm-noc-mail", "smtp", {"to": ["noc@acme.test"]})
+    selected = {v(channels.CHANNELS, "selectedRows"): [{"id": 0, "name": "perm-noc-mail"}]}
+    assert call_as_button(app, tokens[Role.OPERATOR], "channel_form", channels.CH_EDIT, selected).status_code == 403
+    loaded = call_as_button(app, tokens[Role.ADMIN], "channel_form", channels.CH_EDIT, selected).get_json()["response"]
+    assert loaded[channels.CH_EDITING]["data"] == "perm-noc-mail" and loaded[channels.CH_TO]["value"] == "noc@acme.test"
+    assert loaded[channels.CH_NAME]["disabled"] is True
+
+    form = {v(channels.CH_EDITING, "data"): "perm-noc-mail", v(channels.CH_TO): "noc@acme.test, oncall@acme.test"}
+    refused = call_as_button(app, tokens[Role.OPERATOR], "save_channel", channels.CH_ADD, form)
+    assert refused.status_code == 403
+    answer = call_as_button(app, tokens[Role.ADMIN], "save_channel", channels.CH_ADD, form)
+    assert "The smtp channel perm-noc-mail now sends to" in said(answer)
+    with core(db_url) as s:
+        assert notify.get_channel(s, noc.org_id, "perm-noc-mail").config["to"] == ["noc@acme.test", "oncall@acme.test"]
+    bad = call_as_button(app, tokens[Role.ADMIN], "save_channel", channels.CH_ADD, {
+        v(channels.CH_EDITING, "data"): "perm-noc-mail", v(channels.CH_TO): "not an address"})
+    assert "np-admin-refused" in said(bad)
+    with core(db_url) as s:
+        assert notify.get_channel(s, noc.org_id, "perm-noc-mail").config["to"] == ["noc@acme.test", "oncall@acme.test"]
+
+
+def test_a_v3_profile_is_added_and_its_secrets_never_come_back(app: Flask, tokens: dict[Role, str],
+                                                                db_url: str) -> None:
+    fields = {"name": "perm-edge-v3", "version": "3", "community": "", "username": "netpulse", "auth_protocol": "SHA",
+              "auth_password": "authpass123", "priv_protocol": "AES", "priv_password": "privpass123"}
+    answer = call_as_button(app, tokens[Role.ADMIN], "add_snmp_credential", snmp.ADD,
+                            {v(snmp.FIELD[k]): value for k, value in fields.items()})
+    assert "Added the SNMP 3 profile perm-edge-v3" in said(answer)
+    assert all(answer.get_json()["response"][snmp.FIELD[k]]["value"] == "" for k in snmp.SECRETS)  # inputs emptied
+    rows = said(call(app, tokens[Role.ADMIN], "snmp_rows", {v(snmp.VERSION, "data"): 1}))
+    assert "perm-edge-v3" in rows and "authPriv" in rows and "SHA au****" in rows and "AES pr****" in rows
+    assert "authpass123" not in rows and "privpass123" not in rows
+    assert call(app, tokens[Role.OPERATOR], "snmp_rows", {v(snmp.VERSION, "data"): 1}).status_code == 403
+    stored = scalar(db_url, "SELECT auth_password FROM snmp_credentials WHERE name = 'perm-edge-v3'")
+    assert "authpass123" not in stored   # encrypted at rest
