@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from dashboard.auth import sessionmaker_of
 from dashboard.charts import GRID_THEME
 from dashboard.permissions import allowed
-from netpulse.errors import NetPulseError
+from netpulse.errors import NetPulseError, ValidationError
 
 __all__ = ["Tab", "grid", "field", "done", "refused", "outcome", "session", "text", "read_only", "danger_button",
            "number"]
@@ -94,8 +94,6 @@ def text(value: Any) -> str:
 
 def number(value: Any, name: str) -> float | None:
     """A numeric form value, None when blank; a ValidationError naming the field otherwise."""
-    from netpulse.errors import ValidationError
-
     raw = text(value)
     if not raw:
         return None
