@@ -159,3 +159,12 @@ def alert_action(action: str) -> dict[str, str]:
 
 
 ALERT_NOTE_ID = {"type": ALERT_NOTE, "index": "note"}
+
+# Administration page: one tab per concern (?tab=<key>); each tab's controls are named by admin_id.
+ADMIN_TABS = ("users", "notify", "rules", "maintenance", "snmp", "sla")
+ADMIN_TAB_LINK = {t: f"admin-tab-{t}" for t in ADMIN_TABS}
+
+
+def admin_id(tab: str, name: str) -> str:
+    """The id of control ``name`` of the administration page's tab ``tab`` (e.g. "admin-users-grid")."""
+    return f"admin-{tab}-{name}"

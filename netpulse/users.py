@@ -10,6 +10,7 @@ active admin. Organizations themselves live in :mod:`netpulse.organizations`.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from netpulse.schema import Role, User
 __all__ = ["PERMISSIONS", "has_permission", "hash_password", "verify_password", "create_organization",
            "create_user", "authenticate", "get_organization_by_slug", "list_users", "get_user", "disable_user",
            "enable_user", "set_role", "reset_password", "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH",
-           "configure_hasher", "change_password", "revoke_tokens"]
+           "configure_hasher", "change_password", "revoke_tokens", "generate_password"]
 
 # The spec's role table. "*" grants everything. report:write (ask for reports, change their schedules)
 # follows the table's resource:write pattern: operators hold it as they hold device:write and alert:write.
@@ -46,6 +47,12 @@ _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes any length; a cap keeps one login from costing megabytes
+
+
+def generate_password() -> str:
+    """A random password for a new user or a reset (20 URL-safe characters, about 120 bits), to be shown
+    once to the administrator who hands it over."""
+    return secrets.token_urlsafe(15)
 
 
 def has_permission(role: str, permission: str) -> bool:
