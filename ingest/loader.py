@@ -12,11 +12,11 @@ One transaction per batch, all or nothing:
    into the ``*_mat`` tables when no job is materializing, otherwise into ``rollup_deltas``, which
    the views count and the job folds. Which rows go where is fixed at the start of the
    transaction (:func:`netpulse.rollups.load_bounds`); no load waits for a materialization.
-   TimescaleDB keeps its continuous aggregates with refresh policies and real-time aggregation; rows that arrive after a policy may
-   have materialized their bucket (older than ``LATE``) would stay out of the aggregates until a
-   refresh covers them, so after such a batch commits the loader refreshes from their day on
-   (:func:`netpulse.storage.refresh_rollups`; autocommit connections only, best effort: a failed
-   refresh is logged and left to the policies).
+   TimescaleDB keeps its continuous aggregates with refresh policies and real-time aggregation;
+   rows that arrive after a policy may have materialized their bucket (older than ``LATE``) would
+   stay out of the aggregates until a refresh covers them, so after such a batch commits the
+   loader refreshes from their day on (:func:`netpulse.storage.refresh_rollups`; autocommit
+   connections only, best effort: a failed refresh is logged and left to the policies).
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
 4. Probe outcomes (netpulse.probe_status): each probe's latest result and last error. A probe that
