@@ -145,6 +145,8 @@ def advance(conn: psycopg.Connection, now: datetime, *, grace: timedelta = timed
     own transactions (the module docstring gives the protocol)."""
     if storage_variant(conn) != "postgres":
         return AdvanceReport(None, None, 0)
+    if not conn.autocommit:
+        raise ValueError("advance() commits the fence before it materializes: give it an autocommit connection")
     target = floor_minute(now - grace)
     start = watermark(conn)
     if start is None:
