@@ -120,8 +120,9 @@ def main() -> None:
                              "(SELECT materialized_until FROM rollup_watermark)").fetchone()[0]
             assert live == 0, f"{live} rows left unmaterialized"
             print(f"(d) rollup job          {rate(n, roll_s)}  [{minute_rows:,} minute buckets, 1h and 1d folded]")
-            c.execute("TRUNCATE metrics, metrics_1m_mat, metrics_1h_mat, metrics_1d_mat")
+            c.execute("TRUNCATE metrics, metrics_1m_mat, metrics_1h_mat, metrics_1d_mat, rollup_deltas")
             c.execute("UPDATE rollup_watermark SET materialized_until = '-infinity'")
+            c.execute("UPDATE rollup_fence SET fenced_until = '-infinity'")
 
         # (c) end to end through Dramatiq on Redis.
         import logging

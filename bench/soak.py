@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -122,7 +123,7 @@ class Soak:
 
     def start(self, fleet: Fleet) -> None:
         env = {**os.environ, "NETPULSE_DATABASE_URL": self.url, "NETPULSE_REDIS_URL": self.args.redis_url,
-               "NETPULSE_PROBE_INTERVAL_S": str(self.args.interval), "NETPULSE_SECRET_KEY": "soak-" + "x" * 16,
+               "NETPULSE_PROBE_INTERVAL_S": str(self.args.interval), "NETPULSE_SECRET_KEY": secrets.token_urlsafe(48),
                "NETPULSE_ENV_FILE": "/nonexistent"}
         spec = f"devices={fleet.n_devices},sites={fleet.n_sites},seed={fleet.seed},interval={fleet.interval_s}"
         for _ in range(self.args.workers):

@@ -8,14 +8,15 @@ One transaction per batch, all or nothing:
    rows with ``INSERT ... ON CONFLICT DO NOTHING``, so nothing is stored twice.
 2. Rollups (plain-PostgreSQL variant): rows at or after the rollup watermark are aggregated live by
    the ``metrics_1m/1h/1d`` views until the rollup job materializes them; rows that arrive behind
-   the watermark (late probes, backfills) are folded here into the ``*_mat`` tables as mergeable
-   aggregates, pre-aggregated in numpy. The watermark row is share-locked for the transaction, so
-   the job cannot move it between the two (netpulse.rollups). TimescaleDB keeps its continuous
-   aggregates with refresh policies and real-time aggregation; rows that arrive after a policy may
-   have materialized their bucket (older than ``LATE``) would stay out of the aggregates until a
-   refresh covers them, so after such a batch commits the loader refreshes from their day on
-   (:func:`netpulse.storage.refresh_rollups`; autocommit connections only, best effort: a failed
-   refresh is logged and left to the policies).
+   it (late probes, backfills) are folded here as mergeable aggregates, pre-aggregated in numpy:
+   into the ``*_mat`` tables when no job is materializing, otherwise into ``rollup_deltas``, which
+   the views count and the job folds. Which rows go where is fixed at the start of the
+   transaction (:func:`netpulse.rollups.load_bounds`); no load waits for a materialization.
+   TimescaleDB keeps its continuous aggregates with refresh policies and real-time aggregation;
+   rows that arrive after a policy may have materialized their bucket (older than ``LATE``) would
+   stay out of the aggregates until a refresh covers them, so after such a batch commits the
+   loader refreshes from their day on (:func:`netpulse.storage.refresh_rollups`; autocommit
+   connections only, best effort: a failed refresh is logged and left to the policies).
 3. Device status (with hysteresis, see ingest.status), status-change events and last_seen move
    forward from the batch's availability samples.
 4. Probe outcomes (netpulse.probe_status): each probe's latest result and last error. A probe that
@@ -35,7 +36,7 @@ import structlog
 from psycopg import errors as pg_errors
 
 from ingest import copy_binary
-from ingest.rollup import LEVELS, aggregate
+from ingest.rollup import LEVELS, MINUTE_US, aggregate
 from ingest.rows import MetricRows, to_micros
 from ingest.status import DeviceState, Hysteresis, status_devices
 from ingest.status import apply as apply_status
@@ -43,7 +44,7 @@ from netpulse import probe_status
 from netpulse.metrics import MetricKind
 from netpulse.migrations import Variant, storage_variant
 from netpulse.probe_status import Change, ProbeOutcome
-from netpulse.rollups import merge_cte, watermark
+from netpulse.rollups import LoadBounds, load_bounds, merge_cte
 from netpulse.storage import ensure_partitions, refresh_rollups
 
 log = structlog.get_logger("netpulse.ingest.loader")
@@ -79,7 +80,8 @@ def _merge_from_stage_rollup(levels: tuple[int, ...]) -> str:
 
 def _insert_from_stage(variant: Variant) -> str:
     """Slow path: insert the staged rows that are new, and (plain variant) fold exactly those of
-    them that lie behind the watermark ``%(w)s``."""
+    them older than ``%(fold)s`` into the ``*_mat`` tables, and the others older than ``%(defer)s``
+    into ``rollup_deltas``."""
     ctes = [f"""
 ins AS (
     INSERT INTO metrics {_COLS} SELECT time, device_id, metric_id, ifindex, value FROM netpulse_stage
@@ -89,10 +91,20 @@ ins AS (
         ctes += [merge_cte(f"m{n}", table, (
             f"SELECT {_SQL_BUCKETS[table]} AS bucket, device_id, metric_id, ifindex, count(*) AS count, "
             "sum(value) AS sum, min(value) AS min, max(value) AS max FROM ins "
-            "WHERE time < coalesce(%(w)s::timestamptz, '-infinity') GROUP BY 1, 2, 3, 4"))
+            "WHERE time < coalesce(%(fold)s::timestamptz, '-infinity') GROUP BY 1, 2, 3, 4"))
             for n, (table, _) in enumerate(LEVELS)]
+        ctes += ["""
+deferred AS (
+    INSERT INTO rollup_deltas (bucket, device_id, metric_id, ifindex, count, sum, min, max)
+    SELECT date_trunc('minute', time), device_id, metric_id, ifindex, count(*), sum(value), min(value), max(value)
+    FROM ins WHERE time >= coalesce(%(fold)s::timestamptz, '-infinity')
+               AND time < coalesce(%(defer)s::timestamptz, '-infinity')
+    GROUP BY 1, 2, 3, 4
+)"""]
     return "WITH " + ",".join(ctes) + "\nSELECT count(*) FROM ins"
 
+
+_NO_BOUNDS = LoadBounds(None, None)  # TimescaleDB: its policies and refreshes keep the aggregates
 
 # Times travel as epoch microseconds (bigint) both ways: no datetime object per device and value.
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
@@ -216,10 +228,10 @@ class Loader:
                 inserted = updated = 0
                 with conn.transaction():
                     if len(rows):
-                        # Shared lock: the rollup job cannot move the watermark under this batch.
-                        w = watermark(conn, lock="FOR SHARE") if variant == "postgres" else None
-                        found = self._copy_direct(conn, rows, payload, variant, w)
-                        inserted = found if found is not None else self._insert_new_only(conn, payload, variant, w)
+                        bounds = load_bounds(conn) if variant == "postgres" else _NO_BOUNDS
+                        found = self._copy_direct(conn, rows, payload, bounds)
+                        inserted = found if found is not None else self._insert_new_only(conn, payload, variant,
+                                                                                          bounds)
                         updated = self._update_status(conn, rows, probed)
                     changes = probe_status.record(conn, outcomes) if outcomes else []
                 _log_changes(changes)
@@ -255,20 +267,30 @@ class Loader:
                         error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _copy_direct(self, conn: psycopg.Connection, rows: MetricRows, payload: bytes,
-                     variant: Variant, w: datetime | None) -> int | None:
+                     bounds: LoadBounds) -> int | None:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 with cur.copy(_COPY_RAW) as copy:
                     copy.write(payload)
         except pg_errors.UniqueViolation:
             return None
-        if variant == "postgres" and w is not None:
-            late = rows.time_us < to_micros(w)
-            if late.any():
-                self._fold_deltas(conn, rows if late.all() else MetricRows(
-                    rows.time_us[late], rows.device_id[late], rows.metric_id[late], rows.ifindex[late],
-                    rows.value[late]))
+        fold = rows.time_us < to_micros(bounds.fold_below) if bounds.fold_below is not None else None
+        if fold is not None and fold.any():
+            self._fold_deltas(conn, rows if fold.all() else _select(rows, fold))
+        if bounds.defer_below is not None:
+            defer = rows.time_us < to_micros(bounds.defer_below)
+            if fold is not None:
+                defer &= ~fold
+            if defer.any():
+                self._defer(conn, rows if defer.all() else _select(rows, defer))
         return len(rows)
+
+    @staticmethod
+    def _defer(conn: psycopg.Connection, rows: MetricRows) -> None:
+        """Append the rows' per-minute aggregates to ``rollup_deltas`` (the rollup job folds them)."""
+        with conn.cursor() as cur, cur.copy("COPY rollup_deltas (bucket, device_id, metric_id, ifindex, count, sum, "
+                                            "min, max) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(copy_binary.encode_rollups([(0, aggregate(rows, MINUTE_US))], with_level=False))
 
     @staticmethod
     def _fold_deltas(conn: psycopg.Connection, rows: MetricRows) -> None:
@@ -295,14 +317,15 @@ class Loader:
             cur.execute(_merge_from_stage_rollup(tuple(n for n, _ in to_merge)).encode())
 
     def _insert_new_only(self, conn: psycopg.Connection, payload: bytes, variant: Variant,
-                         w: datetime | None) -> int:
+                         bounds: LoadBounds) -> int:
         conn.execute(_STAGE_DDL)
         conn.execute("DELETE FROM netpulse_stage")  # empty after a commit; guards a caller's transaction
         with conn.cursor() as cur:
             with cur.copy(_COPY_STAGE) as copy:
                 copy.write(payload)
             statement = _insert_from_stage(variant)
-            row = (cur.execute(statement.encode(), {"w": w}) if variant == "postgres"
+            row = (cur.execute(statement.encode(), {"fold": bounds.fold_below, "defer": bounds.defer_below})
+                   if variant == "postgres"
                    else cur.execute(statement.encode())).fetchone()
         assert row is not None
         return int(row[0])
@@ -342,6 +365,11 @@ class Loader:
         ensure_partitions(conn, datetime(first.year, first.month, first.day, tzinfo=UTC),
                           datetime(last.year, last.month, last.day, tzinfo=UTC))
         self._known_days |= days
+
+
+def _select(rows: MetricRows, mask: np.ndarray) -> MetricRows:
+    return MetricRows(rows.time_us[mask], rows.device_id[mask], rows.metric_id[mask], rows.ifindex[mask],
+                      rows.value[mask])
 
 
 def _log_changes(changes: Sequence[Change]) -> None:

@@ -1,11 +1,21 @@
 """Materialized rollups of the plain-PostgreSQL variant (TimescaleDB's continuous aggregates, by hand).
 
-``metrics_1m/1h/1d`` are views: the ``*_mat`` tables hold mergeable aggregates (count, sum, min,
-max) of every raw row older than the watermark W, and rows at or after W are aggregated live (see
-``sql/postgres/0004_realtime_rollups.sql``). :func:`advance` moves W forward over closed minutes;
-the loader folds rows that arrive behind W into the ``*_mat`` tables itself. Both hold the
-watermark row lock (the job exclusively, loaders shared), so no row is ever counted twice or lost
-between the two.
+``metrics_1m/1h/1d`` are views over three parts (``sql/postgres/0004`` and ``0052``): the ``*_mat``
+tables (mergeable aggregates: count, sum, min, max), the per-minute ``rollup_deltas`` behind the
+watermark W, and the raw rows at or after W, aggregated when read. Every raw row is counted by
+exactly one part in every snapshot. :func:`advance` moves W forward over closed minutes; loaders
+never wait for it (see :func:`load_bounds` for their side of the protocol):
+
+1. The job raises the fence F (>= W) to the end ``hi`` of the range it will materialize, in a short
+   transaction of its own. Loaders share-lock the fence row for their whole transaction, so once
+   this commits every loader that saw the old F has committed, and every later one sees the new F
+   and sends its rows older than F to ``rollup_deltas`` rather than leave them to the job.
+2. Holding the job lock J (an advisory lock; loaders only *try* it, shared), the job takes a
+   REPEATABLE READ snapshot S and, in one transaction: aggregates the raw rows of [W, hi) seen in S
+   into the ``*_mat`` tables; deletes the deltas of [W, hi) seen in S (their rows committed before
+   S, so the aggregate has them) and folds those behind W into ``*_mat``; sets W = hi. Deltas
+   committed after S stay, and the views count them: nothing lost, nothing twice. No loader holds
+   a lock this transaction needs, and it holds none that loaders need.
 """
 
 from __future__ import annotations
@@ -53,12 +63,47 @@ def fold_minutes_statement(minutes: str) -> str:
 
 _WATERMARK = ("SELECT CASE WHEN isfinite(materialized_until) THEN materialized_until END "
               "FROM rollup_watermark")
+_JOB_LOCK = 0x6E70_726A  # "nprj": the rollup job while it materializes; loaders try it shared
 
 
-def watermark(conn: psycopg.Connection, *, lock: str = "") -> datetime | None:
-    """W, or None before anything was materialized. ``lock``: "" , "FOR SHARE" or "FOR UPDATE"."""
-    row = conn.execute(f"{_WATERMARK} {lock}").fetchone()  # type: ignore[arg-type]
+def watermark(conn: psycopg.Connection) -> datetime | None:
+    """W, or None before anything was materialized."""
+    row = conn.execute(_WATERMARK).fetchone()
     return row[0] if row else None
+
+
+def _finite(column: str) -> str:
+    """SQL: the timestamp column, or NULL for +-infinity (which psycopg cannot load)."""
+    return f"CASE WHEN isfinite({column}) THEN {column} END"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBounds:
+    """Where a loader's rows go (plain variant), fixed for the rest of its transaction: rows older
+    than ``fold_below`` into the ``*_mat`` tables, the other rows older than ``defer_below`` into
+    ``rollup_deltas``, the rest nowhere (the views aggregate them live). None: no row is."""
+
+    fold_below: datetime | None
+    defer_below: datetime | None
+
+
+def load_bounds(conn: psycopg.Connection) -> LoadBounds:
+    """A loader's first step, inside its transaction. Never waits on a materialization:
+
+    - J tried shared: held, no job is materializing or can start before this commits, so W stays
+      put and rows behind it fold straight into ``*_mat`` (the fast path of late rows and of the
+      demo's backfill); not held, a job is at work on the ``*_mat`` rows, so late rows go to
+      ``rollup_deltas`` instead (append-only: nothing to wait for).
+    - F read after the try, share-locked: a job that holds J raised F before it took J, so this
+      sees its range; and F cannot move until this commits, so rows at or after F are the job's to
+      find in its snapshot. (The share lock waits only for step 1 of a job: one UPDATE.)
+    """
+    free = conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (_JOB_LOCK,)).fetchone()
+    row = conn.execute(f"SELECT {_finite('f.fenced_until')}, {_finite('w.materialized_until')} "  # type: ignore[arg-type]
+                       "FROM rollup_fence f, rollup_watermark w FOR SHARE OF f").fetchone()
+    assert free is not None and row is not None
+    fence, w = row
+    return LoadBounds(w if free[0] else None, fence)
 
 
 def floor_minute(ts: datetime) -> datetime:
@@ -72,12 +117,21 @@ class AdvanceReport:
     minute_rows: int
 
 
+# One statement in the job's snapshot: the closed minutes [lo, hi) from the raw rows, plus the deltas
+# behind lo (taken out of rollup_deltas); the deltas of [lo, hi) are dropped: the raw rows have them.
 _ADVANCE = """
-WITH minutes AS MATERIALIZED (
+WITH dropped AS (
+    DELETE FROM rollup_deltas WHERE bucket >= %(lo)s AND bucket < %(hi)s
+), folded AS (
+    DELETE FROM rollup_deltas WHERE bucket < %(lo)s RETURNING bucket, device_id, metric_id, ifindex, count, sum,
+                                                              min, max
+), minutes AS MATERIALIZED (
     SELECT date_trunc('minute', time) AS bucket, device_id, metric_id, ifindex, count(*) AS count,
            sum(value) AS sum, min(value) AS min, max(value) AS max
     FROM metrics WHERE time >= %(lo)s AND time < %(hi)s
     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT bucket, device_id, metric_id, ifindex, count, sum, min, max FROM folded
 ), {folds}
 SELECT count(*) FROM minutes
 """
@@ -86,34 +140,55 @@ SELECT count(*) FROM minutes
 def advance(conn: psycopg.Connection, now: datetime, *, grace: timedelta = timedelta(seconds=30),
             max_span: timedelta = timedelta(hours=6)) -> AdvanceReport:
     """Materialize closed minutes up to ``now - grace`` (at most ``max_span`` per call, so a
-    catch-up after downtime proceeds in bounded steps). A no-op on TimescaleDB, whose refresh
-    policies do this. ``conn`` should be in autocommit mode: this runs its own transaction."""
+    catch-up after downtime proceeds in bounded steps), and fold the deltas behind W. A no-op on
+    TimescaleDB, whose refresh policies do this. ``conn`` must be in autocommit mode: this runs its
+    own transactions (the module docstring gives the protocol)."""
     if storage_variant(conn) != "postgres":
         return AdvanceReport(None, None, 0)
+    if not conn.autocommit:
+        raise ValueError("advance() commits the fence before it materializes: give it an autocommit connection")
     target = floor_minute(now - grace)
     start = watermark(conn)
     if start is None:
         row = conn.execute("SELECT min(time) FROM metrics").fetchone()
         start = floor_minute(row[0]) if row and row[0] else target
-    if start < target:
-        ensure_partitions(conn, start, min(target, start + max_span))
-    with conn.transaction():
-        locked = watermark(conn, lock="FOR UPDATE")
-        if locked is None:
-            # The first materialization starts at the oldest row stored by now: loaders that committed
-            # between the look above and the lock must not end up behind W unfolded. (Their days'
-            # partitions exist: the loader created them.)
-            row = conn.execute("SELECT min(time) FROM metrics").fetchone()
-            start = min(start, floor_minute(row[0])) if row and row[0] else start
-        lo = locked if locked is not None else start
-        hi = min(target, lo + max_span)
-        if hi <= lo:
-            if locked is None:
-                conn.execute("UPDATE rollup_watermark SET materialized_until = %s, advanced_at = now()", (hi,))
-            return AdvanceReport(lo, lo, 0)
-        row = conn.execute(_ADVANCE.format(folds=fold_minutes_statement("minutes")).encode(),  # type: ignore[arg-type]
-                           {"lo": lo, "hi": hi}).fetchone()
-        conn.execute("UPDATE rollup_watermark SET materialized_until = %s, advanced_at = now()", (hi,))
+    upto = min(target, start + max_span)
+    oldest = conn.execute("SELECT min(bucket) FROM rollup_deltas").fetchone()
+    first = min(start, oldest[0]) if oldest and oldest[0] else start
+    if first < upto:
+        ensure_partitions(conn, first, upto)
+    # Step 1: waits for the loaders in flight (short transactions), and they for this one UPDATE.
+    conn.execute("UPDATE rollup_fence SET fenced_until = %s WHERE fenced_until < %s", (upto, upto))
+    # Step 2: a session lock, taken before the snapshot (a transaction's first query would take the
+    # snapshot before the lock is granted, and miss the loaders that held J until then).
+    conn.execute("SELECT pg_advisory_lock(%s)", (_JOB_LOCK,))
+    try:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = conn.execute(f"SELECT {_finite('w.materialized_until')}, {_finite('f.fenced_until')} "  # type: ignore[arg-type]
+                               "FROM rollup_watermark w, rollup_fence f").fetchone()
+            assert row is not None and row[1] is not None  # step 1 made F finite
+            w, fence = row
+            if w is None:
+                # The first materialization starts at the oldest row in the snapshot; rows committed
+                # after it are older than F, so they are deltas.
+                oldest_row = conn.execute("SELECT min(time) FROM metrics").fetchone()
+                lo = min(floor_minute(oldest_row[0]) if oldest_row and oldest_row[0] else target, fence)
+            else:
+                lo = w
+            hi = min(target, lo + max_span, fence)
+            statement = _ADVANCE.format(folds=fold_minutes_statement("minutes")).encode()
+            if hi <= lo:  # nothing closed to materialize: fold the deltas behind W, if any
+                if w is None:
+                    lo = hi
+                    conn.execute("UPDATE rollup_watermark SET materialized_until = %s, advanced_at = now()", (hi,))
+                conn.execute(statement, {"lo": lo, "hi": lo})  # type: ignore[arg-type]
+                return AdvanceReport(lo, lo, 0)
+            row = conn.execute(statement, {"lo": lo, "hi": hi}).fetchone()  # type: ignore[arg-type]
+            conn.execute("UPDATE rollup_watermark SET materialized_until = %s, advanced_at = now()", (hi,))
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_JOB_LOCK,))
     return AdvanceReport(lo, hi, int(row[0]) if row else 0)
 
 

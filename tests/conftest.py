@@ -149,9 +149,10 @@ def pause_timescale_jobs(url: str) -> None:
 
 
 def truncate_all(url: str) -> None:
-    """Empty every table and the rollups: on plain PostgreSQL the ``*_mat`` tables and the watermark
-    back to "nothing materialized"; on TimescaleDB the continuous aggregates, which resets their
-    watermarks (TRUNCATE of a continuous aggregate does, since TimescaleDB 2.15)."""
+    """Empty every table and the rollups: on plain PostgreSQL the ``*_mat`` tables and the deltas,
+    with the watermark and the fence back to "nothing materialized"; on TimescaleDB the continuous
+    aggregates, which resets their watermarks (TRUNCATE of a continuous aggregate does, since
+    TimescaleDB 2.15)."""
     from netpulse.migrations import storage_variant
 
     with psycopg.connect(url, autocommit=True) as c:
@@ -159,8 +160,9 @@ def truncate_all(url: str) -> None:
         c.execute("TRUNCATE metrics")
         c.execute("TRUNCATE " + ", ".join(TENANT_TABLES) + " RESTART IDENTITY CASCADE")
         if variant == "postgres":
-            c.execute("TRUNCATE metrics_1m_mat, metrics_1h_mat, metrics_1d_mat")
+            c.execute("TRUNCATE metrics_1m_mat, metrics_1h_mat, metrics_1d_mat, rollup_deltas")
             c.execute("UPDATE rollup_watermark SET materialized_until = '-infinity', advanced_at = NULL")
+            c.execute("UPDATE rollup_fence SET fenced_until = '-infinity'")
         else:
             for view in ("metrics_1d", "metrics_1h", "metrics_1m"):
                 c.execute(f"TRUNCATE {view}")

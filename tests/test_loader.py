@@ -242,6 +242,74 @@ def test_loaders_and_the_rollup_job_running_concurrently_lose_nothing(db_url: st
     assert_rollups_match_raw(db)
 
 
+@pytest.mark.plain_storage
+def test_a_load_commits_without_waiting_while_a_materialization_is_in_progress(db_url: str,
+                                                                               db: psycopg.Connection) -> None:
+    """The rollup job is held inside its materializing transaction (a test lock keeps it from setting
+    W); a loader with a lock_timeout stores late rows, rows of the range being materialized and
+    on-time rows. It waits for nothing; the views stay exact before and after the job commits, and
+    the next run folds the deltas the job could not see."""
+    import threading
+    import time
+
+    from netpulse.rollups import advance, watermark
+
+    devices = make_devices(db, make_org(db), 6)
+    loader = Loader()
+    loader.load(db, grid_rows(devices, START, n_times=120, step_s=10, seed=4))  # START to START + 20 min
+    advance(db, START + timedelta(minutes=10), grace=timedelta(seconds=0))
+    assert watermark(db) == START + timedelta(minutes=10)
+
+    holder = psycopg.connect(db_url)  # not autocommit: holds the row lock until commit
+    holder.execute("SELECT 1 FROM rollup_watermark FOR UPDATE")
+    job_pid: list[int] = []
+    errors: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                job_pid.append(conn.info.backend_pid)
+                advance(conn, START + timedelta(minutes=20), grace=timedelta(seconds=0))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    try:
+        # Wait until the job has materialized [W, W + 10 min) and waits to move W.
+        for _ in range(600):
+            if job_pid and db.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
+                                      (job_pid[0],)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the rollup job never reached the update of the watermark")
+
+        late = grid_rows(devices, START + timedelta(minutes=3, seconds=5), n_times=3, step_s=10, seed=5)
+        in_range = grid_rows(devices, START + timedelta(minutes=12, seconds=5), n_times=3, step_s=10, seed=6)
+        on_time = grid_rows(devices, START + timedelta(minutes=21), n_times=3, step_s=10, seed=7)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '5s'")  # a wait on the job would last until the holder commits
+            for batch in (late, in_range, on_time):
+                assert loader.load(conn, batch).inserted == len(batch)
+            # A retried batch (slow path) adds nothing, and waits for nothing either.
+            assert loader.load(conn, MetricRows.concat([late, on_time])).inserted == 0
+        deferred = db.execute("SELECT sum(count) FROM rollup_deltas").fetchone()[0]
+        assert deferred == len(late) + len(in_range)
+        assert_rollups_match_raw(db)  # the job has not committed: W is where it was
+    finally:
+        holder.commit()
+        holder.close()
+        runner.join()
+    assert not errors, errors
+    assert watermark(db) == START + timedelta(minutes=20)
+    assert_rollups_match_raw(db)  # the deltas the job did not see count beside its aggregate
+
+    advance(db, START + timedelta(minutes=20), grace=timedelta(seconds=0))
+    assert db.execute("SELECT count(*) FROM rollup_deltas").fetchone()[0] == 0
+    assert_rollups_match_raw(db)
+
+
 def test_latest_rtt_and_loss_land_on_the_device_row(db: psycopg.Connection) -> None:
     """The device grid reads the latest probe's RTT and loss from the device row: the answered probe's
     RTT, kept while the device stops answering; the loss of the latest probe whatever it was."""

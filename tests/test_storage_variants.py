@@ -22,7 +22,7 @@ from tests.conftest import create_database, drop_database
 from tests.factories import grid_rows, make_devices, make_org
 
 TESTS = Path(__file__).parent
-PLAIN_NAMES = re.compile(r"\b(metrics_1[mhd]_mat|rollup_watermark)\b")
+PLAIN_NAMES = re.compile(r"\b(metrics_1[mhd]_mat|rollup_watermark|rollup_fence|rollup_deltas)\b")
 
 
 def test_the_session_database_has_the_requested_variant(db: psycopg.Connection, storage: str) -> None:
