@@ -1,0 +1,76 @@
+"""Asking for reports from the web process: the run is recorded, then handed to a worker.
+
+The REST API (``POST /api/v1/reports/generate``) and the pages (Reports, SLA) call these, so a report
+is never made inside a web request: a month of a large fleet takes seconds to read and render. The
+run is ``pending`` until a worker (``workers.generate_report``) makes it; a broker that does not
+answer loses nothing, since the scheduler hands out runs that no worker took
+(:func:`reports.runs.runs_to_resume`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from flask import current_app
+
+from dashboard.auth import current_org_id, current_user_id, sessionmaker_of
+from reports import runs
+
+__all__ = ["ask_for_report", "ask_for_schedule_run", "workers_attached"]
+
+log = structlog.get_logger("netpulse.dashboard.reporting")
+
+
+def _sender() -> Callable[[int], None] | None:
+    send: Callable[[int], None] | None = current_app.extensions.get("netpulse.send_report")
+    return send
+
+
+def workers_attached() -> bool:
+    """Whether runs asked for here are sent to the workers at once (else the scheduler finds them)."""
+    return _sender() is not None
+
+
+def _send(run_id: int) -> None:
+    send = _sender()
+    if send is None:
+        return
+    try:
+        send(run_id)
+    except Exception as exc:  # noqa: BLE001 - any broker's failure; the run is resumed by the scheduler
+        log.warning("netpulse.dashboard.report_not_sent", run_id=run_id, error=type(exc).__name__)
+
+
+def ask_for_report(*, kind: str, scope: str, period: str, fmt: str,
+                   fields: tuple[str, str] = ("scope", "period")) -> runs.Run:
+    """Record a run of ``kind`` for ``scope`` and ``period`` as typed (see :func:`reports.runs.request_run`;
+    errors name ``fields``) and hand it to a worker after the commit; the run, ``pending``."""
+    now = datetime.now(UTC)
+    with sessionmaker_of(current_app)() as session, session.begin():
+        conn = session.connection().connection.driver_connection
+        run_id = runs.request_run(conn, current_org_id(), kind=kind, scope=scope, period=period, fmt=fmt, now=now,
+                                  requested_by=current_user_id(), fields=fields)
+        if workers_attached():
+            runs.mark_enqueued(conn, [run_id], now)
+        run = runs.get_run(conn, current_org_id(), run_id)
+    _send(run_id)  # after the commit: the worker must find the run
+    return run
+
+
+def ask_for_schedule_run(name: str) -> tuple[runs.Run, bool]:
+    """Schedule ``name``'s report for its latest period, made by a worker and emailed to its channels
+    (:func:`reports.runs.request_schedule_run`): the run, and False when that period had one already
+    (then nothing is sent again unless it is still unfinished)."""
+    now = datetime.now(UTC)
+    with sessionmaker_of(current_app)() as session, session.begin():
+        conn = session.connection().connection.driver_connection
+        run_id, claimed = runs.request_schedule_run(conn, current_org_id(), name, now=now)
+        run = runs.get_run(conn, current_org_id(), run_id)
+        unfinished = run.status in ("pending", "running")
+        if unfinished and workers_attached():
+            runs.mark_enqueued(conn, [run_id], now)
+    if unfinished:
+        _send(run_id)
+    return run, claimed
