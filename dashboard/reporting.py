@@ -16,9 +16,10 @@ import structlog
 from flask import current_app
 
 from dashboard.auth import current_org_id, current_user_id, sessionmaker_of
+from dashboard.timerange import Window
 from reports import runs
 
-__all__ = ["ask_for_report", "ask_for_schedule_run", "workers_attached"]
+__all__ = ["ask_for_report", "ask_for_schedule_run", "workers_attached", "window_period", "made_file"]
 
 log = structlog.get_logger("netpulse.dashboard.reporting")
 
@@ -74,3 +75,19 @@ def ask_for_schedule_run(name: str) -> tuple[runs.Run, bool]:
     if unfinished:
         _send(run_id)
     return run, claimed
+
+
+def window_period(window: Window) -> str:
+    """A page's time window as a report's period (UTC times, ``FROM..TO``)."""
+    return f"{window.start:%Y-%m-%dT%H:%M:%SZ}..{window.end:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def made_file(run_id: int) -> tuple[runs.Run, tuple[str, bytes] | None]:
+    """Run ``run_id`` as it stands, with its file (name, bytes) once made (as GET /api/v1/reports/<id>/file)."""
+    with sessionmaker_of(current_app)() as session:
+        conn = session.connection().connection.driver_connection
+        run = runs.get_run(conn, current_org_id(), run_id)
+        if run.size is None:
+            return run, None
+        name, _content_type, content = runs.run_file(conn, current_org_id(), run_id)
+    return run, (name, content)
