@@ -121,7 +121,7 @@ def _targets(conn: Any) -> dict[tuple[str, str | None], float]:
 def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any], sla.Availability]:
     """The availability rows with their target, state and error budget, the organization's totals, and
     the period's figures they come from (one read of the status history, outages with their causes)."""
-    figures = sla.availability_over(conn, current_org_id(), window.start, window.end)
+    figures = sla.availability_over(conn, current_org_id(), window.start, window.end, with_tags=by == "tag")
     frame, total = figures.by(by), figures.by("org").row(0, named=True)  # type: ignore[arg-type]
     targets = _targets(conn)
     default = targets.get(("all", None))
