@@ -9,9 +9,12 @@ answer loses nothing, since the scheduler hands out runs that no worker took
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 import structlog
 from flask import current_app
 
@@ -19,9 +22,18 @@ from dashboard.auth import current_org_id, current_user_id, sessionmaker_of
 from dashboard.timerange import Window
 from reports import runs
 
-__all__ = ["ask_for_report", "ask_for_schedule_run", "workers_attached", "window_period", "made_file"]
+__all__ = ["ask_for_report", "ask_for_schedule_run", "workers_attached", "window_period", "made_file", "transaction"]
 
 log = structlog.get_logger("netpulse.dashboard.reporting")
+
+
+@contextmanager
+def transaction() -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection in one transaction: committed when the block ends, rolled back if it raises."""
+    with sessionmaker_of(current_app)() as session, session.begin():
+        conn = session.connection().connection.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        yield conn
 
 
 def _sender() -> Callable[[int], None] | None:
@@ -49,8 +61,7 @@ def ask_for_report(*, kind: str, scope: str, period: str, fmt: str,
     """Record a run of ``kind`` for ``scope`` and ``period`` as typed (see :func:`reports.runs.request_run`;
     errors name ``fields``) and hand it to a worker after the commit; the run, ``pending``."""
     now = datetime.now(UTC)
-    with sessionmaker_of(current_app)() as session, session.begin():
-        conn = session.connection().connection.driver_connection
+    with transaction() as conn:
         run_id = runs.request_run(conn, current_org_id(), kind=kind, scope=scope, period=period, fmt=fmt, now=now,
                                   requested_by=current_user_id(), fields=fields)
         if workers_attached():
@@ -65,8 +76,7 @@ def ask_for_schedule_run(name: str) -> tuple[runs.Run, bool]:
     (:func:`reports.runs.request_schedule_run`): the run, and False when that period had one already
     (then nothing is sent again unless it is still unfinished)."""
     now = datetime.now(UTC)
-    with sessionmaker_of(current_app)() as session, session.begin():
-        conn = session.connection().connection.driver_connection
+    with transaction() as conn:
         run_id, claimed = runs.request_schedule_run(conn, current_org_id(), name, now=now)
         run = runs.get_run(conn, current_org_id(), run_id)
         unfinished = run.status in ("pending", "running")
@@ -84,8 +94,7 @@ def window_period(window: Window) -> str:
 
 def made_file(run_id: int) -> tuple[runs.Run, tuple[str, bytes] | None]:
     """Run ``run_id`` as it stands, with its file (name, bytes) once made (as GET /api/v1/reports/<id>/file)."""
-    with sessionmaker_of(current_app)() as session:
-        conn = session.connection().connection.driver_connection
+    with transaction() as conn:
         run = runs.get_run(conn, current_org_id(), run_id)
         if run.size is None:
             return run, None

@@ -176,6 +176,8 @@ def request_schedule_run(conn: Conn, org_id: uuid.UUID, name: str, *, now: datet
         return run_id, True
     row = conn.execute("SELECT id FROM report_runs WHERE schedule_id = %s AND period_start = %s",
                        (schedule.id, span.start)).fetchone()
+    if row is None:  # the conflicting run was deleted meanwhile
+        raise RuntimeError(f"schedule {name!r}: no run for {span.label}, and none could be claimed")
     return int(row[0]), False
 
 

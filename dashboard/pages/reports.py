@@ -27,7 +27,14 @@ from analytics.notify.channels import list_channels
 from dashboard import ids, timerange
 from dashboard.auth import current_org_id, sessionmaker_of
 from dashboard.permissions import allowed, forbidden, guarded
-from dashboard.reporting import ask_for_report, ask_for_schedule_run, made_file, window_period, workers_attached
+from dashboard.reporting import (
+    ask_for_report,
+    ask_for_schedule_run,
+    made_file,
+    transaction,
+    window_period,
+    workers_attached,
+)
 from netpulse.db import raw_connection
 from netpulse.errors import NetPulseError
 from reports import runs, schedules
@@ -340,8 +347,7 @@ def add_schedule(clicks: int | None, name: str | None, kind: str | None, scope: 
         raise PreventUpdate
     frequency = frequency or "monthly"
     try:
-        with sessionmaker_of(current_app)() as session, session.begin():
-            conn = session.connection().connection.driver_connection
+        with transaction() as conn:
             made = schedules.add_schedule(
                 conn, current_org_id(), (name or "").strip(), kind=kind or "", scope=scope or "all", fmt=fmt or "pdf",
                 frequency=frequency, at=(at or "06:00")[:5],
@@ -366,8 +372,7 @@ def schedule_action(clicks: list[Any] | None, version: int | None) -> tuple[Any,
     name, action = str(target.get("name") or ""), target.get("action")
     try:
         if action == "remove":
-            with sessionmaker_of(current_app)() as session, session.begin():
-                conn = session.connection().connection.driver_connection
+            with transaction() as conn:
                 schedules.remove_schedule(conn, current_org_id(), name)
             text = f"Removed schedule {name}; the reports it made stay below."
         elif action == "run":
