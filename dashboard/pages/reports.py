@@ -196,7 +196,7 @@ def _emails(run: runs.Run) -> str:
 def _history_table(found: list[runs.Run]) -> Any:
     if not found:
         return html.Div("No reports yet: generate one above, or add a schedule.", className="np-muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Asked", "Report", "Scope", "Period", "Status", "Figures",
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Asked (UTC)", "Report", "Scope", "Period", "Status", "Figures",
                                                     "Took", "Emails", "File")]))
     rows = []
     for r in found:
