@@ -5,7 +5,7 @@ all devices), whether it is met and the error budget left: the down time the tar
 the range (negative once overspent). Below: availability per day or hour, and every outage with its
 duration and its cause (the device it was behind, when a parent's outage covered its start). The
 table downloads as CSV; "Download PDF report" asks a worker for the availability report of the same
-period (scope all devices: its tables are by site, group and device) and downloads it once made
+period (all devices, with tables by site, group, tag and device) and downloads it once made
 (:mod:`dashboard.reporting`, needs ``report:write`` as ``POST /api/v1/reports/generate``). Figures come
 from :mod:`analytics.sla` (status history, maintenance windows taken out).
 """
