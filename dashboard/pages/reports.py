@@ -136,7 +136,7 @@ def _schedule_form(scopes: list[dict[str, str]]) -> list[Any]:
             _field("Cron", dbc.Input(id=f["cron"], size="sm", placeholder="0 6 * * 1-5"), 2,
                    id=ids.REPORTS_SCHEDULE_CRON, style={"display": "none"}),
             _field("Time zone", dbc.Input(id=f["time_zone"], size="sm", placeholder="the scope's (e.g. UTC)"), 2),
-            _field("Email to", dcc.Dropdown(id=f["channels"], options=channels, multi=True,
+            _field("Email to", dcc.Dropdown(id=f["channels"], options=channels, multi=True, className="np-channels",
                                             placeholder="no email" if channels else "no email channel yet"), 2),
             dbc.Col(dbc.Button("Add schedule", id=ids.REPORTS_SCHEDULE_ADD, color="secondary", size="sm",
                                className="mt-4"), md=2),
