@@ -254,6 +254,30 @@ class AlertEngine:
                           alert_ids=(alert_id,), names=tiers.get(f.rule.escalation_policy, ()), fallback=True)
 
 
+def _minutes(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def sla_breach_message(r: SlaResult) -> str:
+    """What a breach alert says. A breach means the availability so far is below the target, i.e. the
+    down time so far exceeds what the target allows for the time monitored so far; the error budget
+    of the whole period (``error_budget_min``) also counts the time still to come, so while the
+    period runs it may still be positive and is told apart ("left" or "overspent")."""
+    scope = "all devices" if r.scope == "all" else f"{r.scope} {r.scope_ref}"
+    unit = "min" if r.devices <= 1 else "device-min"
+    down = r.down_s / 60.0
+    allowed = (1.0 - r.target_pct / 100.0) * r.monitored_s / 60.0
+    text = (f"SLA breached for {scope}: {r.achieved_pct or 0.0:.3f} % available this {r.period} so far "
+            f"(target {r.target_pct:g} %): {_minutes(down)} {unit} of down time, over the {_minutes(allowed)} "
+            f"{unit} the target allows for the time monitored so far")
+    budget = r.error_budget_min
+    if budget is None:
+        return text
+    if budget < 0:
+        return f"{text}; the {r.period}'s error budget is overspent by {_minutes(-budget)} {unit}"
+    return f"{text}; {_minutes(budget)} {unit} of error budget left for the rest of the {r.period}"
+
+
 def apply_sla(conn: Any, org_id: uuid.UUID, results: Sequence[SlaResult], now: datetime) -> EngineReport:
     """An alert per breached SLA target and period (deduplicated like any other: a breach that
     persists bumps it), resolved once the target is met again or its period has ended. Routed by
@@ -262,9 +286,7 @@ def apply_sla(conn: Any, org_id: uuid.UUID, results: Sequence[SlaResult], now: d
     breached = {f"sla:{r.target_id}:{r.period_start:%Y%m%dT%H%M}": r for r in results if r.breached}
     with conn.transaction():
         for fp, r in breached.items():
-            scope = "all devices" if r.scope == "all" else f"{r.scope} {r.scope_ref}"
-            message = (f"SLA breached for {scope}: {r.achieved_pct:.3f} % available this {r.period} "
-                       f"(target {r.target_pct:g} %, {-(r.error_budget_min or 0.0):.0f} min over budget)")
+            message = sla_breach_message(r)
             row = conn.execute(
                 "INSERT INTO alerts AS a (organization_id, alert_type, severity, fingerprint, message, value, "
                 "threshold, started_at, created_at, last_seen) "

@@ -46,6 +46,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import psycopg
+from psycopg import sql
+
+from analytics.copy_decode import PgType, fetch_columns
 
 __all__ = ["BY", "PERIODS", "SCOPES", "AVAILABILITY_COLUMNS", "OUTAGE_SCHEMA", "CAUSE_SCHEMA", "CAUSE_SLACK", "By",
            "SlaResult", "StatusEvent", "Target", "Availability", "availability", "availability_over", "list_targets",
@@ -95,13 +98,15 @@ WHERE t.organization_id = %(org)s ORDER BY dt.device_id, t.name
 
 # Only changes of class matter: up <-> degraded flips (frequent with lossy links) stay in the database.
 # A change at exactly ``end`` is read too: it makes an empty segment that ends the outage before it.
-_EVENTS = f"""
-SELECT e.device_id, (extract(epoch FROM e.time) * 1000000)::int8, {_CLASS_SQL.format("e.to_status")}
+# Read as numpy columns (no Python object per event); sorted by (device, time, confirmed_at) in numpy.
+_EVENTS = sql.SQL(f"""
+SELECT e.device_id::int8 AS device_id, (extract(epoch FROM e.time) * 1000000)::int8 AS t,
+       ({_CLASS_SQL.format("e.to_status")})::int8 AS cls, (extract(epoch FROM e.confirmed_at) * 1000000)::int8 AS c
 FROM device_status_events e
 WHERE e.organization_id = %(org)s AND e.time > %(start)s AND e.time <= %(end)s
   AND ((e.from_status = 'down') <> (e.to_status = 'down') OR (e.from_status = 'unknown') <> (e.to_status = 'unknown'))
-ORDER BY e.device_id, e.time, e.confirmed_at
-"""
+""")
+_EVENT_FIELDS: list[tuple[str, PgType]] = [("device_id", "int8"), ("t", "int8"), ("cls", "int8"), ("c", "int8")]
 
 _WINDOWS = """
 SELECT scope, scope_ref, (extract(epoch FROM greatest(starts_at, %(start)s)) * 1000000)::int8,
@@ -253,19 +258,25 @@ def _frame(rows: list[tuple[Any, ...]], schema: pl.Schema) -> pl.DataFrame:
                          for (name, dtype), values in zip(schema.items(), columns, strict=True)])
 
 
-def _compute(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per-device figures (with name, site, group and tags) and the outages of the organization."""
+def _compute(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *,
+             with_tags: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-device figures (with name, site, group and tags) and the outages of the organization.
+    ``with_tags=False`` leaves every device's tags empty unless a maintenance window is scoped by tag
+    (the tags are then read to match it): no figure depends on them otherwise."""
     _require_period(start, end)
     params = {"org": org_id, "start": start, "end": end}
     with conn.cursor(binary=True) as cur:
-        devices = _frame(cur.execute(_DEVICES, params).fetchall(), _DEVICE_SCHEMA)
-        tags = _frame(cur.execute(_TAGS, params).fetchall(), _TAG_SCHEMA)
-        events = cur.execute(_EVENTS, params).fetchall()
         windows = cur.execute(_WINDOWS, params).fetchall()
+        devices = _frame(cur.execute(_DEVICES, params).fetchall(), _DEVICE_SCHEMA)
+        read_tags = with_tags or any(w[0] == "tag" for w in windows)
+        tags = _frame(cur.execute(_TAGS, params).fetchall() if read_tags else [], _TAG_SCHEMA)
+    columns = fetch_columns(conn, _EVENTS, params, _EVENT_FIELDS)
+    order = np.lexsort((columns["c"], columns["t"], columns["device_id"]))
+    events = np.stack([columns["device_id"][order], columns["t"][order], columns["cls"][order]], axis=1)
     devices = devices.join(tags.group_by("device_id").agg(tags="tag"), on="device_id", how="left",
                            maintain_order="left").with_columns(pl.col("tags").fill_null([]))
     ids = devices["device_id"].to_numpy()
-    ev = np.array(events, np.int64).reshape(-1, 3)
+    ev = events.astype(np.int64).reshape(-1, 3)
     ev_rank = np.searchsorted(ids, ev[:, 0])
     known = ev_rank < len(ids)
     known[known] &= ids[ev_rank[known]] == ev[known, 0]
@@ -376,10 +387,13 @@ class Availability:
 
 
 def availability_over(conn: Conn, org_id: uuid.UUID | str, start: datetime, end: datetime, *, scope: str = "all",
-                      ref: str | None = None, slack: timedelta = CAUSE_SLACK) -> Availability:
+                      ref: str | None = None, slack: timedelta = CAUSE_SLACK, with_tags: bool = True) -> Availability:
     """The devices of ``scope``/``ref`` over ``[start, end)``: their figures and their outages with
-    causes (see :class:`Availability`), from one read of the status history."""
-    figures, frame = _compute(conn, org_id, start, end)
+    causes (see :class:`Availability`), from one read of the status history. ``with_tags=False``: a
+    caller that neither groups nor scopes by tag skips reading them (``devices.tags`` are then empty)."""
+    if scope == "tag":
+        with_tags = True
+    figures, frame = _compute(conn, org_id, start, end, with_tags=with_tags)
     frame = _with_causes(frame, figures, slack)
     if scope != "all":
         figures = figures.filter(scope_filter(scope, ref))
@@ -602,8 +616,8 @@ def trend(figures: Availability, start: datetime, end: datetime, step: timedelta
     down = np.zeros(n)
     counted = figures.outage_list.filter(pl.col("counted"))
     if counted.height:
-        o_start = np.array([_micros(t) for t in counted["start"].to_list()], np.int64)
-        o_end = np.array([_micros(t) if t is not None else t1 for t in counted["end"].to_list()], np.int64)
+        o_start = counted["start"].dt.epoch("us").to_numpy().astype(np.int64)
+        o_end = counted["end"].dt.epoch("us").fill_null(t1).to_numpy().astype(np.int64)
         share = 1.0 - (counted["maintenance_s"].to_numpy() / np.maximum(counted["duration_s"].to_numpy(), 1e-9))
         for i in range(n):
             overlap = np.clip(np.minimum(o_end, edges[i + 1]) - np.maximum(o_start, edges[i]), 0, None)

@@ -173,34 +173,18 @@ def schedule_run(name: str, period: str | None, org_slug: str | None) -> None:
     """
     from analytics.notify.outbox import RetryPolicy, send_due
     from netpulse.db import connect
-    from reports.period import parse_period
-    from reports.runs import create_run, execute_run, get_run
-    from reports.schedules import fires, get_schedule, period_for, schedule_time_zone
+    from reports.runs import execute_run, get_run, request_schedule_run
 
     settings = get_settings()
     now = datetime.now(UTC)
     with connection(org_slug) as (conn, org):
-        s = get_schedule(conn, org.id, name)
-        tz = schedule_time_zone(conn, s)
-        if period:
-            span = parse_period(period, tz, now=now)
-        else:
-            last = fires(s.cron, tz, after=datetime(1970, 1, 2, tzinfo=UTC), until=now, limit=1)
-            if not last:
-                raise ValidationError(f"schedule {name!r} has not fired yet; give --period", details={"period": "?"})
-            span = period_for(s, last[0], tz)
-        run_id = create_run(conn, org.id, kind=s.kind, scope=s.scope, fmt=s.format, period=span, schedule=s)
-        if run_id is None:
-            existing = conn.execute("SELECT id FROM report_runs WHERE schedule_id = %s AND period_start = %s",
-                                    (s.id, span.start)).fetchone()[0]
-    if run_id is None:
-        with connection(org_slug) as (conn, org):
-            run = get_run(conn, org.id, existing)
-        if run.status in ("succeeded", "failed"):
-            click.echo(f"run {run.id} made {span.label} already ({run.status}); `netpulse report download {run.id}` "
-                       "gets the file")
-            return
-        run_id = run.id
+        run_id, claimed = request_schedule_run(conn, org.id, name, now=now, period=period)
+        run = get_run(conn, org.id, run_id)
+    span = run.period
+    if not claimed and run.status in ("succeeded", "failed"):
+        click.echo(f"run {run.id} made {span.label} already ({run.status}); `netpulse report download {run.id}` "
+                   "gets the file")
+        return
     url = settings.require_database_url()
     with connect(url, autocommit=True) as conn:
         outcome = execute_run(conn, run_id, max_attempts=settings.report_max_attempts)

@@ -168,3 +168,38 @@ ADMIN_TAB_LINK = {t: f"admin-tab-{t}" for t in ADMIN_TABS}
 def admin_id(tab: str, name: str) -> str:
     """The id of control ``name`` of the administration page's tab ``tab`` (e.g. "admin-users-grid")."""
     return f"admin-{tab}-{name}"
+
+
+# Reports page (and the SLA page's PDF report)
+REPORTS_KIND = "reports-kind"
+REPORTS_SCOPE = "reports-scope"                # "all", "site:NAME" or "group:NAME", as the API takes it
+REPORTS_PERIOD = "reports-period"              # last-7d, last-month, "range" (the global range) or "custom"
+REPORTS_CUSTOM = "reports-custom"              # the from/to dates (shown for "custom")
+REPORTS_FROM = "reports-from"
+REPORTS_TO = "reports-to"
+REPORTS_FORMAT = "reports-format"
+REPORTS_GENERATE = "reports-generate"
+REPORTS_RESULT = "reports-result"
+REPORTS_AWAIT = "reports-await"                # dcc.Store: the run id to download once made
+REPORTS_DOWNLOAD = "reports-download"
+REPORTS_POLL = "reports-poll"                  # dcc.Interval, on while a run is pending
+REPORTS_VERSION = "reports-version"            # dcc.Store: bumped after every change
+REPORTS_HISTORY = "reports-history"
+REPORTS_SCHEDULES = "reports-schedules"
+REPORTS_SCHEDULE_FIELDS = ("name", "kind", "scope", "format", "frequency", "at", "day", "cron", "time_zone",
+                           "channels")
+REPORTS_SCHEDULE_FIELD = {f: f"reports-schedule-{f}" for f in REPORTS_SCHEDULE_FIELDS}
+REPORTS_SCHEDULE_DAY = "reports-schedule-day-wrap"   # hidden for daily and cron
+REPORTS_SCHEDULE_CRON = "reports-schedule-cron-wrap"  # shown for cron
+REPORTS_SCHEDULE_ADD = "reports-schedule-add"
+REPORTS_SCHEDULE_RESULT = "reports-schedule-result"
+REPORTS_SCHEDULE_ACTION = "reports-schedule-action"  # {"type": ..., "action": "remove" | "run", "name": NAME}
+SLA_REPORT_BUTTON = "sla-report-button"
+SLA_REPORT_STATUS = "sla-report-status"
+SLA_REPORT_AWAIT = "sla-report-await"
+SLA_REPORT_POLL = "sla-report-poll"
+SLA_REPORT_DOWNLOAD = "sla-report-download"
+
+
+def schedule_action(action: str, name: str) -> dict[str, str]:
+    return {"type": REPORTS_SCHEDULE_ACTION, "action": action, "name": name}

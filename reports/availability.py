@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -276,6 +277,10 @@ def build(conn: Any, org_id: uuid.UUID, org_name: str, scope: Scope, period: Rep
 
     site_table = _aggregate_table("sites", "Sites", "Site", current.by("site"), before.by("site"), targets)
     group_table = _aggregate_table("groups", "Groups", "Group", current.by("group"), before.by("group"), targets)
+    # Tags too when devices carry any (the SLA page groups by tag): a device counts under each of its tags.
+    tag_tables = ([replace(_aggregate_table("tags", "Tags", "Tag", current.by("tag"), before.by("tag"), targets),
+                           note="A device with several tags counts under each of them.")]
+                  if current.devices["tags"].list.len().sum() > 0 else [])
     device_table = _device_table(current, before, targets)
     causes, every = _outage_tables(current, period)
     breaches = len(site_table.flagged) + len(group_table.flagged) + len(device_table.flagged)
@@ -304,7 +309,7 @@ def build(conn: Any, org_id: uuid.UUID, org_name: str, scope: Scope, period: Rep
     sections = [
         Section("Summary", [Text(f"{verdict} Below their target: {below}."),
                             summary, chart, trend_table]),
-        Section("Sites and groups", [site_table, group_table]),
+        Section("Sites and groups", [site_table, group_table, *tag_tables]),
         Section("Outages", [causes, every], new_page=True),
         Section("Devices", [device_table], new_page=True),
         Section("Definitions", [Definitions(DEFINITIONS)]),

@@ -37,14 +37,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from analytics.notify.outbox import enqueue
-from netpulse.errors import NotFound
+from netpulse.errors import NotFound, ValidationError
 from reports.email import report_message
 from reports.generate import check_format, check_kind, generate, resolve
-from reports.period import ReportPeriod
-from reports.schedules import Schedule, fires, list_schedules, period_for, schedule_time_zone
+from reports.period import ReportPeriod, parse_period
+from reports.schedules import Schedule, fires, get_schedule, list_schedules, period_for, schedule_time_zone
 from reports.scope import Scope
 
-__all__ = ["LOCK_NAMESPACE", "RunOutcome", "Delivery", "Run", "create_run", "request_run", "claim_due",
+__all__ = ["LOCK_NAMESPACE", "RunOutcome", "Delivery", "Run", "create_run", "request_run", "request_schedule_run",
+           "claim_due",
            "runs_to_resume", "mark_enqueued", "execute_run", "list_runs", "get_run", "run_file"]
 
 log = structlog.get_logger("netpulse.reports")
@@ -152,6 +153,32 @@ def request_run(conn: Conn, org_id: uuid.UUID, *, kind: str, scope: str, period:
     if run_id is None:  # only a schedule's run can exist already
         raise RuntimeError("a requested report run was not created")
     return run_id
+
+
+def request_schedule_run(conn: Conn, org_id: uuid.UUID, name: str, *, now: datetime, period: str | None = None,
+                         field: str = "--period") -> tuple[int, bool]:
+    """Schedule ``name``'s run for ``period`` (as typed; by default the period of its latest firing),
+    claimed as a firing claims it, so it is emailed to the schedule's channels: (its id, True); or the
+    run that period has already, made or not (its id, False). A worker or :func:`execute_run` makes it."""
+    schedule = get_schedule(conn, org_id, name)
+    tz = schedule_time_zone(conn, schedule)
+    if period:
+        span = parse_period(period, tz, now=now, field=field)
+    else:
+        last = fires(schedule.cron, tz, after=datetime(1970, 1, 2, tzinfo=UTC), until=now, limit=1)
+        if not last:
+            raise ValidationError(f"schedule {name!r} has not fired yet; give {field}",
+                                  details={field.lstrip("-"): "required"})
+        span = period_for(schedule, last[0], tz)
+    run_id = create_run(conn, org_id, kind=schedule.kind, scope=schedule.scope, fmt=schedule.format, period=span,
+                        schedule=schedule)
+    if run_id is not None:
+        return run_id, True
+    row = conn.execute("SELECT id FROM report_runs WHERE schedule_id = %s AND period_start = %s",
+                       (schedule.id, span.start)).fetchone()
+    if row is None:  # the conflicting run was deleted meanwhile
+        raise RuntimeError(f"schedule {name!r}: no run for {span.label}, and none could be claimed")
+    return int(row[0]), False
 
 
 def claim_due(conn: Conn, now: datetime, *, lookback: timedelta = timedelta(days=35)) -> list[int]:

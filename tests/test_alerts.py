@@ -229,3 +229,31 @@ def test_an_sla_breach_opens_one_alert_until_the_target_is_met(db: psycopg.Conne
     tomorrow = day + timedelta(days=1, hours=1)
     done = apply_sla(db, org, evaluate_targets(db, org, tomorrow), tomorrow)
     assert done.resolved == first.opened and done.opened == []
+
+
+def test_an_sla_breach_early_in_its_period_says_how_far_over_the_allowance_it_is(db: psycopg.Connection,
+                                                                                   org: uuid.UUID) -> None:
+    """Early in a month the month's error budget is still positive while the availability so far is below
+    the target: the message names the down time against what the target allows so far, and the budget
+    left, never a negative number "over budget"."""
+    from analytics.alerts import apply_sla
+    from analytics.sla import evaluate_targets
+
+    (dev,) = make_devices(db, org, 1)
+    day = utc(2026, 11, 20)
+    # Monitored from midnight, down 01:00-02:00: by noon 1 h of 12 h is down, far below 99 %, while the
+    # month's budget (1 % of the 12 h so far and the 10.5 days left) still allows ~98 minutes more.
+    for t, a, b in ((day, "unknown", "up"), (day + timedelta(hours=1), "up", "down"),
+                    (day + timedelta(hours=2), "down", "up")):
+        db.execute("INSERT INTO device_status_events (organization_id, device_id, time, confirmed_at, from_status, "
+                   "to_status) VALUES (%s, %s, %s, %s, %s, %s)", (org, dev, t, t, a, b))
+    db.execute("INSERT INTO sla_targets (organization_id, scope, target_pct, period, severity) "
+               "VALUES (%s, 'all', 99, 'month', 'warning')", (org,))
+    (result,) = evaluate_targets(db, org, NOW)
+    assert result.breached and result.error_budget_min == pytest.approx(0.01 * (12 * 60 + 10.5 * 24 * 60) - 60)
+    assert len(apply_sla(db, org, [result], NOW).opened) == 1
+    (message,) = db.execute("SELECT message FROM alerts WHERE alert_type = 'sla_breach'").fetchone()
+    assert message == ("SLA breached for all devices: 91.667 % available this month so far (target 99 %): 60.0 min "
+                       "of down time, over the 7.2 min the target allows for the time monitored so far; 98.4 min of "
+                       "error budget left for the rest of the month")
+    assert "-" not in message.split(":", 1)[1]

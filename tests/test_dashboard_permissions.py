@@ -29,7 +29,8 @@ from tests.conftest import REDIS_URL, truncate_all
 from tests.noc_data import PASSWORD, NocData, email, seed_noc
 
 SECRET = "permission-test-secret-0123456789abcdef"
-WRITERS = {"device:write": (Role.ADMIN, Role.OPERATOR), "alert:write": (Role.ADMIN, Role.OPERATOR)}
+WRITERS = {"device:write": (Role.ADMIN, Role.OPERATOR), "alert:write": (Role.ADMIN, Role.OPERATOR),
+           "report:write": (Role.ADMIN, Role.OPERATOR)}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_every_callback_names_a_permission(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("name", ["open_form", "save", "ask_delete", "delete", "import_csv", "act",
-                                  "bulk_acknowledge"])
+                                  "bulk_acknowledge", "generate", "add_schedule", "schedule_action", "ask_for_pdf"])
 def test_callbacks_that_change_data_refuse_viewers_and_api_users(app: Flask, tokens: dict[Role, str],
                                                                  name: str) -> None:
     permission = getattr(_callbacks(app)[_key(app, name)]["callback"], PERMISSION_ATTR)

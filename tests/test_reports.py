@@ -423,3 +423,26 @@ def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.M
     assert demo_database_url(tmp_path) == "postgresql://postgres@/netpulse?host=/tmp/sock&port=5432"
     pid_file.write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) is None
+
+
+def test_availability_lists_tags_as_the_sla_page_groups_them(conn: psycopg.Connection, hist: history.History,
+                                                             tmp_path: Path) -> None:
+    """The SLA page groups by site, group, tag or device, and its PDF report is this one: the tags have a
+    table too (a device under each of its tags), equal to SQL of its own."""
+    devices = {r["id"]: r for r in _availability_sql(conn, hist.org, PERIOD)}
+    tagged: dict[str, list[dict[str, Any]]] = {}
+    for device_id, tag in conn.execute("SELECT dt.device_id, t.name FROM device_tags dt JOIN tags t ON t.id = dt.tag_id"
+                                       " WHERE t.organization_id = %s", (hist.org,)).fetchall():
+        tagged.setdefault(tag, []).append(devices[device_id])
+    assert len(tagged) >= 2
+    blocks = _csv(_made(conn, hist.org, "availability", "csv").content)
+    rows = {r["tag"]: r for r in blocks["tags"]}
+    untagged = [r for r in devices.values() if not any(r in v for v in tagged.values())]
+    assert set(rows) == set(tagged) | ({"(no tag)"} if untagged else set())
+    for tag, members in tagged.items():
+        mine = _sum(members)
+        assert int(rows[tag]["devices"]) == mine["devices"] and int(rows[tag]["outages"]) == mine["outages"], tag
+        assert _float(rows[tag]["availability_pct"]) == pytest.approx(mine["availability_pct"], abs=1e-9), tag
+    text = _pdf_text(_made(conn, hist.org, "availability", "pdf").content, tmp_path)
+    tag = sorted(tagged)[0]
+    assert _line(text, tag, after="Tags")[len(tag.split())] == fmt(len(tagged[tag]), "count")

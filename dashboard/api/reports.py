@@ -14,12 +14,9 @@ need ``report:read``, asking for reports and changing schedules ``report:write``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-import structlog
-from flask import current_app
 from flask_openapi3 import Tag
 from pydantic import ConfigDict, Field
 from werkzeug.wrappers import Response
@@ -27,14 +24,14 @@ from werkzeug.wrappers import Response
 from dashboard.api.params import INT32_MAX, ApiModel, OptionalText, Paged, PathModel
 from dashboard.api.routing import PREFIX, field_names, file_answer, ok, operation, page_of, pg, unit_of_work
 from dashboard.api.schemas import Deleted, Out
-from dashboard.auth import current_org_id, current_user_id
+from dashboard.auth import current_org_id
+from dashboard.reporting import ask_for_report
 from reports import runs, schedules
 from reports.generate import CONTENT_TYPES
 from reports.period import PERIOD_HELP
 
 TAG = Tag(name="reports", description="Availability/SLA, performance and alert reports as PDF or CSV, and their "
                                       "schedules.")
-log = structlog.get_logger("netpulse.dashboard.api")
 
 Kind = Literal["availability", "performance", "alerts"]
 Format = Literal["pdf", "csv"]
@@ -160,15 +157,6 @@ class SchedulePath(PathModel):
     schedule_name: str = Field(min_length=1, max_length=100)
 
 
-def _send(send: Callable[[int], None], run_id: int) -> None:
-    """Hand the run to a worker. A broker that does not answer loses nothing: the scheduler hands out
-    runs that no worker took (:func:`reports.runs.runs_to_resume`)."""
-    try:
-        send(run_id)
-    except Exception as exc:  # noqa: BLE001 - any broker's failure; the run is resumed by the scheduler
-        log.warning("netpulse.dashboard.report_not_sent", run_id=run_id, error=type(exc).__name__)
-
-
 @operation("GET", "/reports", tag=TAG, permission="report:read", data=RunOut, many=True, paginated=True)
 def list_reports(query: RunQuery) -> Response:
     """Report runs, newest first: asked for and scheduled, pending, made or failed.
@@ -188,18 +176,10 @@ def generate_report(body: GenerateBody) -> Response:
     The answer (202) is the run, ``pending``, with its ``Location``: follow it until ``succeeded``,
     then download the file. A scope naming nothing, or a period that is no period, is a 422.
     """
-    now = datetime.now(UTC)
-    send: Callable[[int], None] | None = current_app.extensions.get("netpulse.send_report")
-    with unit_of_work() as session, field_names(_FIELDS):
-        conn = pg(session)
-        run_id = runs.request_run(conn, current_org_id(), kind=body.kind, scope=body.scope, period=body.period,
-                                  fmt=body.format, now=now, requested_by=current_user_id(),
-                                  fields=("scope", "period"))
-        if send is not None:
-            runs.mark_enqueued(conn, [run_id], now)
-        out = RunOut.of(runs.get_run(conn, current_org_id(), run_id))
-    if send is not None:
-        _send(send, run_id)  # after the commit: the worker must find the run
+    with field_names(_FIELDS):
+        run = ask_for_report(kind=body.kind, scope=body.scope, period=body.period, fmt=body.format)
+    out = RunOut.of(run)
+    run_id = run.id
     response = ok(out, status=202)
     response.headers["Location"] = f"{PREFIX}/reports/{run_id}"
     return response

@@ -4,8 +4,10 @@ Each row shows its availability, the target that applies (a target of its own sc
 all devices), whether it is met and the error budget left: the down time the target still allows over
 the range (negative once overspent). Below: availability per day or hour, and every outage with its
 duration and its cause (the device it was behind, when a parent's outage covered its start). The
-table downloads as CSV. Figures come from :mod:`analytics.sla` (status history, maintenance windows
-taken out).
+table downloads as CSV; "Download PDF report" asks a worker for the availability report of the same
+period (all devices, with tables by site, group, tag and device) and downloads it once made
+(:mod:`dashboard.reporting`, needs ``report:write`` as ``POST /api/v1/reports/generate``). Figures come
+from :mod:`analytics.sla` (status history, maintenance windows taken out).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import polars as pl
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 from sqlalchemy import Engine
@@ -27,12 +29,16 @@ from dashboard import ids, timerange
 from dashboard.auth import current_org_id
 from dashboard.charts import GRAPH_CONFIG, GRID_THEME, MUTED, axis_time, empty_figure, figure
 from dashboard.permissions import allowed, forbidden, guarded
+from dashboard.reporting import ask_for_report, made_file, window_period
 from netpulse.db import raw_connection
+from netpulse.errors import NetPulseError
 from netpulse.timespec import human_duration
 
 dash.register_page(__name__, path="/sla", title="SLA", name="SLA", order=5, permission="metrics:read")
 
 READ = "metrics:read"   # as GET /api/v1/sla/*
+REPORT_WRITE, REPORT_READ = "report:write", "report:read"   # as POST /api/v1/reports/generate, GET its file
+REPORT_POLL_MS = 2_000
 BY_OPTIONS = (("site", "Site"), ("group", "Group"), ("tag", "Tag"), ("device", "Device"))
 MAX_DEVICE_ROWS = 1000
 MAX_OUTAGES = 50
@@ -77,8 +83,10 @@ def layout(by: str | None = None, **_query: Any) -> html.Div:
                                          label_class_name="btn btn-sm btn-outline-secondary",
                                          label_checked_class_name="active", class_name="btn-group np-toggle"),
                           dbc.Button("Download CSV", id=ids.SLA_DOWNLOAD_BUTTON, size="sm", color="secondary",
-                                     outline=True)], className="np-actions-bar")],
+                                     outline=True),
+                          *_report_button()], className="np-actions-bar")],
                      className="np-page-header"),
+            html.Div(id=ids.SLA_REPORT_STATUS, className="mb-2"),
             html.Div(id=ids.SLA_SUMMARY, className="mb-3"),
             html.Div(dag.AgGrid(id=ids.SLA_TABLE, columnDefs=COLUMNS, rowData=[],
                                 defaultColDef={"sortable": True, "resizable": True},
@@ -98,6 +106,14 @@ def layout(by: str | None = None, **_query: Any) -> html.Div:
     )
 
 
+def _report_button() -> list[Any]:
+    if not allowed(REPORT_WRITE):
+        return []
+    return [dbc.Button("Download PDF report", id=ids.SLA_REPORT_BUTTON, size="sm", color="secondary", outline=True),
+            dcc.Store(id=ids.SLA_REPORT_AWAIT, data=None), dcc.Download(id=ids.SLA_REPORT_DOWNLOAD),
+            dcc.Interval(id=ids.SLA_REPORT_POLL, interval=REPORT_POLL_MS, disabled=True)]
+
+
 def _targets(conn: Any) -> dict[tuple[str, str | None], float]:
     return {(t.scope, t.scope_ref): t.target_pct for t in sla.list_targets(conn, current_org_id())}
 
@@ -105,7 +121,7 @@ def _targets(conn: Any) -> dict[tuple[str, str | None], float]:
 def table(conn: Any, by: str, window: timerange.Window) -> tuple[pl.DataFrame, dict[str, Any], sla.Availability]:
     """The availability rows with their target, state and error budget, the organization's totals, and
     the period's figures they come from (one read of the status history, outages with their causes)."""
-    figures = sla.availability_over(conn, current_org_id(), window.start, window.end)
+    figures = sla.availability_over(conn, current_org_id(), window.start, window.end, with_tags=by == "tag")
     frame, total = figures.by(by), figures.by("org").row(0, named=True)  # type: ignore[arg-type]
     targets = _targets(conn)
     default = targets.get(("all", None))
@@ -225,3 +241,38 @@ def download(clicks: int | None, by: str | None, state: dict[str, Any] | None) -
     text = frame.select(columns).write_csv() if frame.height else ",".join(columns) + "\n"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     return dcc.send_string(text, f"netpulse-sla-by-{by}-{stamp}.csv", type="text/csv")
+
+
+@dash.callback(Output(ids.SLA_REPORT_AWAIT, "data"), Output(ids.SLA_REPORT_POLL, "disabled"),
+               Output(ids.SLA_REPORT_STATUS, "children"),
+               Input(ids.SLA_REPORT_BUTTON, "n_clicks"), State(ids.RANGE, "data"), prevent_initial_call=True)
+@guarded(REPORT_WRITE)
+def ask_for_pdf(clicks: int | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The availability report of the period shown, made by a worker (listed on the Reports page too)."""
+    if not clicks:
+        raise PreventUpdate
+    try:
+        run = ask_for_report(kind="availability", scope="all", period=window_period(timerange.window(state)),
+                             fmt="pdf")
+    except NetPulseError as exc:
+        return None, True, dbc.Alert(exc.message, color="danger", className="py-1 px-2 mb-0 small", fade=False)
+    text = f"Making the availability report of {run.period.label}; it downloads when ready."
+    return run.id, False, html.Div(text, className="np-muted small")
+
+
+@dash.callback(Output(ids.SLA_REPORT_DOWNLOAD, "data"), Output(ids.SLA_REPORT_AWAIT, "data", allow_duplicate=True),
+               Output(ids.SLA_REPORT_POLL, "disabled", allow_duplicate=True),
+               Output(ids.SLA_REPORT_STATUS, "children", allow_duplicate=True),
+               Input(ids.SLA_REPORT_POLL, "n_intervals"), State(ids.SLA_REPORT_AWAIT, "data"),
+               prevent_initial_call=True)
+@guarded(REPORT_READ)
+def download_pdf(_n: int | None, run_id: int | None) -> tuple[Any, ...]:
+    if not run_id:
+        raise PreventUpdate
+    run, file = made_file(run_id)
+    if file is None and run.status == "failed":
+        return no_update, None, True, dbc.Alert(f"The report could not be made: {run.error}", color="danger",
+                                                className="py-1 px-2 mb-0 small", fade=False)
+    if file is None:
+        raise PreventUpdate
+    return dcc.send_bytes(file[1], file[0]), None, True, html.Div(f"Downloaded {file[0]}.", className="np-muted small")
