@@ -121,7 +121,7 @@ def layout() -> html.Div:
                                    title="Pause or resume live refresh"),
                         dbc.Button("Wall", id=ids.WALL, size="sm", color="secondary", outline=True,
                                    title="Wall mode: no chrome, large tiles (Esc or the corner button leaves it)"),
-                        html.Span(email, id=ids.NAV_USER, className="np-user"),
+                        html.Span(email, id=ids.NAV_USER, className="np-user", title=email),
                         # A plain form: /logout is a Flask route, not a Dash page, and signing out
                         # changes state, so it is a POST carrying the token's CSRF value (a submit
                         # button sends its own name and value).
