@@ -56,6 +56,31 @@ def secret_weakness(value: str) -> str | None:
     return None
 
 
+DEMO_DATABASE = "netpulse"  # the database the demo's embedded PostgreSQL holds (cli.demo.embedded)
+
+
+def demo_database_url(data_dir: Path) -> str | None:
+    """The URL of the demo's embedded PostgreSQL when it runs from ``data_dir``, else None.
+
+    Read from the server's ``postmaster.pid`` (its socket directory and port), so finding it needs
+    neither the pgserver wheel nor a start of its own.
+    """
+    pid_file = Path(data_dir) / "pgdata" / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid, socket_dir, port = int(lines[0]), lines[4].strip(), lines[3].strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, run by another user (pgserver's as root)
+        pass
+    host = socket_dir or "127.0.0.1"
+    return f"postgresql://postgres@/{DEMO_DATABASE}?host={host}&port={port}"
+
+
 def default_data_dir() -> Path:
     """Where the embedded stack keeps its data: ``$XDG_DATA_HOME/netpulse`` or ``~/.local/share/netpulse``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -229,12 +254,17 @@ class Settings(BaseSettings):
         return self.broker_url or self.require_redis_url()
 
     def require_database_url(self) -> str:
-        if not self.database_url:
+        """NETPULSE_DATABASE_URL, else the database of the demo running from the data directory (so
+        the CLI works beside `netpulse demo` as it does in production)."""
+        if self.database_url:
+            return self.database_url
+        demo = demo_database_url(self.data_dir)
+        if demo is None:
             raise ConfigError(
                 "NETPULSE_DATABASE_URL is not set: point it at PostgreSQL/TimescaleDB "
                 "(e.g. postgresql://netpulse@localhost:5432/netpulse), or run `netpulse demo` for the embedded stack"
             )
-        return self.database_url
+        return demo
 
     def require_redis_url(self) -> str:
         if not self.redis_url:

@@ -28,42 +28,18 @@ from typing import Any
 
 import polars as pl
 
+from netpulse.config import DEMO_DATABASE, demo_database_url
 from netpulse.errors import ConfigError, NotFound, ValidationError
 from netpulse.timespec import parse_duration, parse_time
 
 __all__ = ["DEMO_DATABASE", "Database", "connect", "demo_database_url"]
 
-DEMO_DATABASE = "netpulse"  # the database the demo's embedded PostgreSQL holds (cli.demo.embedded)
 
 _DEVICE_SCHEMA = pl.Schema({"device_id": pl.Int32(), "name": pl.String(), "address": pl.String(),
                             "device_type": pl.String(), "site": pl.String(), "group": pl.String(),
                             "parent": pl.String(), "tags": pl.List(pl.String()), "status": pl.String(),
                             "oper_status": pl.String(), "last_seen": pl.Datetime("us", "UTC"),
                             "simulated": pl.Boolean()})
-
-
-def demo_database_url(data_dir: Path) -> str | None:
-    """The URL of the demo's embedded PostgreSQL when it runs from ``data_dir``, else None.
-
-    Read from the server's ``postmaster.pid`` (its socket directory and port), so finding it needs
-    neither the pgserver wheel nor a start of its own.
-    """
-    pid_file = Path(data_dir) / "pgdata" / "postmaster.pid"
-    try:
-        lines = pid_file.read_text().splitlines()
-        pid, socket_dir, port = int(lines[0]), lines[4].strip(), lines[3].strip()
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        import os
-
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, run by another user (pgserver's as root)
-        pass
-    host = socket_dir or "127.0.0.1"
-    return f"postgresql://postgres@/{DEMO_DATABASE}?host={host}&port={port}"
 
 
 def _time(value: str | datetime | None, field: str) -> datetime | None:

@@ -402,8 +402,9 @@ def test_cli_writes_pdf_and_csv(seeded: tuple[str, history.History], tmp_path: P
 
 def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cli.demo.embedded import DATABASE
-    from netpulse.config import get_settings
+    from netpulse.config import get_settings, load_settings
     from netpulse.data import DEMO_DATABASE, demo_database_url
+    from netpulse.errors import ConfigError
 
     assert DATABASE == DEMO_DATABASE
     monkeypatch.delenv("NETPULSE_DATABASE_URL", raising=False)
@@ -421,8 +422,12 @@ def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.M
     pid_file = tmp_path / "pgdata" / "postmaster.pid"
     pid_file.write_text(f"{os.getpid()}\n{tmp_path}\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) == "postgresql://postgres@/netpulse?host=/tmp/sock&port=5432"
+    # Every CLI command takes it when NETPULSE_DATABASE_URL is unset (`netpulse report` beside the demo).
+    assert load_settings(data_dir=tmp_path).require_database_url() == demo_database_url(tmp_path)
     pid_file.write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) is None
+    with pytest.raises(ConfigError, match="NETPULSE_DATABASE_URL is not set"):
+        load_settings(data_dir=tmp_path).require_database_url()
 
 
 def test_availability_lists_tags_as_the_sla_page_groups_them(conn: psycopg.Connection, hist: history.History,
