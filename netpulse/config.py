@@ -281,20 +281,31 @@ class Settings(BaseSettings):
             raise ValueError(f"the secret key {weakness}; {SECRET_KEY_HOWTO}")
         return v
 
+    def _demo_secret_key(self) -> str | None:
+        """The running demo's key (kept in its data directory), for commands that use its database."""
+        if self.database_url or demo_database_url(self.data_dir) is None:
+            return None
+        try:
+            return (Path(self.data_dir) / "secret-key.secret").read_text().strip() or None
+        except OSError:
+            return None
+
     def require_secret_key(self) -> str:
-        if not self.secret_key:
+        key = self.secret_key or self._demo_secret_key()
+        if not key:
             raise ConfigError(f"NETPULSE_SECRET_KEY is not set: it signs login tokens; {SECRET_KEY_HOWTO}")
-        return self.secret_key
+        return key
 
     def keyring(self) -> Keyring:
         """The keys of stored secrets: ENCRYPTION_KEY (or one derived from SECRET_KEY), then the old ones."""
         older = [k for k in (self.encryption_key_old or "").split(",") if k.strip()]
         if self.encryption_key:
             return Keyring.from_keys(self.encryption_key, older)
-        if not self.secret_key:
+        key = self.secret_key or self._demo_secret_key()
+        if not key:
             raise ConfigError("stored secrets need a key: set NETPULSE_SECRET_KEY or NETPULSE_ENCRYPTION_KEY; "
                               + SECRET_KEY_HOWTO)
-        return Keyring.from_keys(derive_key(self.secret_key), older)
+        return Keyring.from_keys(derive_key(key), older)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -424,10 +424,15 @@ def test_notebook_command_needs_a_database(tmp_path: Path, monkeypatch: pytest.M
     assert demo_database_url(tmp_path) == "postgresql://postgres@/netpulse?host=/tmp/sock&port=5432"
     # Every CLI command takes it when NETPULSE_DATABASE_URL is unset (`netpulse report` beside the demo).
     assert load_settings(data_dir=tmp_path).require_database_url() == demo_database_url(tmp_path)
+    (tmp_path / "secret-key.secret").write_text("the-demo's-own-key-kept-in-its-data-dir\n")
+    assert load_settings(data_dir=tmp_path).require_secret_key() == "the-demo's-own-key-kept-in-its-data-dir"
+    assert load_settings(data_dir=tmp_path, database_url="postgresql://elsewhere/db")._demo_secret_key() is None
     pid_file.write_text("99999999\nx\n0\n5432\n/tmp/sock\n\n1 2\nready\n")
     assert demo_database_url(tmp_path) is None
     with pytest.raises(ConfigError, match="NETPULSE_DATABASE_URL is not set"):
         load_settings(data_dir=tmp_path).require_database_url()
+    with pytest.raises(ConfigError, match="NETPULSE_SECRET_KEY is not set"):
+        load_settings(data_dir=tmp_path).require_secret_key()
 
 
 def test_availability_lists_tags_as_the_sla_page_groups_them(conn: psycopg.Connection, hist: history.History,
