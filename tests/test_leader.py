@@ -71,19 +71,25 @@ def test_only_the_leading_scheduler_ticks(db_url: str, client: redis.Redis) -> N
 
     stop_a, stop_b = threading.Event(), threading.Event()
     lease_a, lease_b = LeaderLease(client, ttl_ms=1500), LeaderLease(client, ttl_ms=1500)
-    a = threading.Thread(target=run, args=("a", stop_a, lease_a))
-    a.start()
-    _wait(lambda: len(ticks["a"]) >= 1)
-    b = threading.Thread(target=run, args=("b", stop_b, lease_b))
-    b.start()
-    time.sleep(2.5)
-    assert ticks["b"] == []  # waiting
-    stop_a.set()  # a clean stop gives the lease back: the other takes over at its next second
-    a.join()
-    _wait(lambda: len(ticks["b"]) >= 1, timeout_s=5)
-    stop_b.set()
-    b.join()
-    engine.dispose()
+    # Daemon threads, stopped in `finally`: a failed assertion must not leave a scheduler running.
+    a = threading.Thread(target=run, args=("a", stop_a, lease_a), daemon=True)
+    b = threading.Thread(target=run, args=("b", stop_b, lease_b), daemon=True)
+    try:
+        a.start()
+        _wait(lambda: len(ticks["a"]) >= 1)
+        b.start()
+        time.sleep(2.5)
+        assert ticks["b"] == []  # waiting
+        stop_a.set()  # a clean stop gives the lease back: the other takes over at its next second
+        a.join()
+        _wait(lambda: len(ticks["b"]) >= 1, timeout_s=5)
+    finally:
+        stop_a.set()
+        stop_b.set()
+        for t in (a, b):
+            if t.is_alive():
+                t.join(timeout=10)
+        engine.dispose()
 
 
 # --- old and failed messages -------------------------------------------------------------------------
