@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import structlog
-from dash import dcc, html
+from dash import dcc, html, no_update
 from flask import current_app
 from sqlalchemy.orm import Session
 
@@ -85,6 +85,15 @@ def outcome(change: Callable[[], T]) -> tuple[T | None, dbc.Alert | None]:
     except NetPulseError as exc:
         log.info("netpulse.dashboard.admin_refused", code=exc.code, message=exc.message)
         return None, refused(exc.message)
+
+
+def write(change: Callable[[], Any], version: int | None) -> tuple[Any, Any]:
+    """A tab's write answered: the change's message and the grid's next version (so it reloads), or
+    the refusal alone with the grid left as it is."""
+    message, error = outcome(change)
+    if error is not None:
+        return error, no_update
+    return done(message), (version or 0) + 1
 
 
 def text(value: Any) -> str:

@@ -105,10 +105,7 @@ def register() -> None:
             covers = "all devices" if w.scope == "all" else f"{w.scope} {w.scope_ref}"
             return f"Added a maintenance window for {covers}, {_stamp(w.starts_at)} to {_stamp(w.ends_at)} UTC."
 
-        message, error = forms.outcome(add)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(add, version)
 
     @dash.callback(
         Output(RESULT, "children", allow_duplicate=True), Output(VERSION, "data", allow_duplicate=True),

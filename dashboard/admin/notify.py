@@ -227,10 +227,7 @@ def register() -> None:
             with forms.session() as s:
                 return f"Added the escalation policy {policies.add_policy(s, current_org_id(), spec).name}."
 
-        message, error = forms.outcome(add)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(add, version)
 
     @dash.callback(
         Output(RESULT, "children", allow_duplicate=True), Output(VERSION, "data", allow_duplicate=True),
@@ -250,7 +247,4 @@ def register() -> None:
             also = f"; {len(moved)} rule(s) now use '{policies.DEFAULT_POLICY}'" if moved else ""
             return f"Removed the escalation policy {selected[0].get('name')}{also}."
 
-        message, error = forms.outcome(remove)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(remove, version)

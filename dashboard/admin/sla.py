@@ -8,7 +8,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from analytics import sla_targets as core
@@ -91,10 +91,7 @@ def register() -> None:
                 return (f"Added a {t.period}ly target of {core.format_pct(t.target_pct)} for "
                         f"{core.describe_scope(t.scope, t.scope_ref)}.")
 
-        message, error = forms.outcome(add)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(add, version)
 
     @dash.callback(
         Output(RESULT, "children", allow_duplicate=True), Output(VERSION, "data", allow_duplicate=True),
@@ -112,7 +109,4 @@ def register() -> None:
                 _, resolved = core.remove_sla_target(s, current_org_id(), target_id)
             return f"Removed the target for {covers}" + (" and resolved its breach alert." if resolved else ".")
 
-        message, error = forms.outcome(remove)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(remove, version)

@@ -134,7 +134,4 @@ def register() -> None:
                 detached = credentials.remove_snmp_credential(s, current_org_id(), credential_id, force=bool(force))
             return f"Removed the SNMP profile {name}" + (f"; detached from {', '.join(detached)}." if detached else ".")
 
-        message, error = forms.outcome(remove)
-        if error is not None:
-            return error, no_update
-        return forms.done(message), (version or 0) + 1
+        return forms.write(remove, version)
