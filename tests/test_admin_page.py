@@ -33,22 +33,20 @@ from analytics import rules as rule_store
 from dashboard import ids
 from dashboard.admin import maintenance, rules, sla, snmp, users
 from dashboard.admin import notify as channels
-from dashboard.app import create_app
 from dashboard.auth import role_allows
 from dashboard.permissions import PERMISSION_ATTR
-from netpulse.config import load_settings
 from netpulse.db import make_engine, make_sessionmaker
 from netpulse.inventory import credentials
 from netpulse.metrics import MetricKind
 from netpulse.schema import Role
-from tests.conftest import REDIS_URL, truncate_all
+from tests.conftest import truncate_all
 from tests.noc_data import NocData, seed_noc
 from tests.test_alerts_page import click, save_full_page
 from tests.test_dashboard_browser import WAIT_S, Browser, browser, live_server, module_browser
-from tests.test_dashboard_permissions import SECRET, _callbacks, _key, _token, call
+from tests.test_dashboard_permissions import _callbacks, _key, _token, app, call
 from tests.test_noc_browser import sign_in_as, texts
 
-FIXTURES = (browser, live_server, module_browser)
+FIXTURES = (app, browser, live_server, module_browser)
 ROLES = (Role.ADMIN, Role.OPERATOR, Role.VIEWER, Role.API_USER)
 
 
@@ -57,17 +55,6 @@ def noc(db_url: str) -> Iterator[NocData]:
     truncate_all(db_url)
     yield seed_noc(db_url)
     truncate_all(db_url)
-
-
-@pytest.fixture(scope="module")
-def app(db_url: str, noc: NocData) -> Iterator[Flask]:
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()  # no login limit left over from earlier tests
-    engine = make_engine(db_url, pool_size=2, max_overflow=2)
-    yield create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
-                     engine=engine)
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import psycopg
 import pytest
+from flask import Flask
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -65,12 +67,9 @@ def chrome_options() -> Options:
     return o
 
 
-@pytest.fixture(scope="module")
-def live_server(db_url: str) -> Iterator[str]:
-    """The real app on 127.0.0.1:<free port>, served from a thread for the whole module."""
-    engine = make_engine(db_url, pool_size=4, max_overflow=4)
-    app = create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
-                     engine=engine)
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` on 127.0.0.1:<free port>, served from a thread until the block ends; its base URL."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dash-test-server", daemon=True)
@@ -80,7 +79,17 @@ def live_server(db_url: str) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_server(db_url: str) -> Iterator[str]:
+    """The real app on 127.0.0.1:<free port>, served from a thread for the whole module."""
+    engine = make_engine(db_url, pool_size=4, max_overflow=4)
+    app = create_app(load_settings(database_url=db_url, redis_url=REDIS_URL, secret_key=SECRET, env="testing"),
+                     engine=engine)
+    with serving(app) as url:
+        yield url
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ something is called by each role: those without ``report:write`` are refused and
 
 from __future__ import annotations
 
-import logging
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ import pytest
 from flask import Flask
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from werkzeug.serving import make_server
 
 from dashboard import ids
 from dashboard.app import create_app
@@ -32,7 +29,7 @@ from netpulse.schema import Role
 from tests.conftest import REDIS_URL, empty_redis, truncate_all
 from tests.noc_data import PASSWORD, NocData, email, seed_noc
 from tests.test_alerts_page import click, save_full_page
-from tests.test_dashboard_browser import SECRET, WAIT_S, Browser, browser, module_browser
+from tests.test_dashboard_browser import SECRET, WAIT_S, Browser, browser, module_browser, serving
 from tests.test_noc_browser import sign_in_as, texts
 
 FIXTURES = (browser, module_browser)
@@ -85,17 +82,9 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture(scope="module")
 def live_server(db_url: str, worker: Any) -> Iterator[str]:
     engine = make_engine(db_url, pool_size=4, max_overflow=4)
-    app = make_app(db_url, engine)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="reports-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        engine.dispose()
+    with serving(make_app(db_url, engine)) as url:
+        yield url
+    engine.dispose()
 
 
 def downloaded(browser: Browser, folder: Path, pattern: str) -> Path:
